@@ -1,0 +1,266 @@
+//! The `rotor` command line: `serve`, `migrate`, `openapi`, `healthcheck`.
+
+use crate::config::{parse_master_key, Config, JwtSecret, LogFormat};
+use crate::embedded::EmbeddedPostgres;
+use crate::startup::{shutdown_signal, Application};
+use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+/// Rotor: pooled LLM provider credentials with load balancing and an OpenAI-compatible gateway.
+#[derive(Parser)]
+#[command(name = "rotor", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (with no DATABASE_URL: the embedded default, a private PostgreSQL).
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Database to migrate.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Print the OpenAPI document (JSON) on stdout.
+    Openapi,
+    /// Exit 0 when the local server answers /healthz (for container health checks).
+    Healthcheck {
+        /// URL to probe; defaults to /healthz on ROTOR_LISTEN's port at 127.0.0.1.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// Settings of `rotor serve`; each flag also reads its environment variable.
+#[derive(Args, Default)]
+pub struct ServeArgs {
+    /// PostgreSQL URL; unset means the embedded default.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Redis URL for dispatch state shared by replicas.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Listen address (default 0.0.0.0:8080).
+    #[arg(long, env = "ROTOR_LISTEN")]
+    listen: Option<String>,
+    /// Master key: 32 bytes, base64.
+    #[arg(long, env = "ROTOR_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Previous master key, readable during a rotation.
+    #[arg(long, env = "ROTOR_MASTER_KEY_PREVIOUS", hide_env_values = true)]
+    master_key_previous: Option<String>,
+    /// JWT signing secret, at least 32 bytes.
+    #[arg(long, env = "ROTOR_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// License token, or a path to a file holding one.
+    #[arg(long, env = "ROTOR_LICENSE", hide_env_values = true)]
+    license: Option<String>,
+    /// self-hosted (default) or saas.
+    #[arg(long, env = "ROTOR_DEPLOYMENT")]
+    deployment: Option<String>,
+    /// open or closed (default: closed when self-hosted, open in saas).
+    #[arg(long, env = "ROTOR_SIGNUP")]
+    signup: Option<String>,
+    /// Upstream addresses allowed (CIDRs and host names, comma-separated).
+    #[arg(long, env = "ROTOR_UPSTREAM_ALLOW")]
+    upstream_allow: Option<String>,
+    /// Upstream addresses refused (CIDRs and host names, comma-separated).
+    #[arg(long, env = "ROTOR_UPSTREAM_DENY")]
+    upstream_deny: Option<String>,
+    /// First-byte timeout per upstream attempt, seconds (default 120).
+    #[arg(long, env = "ROTOR_UPSTREAM_TIMEOUT")]
+    upstream_timeout: Option<String>,
+    /// Deadline for a whole gateway request, seconds (default 300).
+    #[arg(long, env = "ROTOR_REQUEST_DEADLINE")]
+    request_deadline: Option<String>,
+    /// Longest pause between stream chunks, seconds (default 60).
+    #[arg(long, env = "ROTOR_STREAM_IDLE_TIMEOUT")]
+    stream_idle_timeout: Option<String>,
+    /// Largest gateway request body (default 32MiB).
+    #[arg(long, env = "ROTOR_GATEWAY_MAX_BODY")]
+    gateway_max_body: Option<String>,
+    /// Bearer token for /metrics (unset: loopback clients only).
+    #[arg(long, env = "ROTOR_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Proxies whose X-Forwarded-For is believed (CIDRs, comma-separated).
+    #[arg(long, env = "ROTOR_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
+    /// Directory of the embedded default (default ./.rotor).
+    #[arg(long, env = "ROTOR_DATA_DIR")]
+    data_dir: Option<String>,
+    /// json or pretty (default pretty).
+    #[arg(long, env = "ROTOR_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings as variable name → value, for [`Config::from_vars`].
+    pub fn vars(&self) -> HashMap<String, String> {
+        let pairs = [
+            ("DATABASE_URL", &self.database_url),
+            ("REDIS_URL", &self.redis_url),
+            ("ROTOR_LISTEN", &self.listen),
+            ("ROTOR_MASTER_KEY", &self.master_key),
+            ("ROTOR_MASTER_KEY_PREVIOUS", &self.master_key_previous),
+            ("ROTOR_JWT_SECRET", &self.jwt_secret),
+            ("ROTOR_LICENSE", &self.license),
+            ("ROTOR_DEPLOYMENT", &self.deployment),
+            ("ROTOR_SIGNUP", &self.signup),
+            ("ROTOR_UPSTREAM_ALLOW", &self.upstream_allow),
+            ("ROTOR_UPSTREAM_DENY", &self.upstream_deny),
+            ("ROTOR_UPSTREAM_TIMEOUT", &self.upstream_timeout),
+            ("ROTOR_REQUEST_DEADLINE", &self.request_deadline),
+            ("ROTOR_STREAM_IDLE_TIMEOUT", &self.stream_idle_timeout),
+            ("ROTOR_GATEWAY_MAX_BODY", &self.gateway_max_body),
+            ("ROTOR_METRICS_TOKEN", &self.metrics_token),
+            ("ROTOR_TRUSTED_PROXIES", &self.trusted_proxies),
+            ("ROTOR_DATA_DIR", &self.data_dir),
+            ("ROTOR_LOG_FORMAT", &self.log_format),
+        ];
+        let mut vars: HashMap<String, String> = pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+            .collect();
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            vars.insert("RUST_LOG".into(), filter);
+        }
+        vars
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rotor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Migrate { database_url } => {
+            crate::telemetry::init(LogFormat::Pretty);
+            let result = async {
+                let pool = rotor_storage::connect(&database_url, 2).await?;
+                rotor_storage::migrate(&pool).await?;
+                anyhow::Ok(())
+            };
+            report(result.await.map(|()| println!("migrations applied")))
+        }
+        Command::Openapi => match serde_json::to_string_pretty(&crate::app::openapi()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(Err(e.into())),
+        },
+        Command::Healthcheck { url } => healthcheck(url).await,
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rotor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = match Config::from_vars(&args.vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rotor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(config.log_format);
+    let embedded = if config.database_url.is_none() {
+        match EmbeddedPostgres::start(&config.data_dir).await {
+            Ok((pg, secrets)) => {
+                config.database_url = Some(pg.url().to_owned());
+                if config.master_key.is_none() {
+                    match parse_master_key(
+                        "ROTOR_DATA_DIR/secrets.json master_key",
+                        &secrets.master_key,
+                    ) {
+                        Ok(k) => config.master_key = Some(k),
+                        Err(e) => return report(Err(e.into())),
+                    }
+                }
+                if config.jwt_secret.is_none() {
+                    config.jwt_secret = Some(JwtSecret(secrets.jwt_secret.into_bytes()));
+                }
+                Some(pg)
+            }
+            Err(e) => return report(Err(e.context("embedded default"))),
+        }
+    } else {
+        None
+    };
+    let result = async {
+        let app = Application::build(config).await?;
+        tracing::info!(address = %app.local_addr()?, "rotor listening");
+        app.run_until_stopped(shutdown_signal()).await
+    }
+    .await;
+    if let Some(pg) = embedded {
+        if let Err(e) = pg.stop().await {
+            tracing::warn!(error = %format!("{e:#}"), "embedded PostgreSQL did not stop cleanly");
+        }
+    }
+    tracing::info!("rotor stopped");
+    report(result)
+}
+
+async fn healthcheck(url: Option<String>) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url.unwrap_or_else(|| {
+        let port = std::env::var("ROTOR_LISTEN")
+            .ok()
+            .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
+            .map_or(8080, |a| a.port());
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("rotor: healthcheck supports http:// URLs only");
+        return ExitCode::FAILURE;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        std::io::Result::Ok(buf)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(buf)) if buf.starts_with(b"HTTP/1.1 200") => ExitCode::SUCCESS,
+        _ => {
+            eprintln!("rotor: {url} is not healthy");
+            ExitCode::FAILURE
+        }
+    }
+}

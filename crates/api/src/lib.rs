@@ -1,0 +1,18 @@
+//! Rotor's API crate: the management REST API, authentication, OpenAPI document and the
+//! `rotor` binary's commands. Storage and dispatch live in their own crates.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod throttle;
+
+pub use config::Config;
+pub use startup::Application;

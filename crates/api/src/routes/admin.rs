@@ -1,0 +1,80 @@
+//! Instance administration: every workspace, and plans in saas mode.
+
+use crate::config::Deployment;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, InstanceAdmin, List, ListQuery, PathIds};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use rotor_storage::{Plan, Workspace};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `/admin/*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_all_workspaces))
+        .routes(routes!(set_plan))
+}
+
+/// A plan to set.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanChange {
+    /// The new plan.
+    pub plan: Plan,
+}
+
+/// Every workspace of the instance (instance administrators).
+#[utoipa::path(get, path = "/admin/workspaces", tag = "admin", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = List<Workspace>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn list_all_workspaces(
+    State(state): State<AppState>,
+    _admin: InstanceAdmin,
+    query: ListQuery,
+) -> ApiResult<Json<List<Workspace>>> {
+    let page = rotor_storage::workspaces::list_all(state.db(), query.page()?).await?;
+    Ok(Json(page.into()))
+}
+
+/// Set a workspace's plan (saas mode; a self-hosted instance has no plans: 409).
+#[utoipa::path(put, path = "/admin/workspaces/{ws}/plan", tag = "admin", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id")), request_body = PlanChange, responses(
+    (status = 200, body = Workspace),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 409, body = ErrorBody, description = "plans_not_available (self-hosted mode)"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn set_plan(
+    State(state): State<AppState>,
+    InstanceAdmin(admin): InstanceAdmin,
+    ids: PathIds,
+    body: axum::extract::Request,
+) -> ApiResult<Json<Workspace>> {
+    if state.config().deployment == Deployment::SelfHosted {
+        return Err(ApiError::conflict(
+            "plans_not_available",
+            "plans do not apply to a self-hosted instance; features come from its license",
+        ));
+    }
+    use axum::extract::FromRequest;
+    let ApiJson(change) = ApiJson::<PlanChange>::from_request(body, &state).await?;
+    let ws = ids.uuid("ws")?;
+    let updated =
+        rotor_storage::workspaces::set_plan(state.db(), ws, admin.id, change.plan).await?;
+    tracing::info!(workspace_id = %ws, plan = change.plan.as_str(), "plan changed");
+    Ok(Json(updated))
+}

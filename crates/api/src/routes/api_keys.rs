@@ -1,0 +1,140 @@
+//! Workspace API keys for the gateway: shown once at creation, stored as SHA-256, revocable.
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rotor_storage::api_keys::NewApiKey;
+use rotor_storage::ApiKey;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `/workspaces/{ws}/api-keys*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+}
+
+/// A key to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// What it is for.
+    #[schema(example = "chatbot-prod")]
+    pub name: String,
+    /// Model names the key may call (omit for all of the workspace's models).
+    pub allowed_models: Option<Vec<String>>,
+    /// Optional expiry (RFC 3339, in the future).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A created key; `key` appears only in this answer.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The stored key's listing.
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The key (`rk-…`), for `Authorization: Bearer …` on `/v1`. Not retrievable later.
+    pub key: String,
+}
+
+/// The workspace's API keys (never their secrets).
+#[utoipa::path(get, path = "/workspaces/{ws}/api-keys", tag = "api-keys", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
+    (status = 200, body = List<ApiKey>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    member: Member,
+    query: ListQuery,
+) -> ApiResult<Json<List<ApiKey>>> {
+    let page =
+        rotor_storage::api_keys::list(state.db(), member.workspace.id, query.page()?).await?;
+    Ok(Json(page.into()))
+}
+
+/// Create an API key (owners and admins).
+#[utoipa::path(post, path = "/workspaces/{ws}/api-keys", tag = "api-keys", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewKey, responses(
+    (status = 201, body = CreatedKey),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let mut errors = FieldErrors::default();
+    let name = errors.name("name", &body.name, 100);
+    if body.expires_at.is_some_and(|t| t <= Utc::now()) {
+        errors.add("expires_at", "must be in the future");
+    }
+    let allowed_models = body.allowed_models.map(|models| {
+        if models.len() > 500 {
+            errors.add("allowed_models", "at most 500 models");
+        }
+        let mut names: Vec<String> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| errors.name(&format!("allowed_models[{i}]"), m, 200))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    });
+    errors.finish()?;
+    let secret = crate::auth::new_secret("rk-");
+    let key = NewApiKey {
+        name: &name,
+        prefix: &secret.prefix,
+        hash: &secret.hash,
+        allowed_models: allowed_models.as_deref(),
+        expires_at: body.expires_at,
+    };
+    let api_key =
+        rotor_storage::api_keys::create(state.db(), member.workspace.id, member.user.id, key)
+            .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            api_key,
+            key: secret.value,
+        }),
+    ))
+}
+
+/// Revoke an API key; it stops working at once.
+#[utoipa::path(delete, path = "/workspaces/{ws}/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "key id")), responses(
+    (status = 204, description = "revoked"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+) -> ApiResult<StatusCode> {
+    let id = ids.uuid("id")?;
+    rotor_storage::api_keys::delete(state.db(), member.workspace.id, member.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

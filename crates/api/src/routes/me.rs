@@ -1,0 +1,193 @@
+//! The signed-in user: profile, password change and personal access tokens for automation.
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, AuthUser, ClientAddr, FieldErrors, List, ListQuery, PathIds};
+use crate::routes::auth::check_password;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rotor_storage::{PersonalToken, User};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// `/me*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(delete_token))
+}
+
+/// Who the token belongs to.
+#[utoipa::path(get, path = "/me", tag = "me", security(("bearer" = [])), responses(
+    (status = 200, body = User),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn me(AuthUser(user): AuthUser) -> Json<User> {
+    Json(user)
+}
+
+/// The current and the new password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current_password: String,
+    /// At least 8 characters.
+    pub new_password: String,
+}
+
+/// Change the password. Every session token issued before stops working; personal access
+/// tokens stay valid until revoked or expired.
+#[utoipa::path(post, path = "/me/password", tag = "me", security(("bearer" = [])), request_body = PasswordChange, responses(
+    (status = 204, description = "changed"),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed (including a wrong current_password)"),
+    (status = 429, body = ErrorBody, description = "too_many_requests"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    if let Some(wait) = state.throttle().check(&user.email, addr) {
+        return Err(ApiError::too_many_requests(wait));
+    }
+    let mut errors = FieldErrors::default();
+    check_password(&mut errors, "new_password", &body.new_password);
+    errors.finish()?;
+    let stored = rotor_storage::users::password_hash(state.db(), user.id).await?;
+    if !state
+        .passwords()
+        .verify(Some(stored.clone()), body.current_password)
+        .await?
+    {
+        state.throttle().fail(&user.email, addr);
+        return Err(ApiError::field(
+            "current_password",
+            "does not match the current password",
+        ));
+    }
+    let new_hash = state.passwords().hash(body.new_password).await?;
+    rotor_storage::users::change_password(state.db(), user.id, &stored, &new_hash).await?;
+    tracing::info!(user_id = %user.id, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A personal access token to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it is for.
+    #[schema(example = "terraform")]
+    pub name: String,
+    /// Optional expiry (RFC 3339, in the future).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A created token; `token` is shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Token id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// First 11 characters.
+    pub prefix: String,
+    /// The token (`rp-…`): use it as `Authorization: Bearer …`. Not retrievable later.
+    pub token: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The caller's personal access tokens (without their secrets).
+#[utoipa::path(get, path = "/me/tokens", tag = "me", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = List<PersonalToken>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    query: ListQuery,
+) -> ApiResult<Json<List<PersonalToken>>> {
+    let page = rotor_storage::tokens::list(state.db(), user.id, query.page()?).await?;
+    Ok(Json(page.into()))
+}
+
+/// Create a personal access token, usable wherever a session token is.
+#[utoipa::path(post, path = "/me/tokens", tag = "me", security(("bearer" = [])), request_body = NewToken, responses(
+    (status = 201, body = CreatedToken),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let mut errors = FieldErrors::default();
+    let name = errors.name("name", &body.name, 100);
+    if body.expires_at.is_some_and(|t| t <= Utc::now()) {
+        errors.add("expires_at", "must be in the future");
+    }
+    errors.finish()?;
+    let secret = crate::auth::new_secret("rp-");
+    let t = rotor_storage::tokens::create(
+        state.db(),
+        user.id,
+        &name,
+        &secret.prefix,
+        &secret.hash,
+        body.expires_at,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id: t.id,
+            name: t.name,
+            prefix: t.prefix,
+            token: secret.value,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+        }),
+    ))
+}
+
+/// Revoke one of the caller's personal access tokens.
+#[utoipa::path(delete, path = "/me/tokens/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "token id")), responses(
+    (status = 204, description = "revoked"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ids: PathIds,
+) -> ApiResult<StatusCode> {
+    let id = ids.uuid("id")?;
+    rotor_storage::tokens::delete(state.db(), user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,115 @@
+//! Building and running the server: the listener is bound first so tests can use port 0 and
+//! ask which port they got.
+
+use crate::auth::{Jwt, Passwords};
+use crate::config::Config;
+use crate::state::AppState;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// In-flight requests get this long to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A server ready to run: database migrated, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, migrates it and binds the listener. `config.database_url`
+    /// and `config.jwt_secret` must be set (the embedded default fills them in first).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config
+            .database_url
+            .clone()
+            .context("DATABASE_URL is not set")?;
+        let secret = config
+            .jwt_secret
+            .clone()
+            .context("ROTOR_JWT_SECRET is not set")?;
+        let db = rotor_storage::connect(&url, 32).await.with_context(|| {
+            format!(
+                "cannot connect to the database at {}",
+                crate::config::redact_url(&url)
+            )
+        })?;
+        rotor_storage::migrate(&db)
+            .await
+            .context("cannot migrate the database")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (ROTOR_LISTEN)", config.listen))?;
+        let passwords = Passwords::new().await?;
+        let state = AppState::new(config, db, Jwt::new(&secret), passwords);
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests use it to reach the database).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
+    /// up to [`SHUTDOWN_GRACE`] to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = crate::app::router(self.state.clone());
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let grace = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serve => result.context("server error")?,
+            () = grace => tracing::warn!("in-flight requests still running after {}s; exiting", SHUTDOWN_GRACE.as_secs()),
+        }
+        self.state.db().close().await;
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,1 @@
+//! Dispatch: weighted round-robin over credential pools with cooldowns and failover (built in the gateway issue).

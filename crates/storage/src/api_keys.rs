@@ -1,0 +1,127 @@
+//! Workspace API keys: stored as SHA-256 hashes with a display prefix, never in clear.
+
+use crate::audit::{self, NewEvent};
+use crate::page::{Page, Paged};
+use crate::types::ApiKey;
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    allowed_models: Option<Vec<String>>,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<Row> for ApiKey {
+    fn from(r: Row) -> Self {
+        ApiKey {
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            allowed_models: r.allowed_models,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, prefix, allowed_models, expires_at, created_at, last_used_at";
+
+/// A key to store: everything but the secret itself.
+#[derive(Debug)]
+pub struct NewApiKey<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Display prefix (first 11 characters of the key).
+    pub prefix: &'a str,
+    /// SHA-256 of the whole key.
+    pub hash: &'a [u8],
+    /// Allowed model names, `None` for all.
+    pub allowed_models: Option<&'a [String]>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a new key and records `api_key.created`.
+pub async fn create(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    actor: Uuid,
+    key: NewApiKey<'_>,
+) -> Result<ApiKey> {
+    let mut tx = pool.begin().await?;
+    let id = Uuid::new_v4();
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, allowed_models, expires_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(workspace_id)
+    .bind(key.name)
+    .bind(key.prefix)
+    .bind(key.hash)
+    .bind(key.allowed_models)
+    .bind(key.expires_at)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace_id, actor, "api_key.created", "api_key", id).with_details(
+            serde_json::json!({
+                "name": key.name,
+                "prefix": key.prefix,
+                "allowed_models": key.allowed_models,
+                "expires_at": key.expires_at,
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// A workspace's keys, oldest first.
+pub async fn list(pool: &PgPool, workspace_id: Uuid, page: Page) -> Result<Paged<ApiKey>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    ))
+    .bind(workspace_id)
+    .bind(page.after_ts())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows.into_iter().map(ApiKey::from).collect()))
+}
+
+/// Deletes (revokes) a key of this workspace and records `api_key.revoked`.
+pub async fn delete(pool: &PgPool, workspace_id: Uuid, actor: Uuid, id: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2 RETURNING name, prefix",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (name, prefix) = row.ok_or(Error::NotFound)?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace_id, actor, "api_key.revoked", "api_key", id)
+            .with_details(serde_json::json!({ "name": name, "prefix": prefix })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Storage errors: the few outcomes callers branch on, plus opaque database failures.
+
+/// Storage result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong when loading or writing domain data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The row does not exist in this workspace (or at all: callers cannot tell).
+    #[error("not found")]
+    NotFound,
+    /// A unique or foreign-key constraint refused the write; carries the constraint name.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// The change would leave a workspace without an owner.
+    #[error("a workspace must keep at least one owner")]
+    LastOwner,
+    /// The caller's role does not allow this change to this target.
+    #[error("forbidden")]
+    Forbidden,
+    /// The database could not be reached (pool timeout, I/O): answered as 503.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => Error::NotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Error::Unavailable(e),
+            sqlx::Error::Database(db) => {
+                // 23505 unique_violation, 23503 foreign_key_violation.
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                if code == "23505" || code == "23503" {
+                    Error::Conflict(db.constraint().unwrap_or("unknown").to_owned())
+                } else if code.starts_with("08") || code == "57P01" || code == "57P03" {
+                    // connection exceptions, admin shutdown, cannot connect now
+                    Error::Unavailable(e)
+                } else {
+                    Error::Database(e)
+                }
+            }
+            _ => Error::Database(e),
+        }
+    }
+}

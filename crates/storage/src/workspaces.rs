@@ -1,0 +1,232 @@
+//! Workspaces (the tenants): creation with an owner, member views, renames and plans.
+
+use crate::audit::{self, NewEvent};
+use crate::page::{Page, Paged};
+use crate::types::{parse_plan, parse_role, MemberWorkspace, Plan, Role, Workspace};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: Uuid,
+    name: String,
+    role: String,
+    plan: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MemberRow> for MemberWorkspace {
+    fn from(r: MemberRow) -> Self {
+        MemberWorkspace {
+            id: r.id,
+            name: r.name,
+            role: parse_role(&r.role),
+            plan: parse_plan(&r.plan),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Inserts a workspace owned by `owner` and records `workspace.created`.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    name: &str,
+) -> Result<MemberWorkspace> {
+    let id = Uuid::new_v4();
+    let (created_at,): (DateTime<Utc>,) =
+        sqlx::query_as("INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING created_at")
+            .bind(id)
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query("INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?;
+    audit::record(
+        conn,
+        NewEvent::workspace(id, owner, "workspace.created", "workspace", id)
+            .with_details(serde_json::json!({ "name": name }))
+            .instance_level(),
+    )
+    .await?;
+    Ok(MemberWorkspace {
+        id,
+        name: name.to_owned(),
+        role: Role::Owner,
+        plan: Plan::Sandbox,
+        created_at,
+    })
+}
+
+/// Creates a workspace owned by `owner`. `allow` sees how many workspaces exist and may veto.
+pub async fn create(
+    pool: &PgPool,
+    owner: Uuid,
+    name: &str,
+    allow: impl FnOnce(i64) -> Result<()>,
+) -> Result<MemberWorkspace> {
+    let mut tx = pool.begin().await?;
+    // Same lock as signup: the workspace count checked by `allow` cannot race.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(0x526f_746f_7201_i64)
+        .execute(&mut *tx)
+        .await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces")
+        .fetch_one(&mut *tx)
+        .await?;
+    allow(count)?;
+    let ws = insert(&mut tx, owner, name).await?;
+    tx.commit().await?;
+    Ok(ws)
+}
+
+/// The workspace as `user` sees it, or `None` when `user` is not a member (or it does not exist).
+pub async fn get_for_member(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    user: Uuid,
+) -> Result<Option<MemberWorkspace>> {
+    let row: Option<MemberRow> = sqlx::query_as(
+        "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
+         JOIN memberships m ON m.workspace_id = w.id AND m.user_id = $2 WHERE w.id = $1",
+    )
+    .bind(workspace_id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(MemberWorkspace::from))
+}
+
+/// The workspaces `user` belongs to, oldest first.
+pub async fn list_for_member(
+    pool: &PgPool,
+    user: Uuid,
+    page: Page,
+) -> Result<Paged<MemberWorkspace>> {
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
+         JOIN memberships m ON m.workspace_id = w.id AND m.user_id = $1 \
+         WHERE ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3)) \
+         ORDER BY w.created_at, w.id LIMIT $4",
+    )
+    .bind(user)
+    .bind(page.after_ts())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows.into_iter().map(MemberWorkspace::from).collect()))
+}
+
+/// Renames a workspace and records `workspace.updated`.
+pub async fn rename(pool: &PgPool, workspace_id: Uuid, actor: Uuid, name: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT name FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(workspace_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let old = old.ok_or(Error::NotFound)?;
+    sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
+        .bind(workspace_id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(
+            workspace_id,
+            actor,
+            "workspace.updated",
+            "workspace",
+            workspace_id,
+        )
+        .with_details(serde_json::json!({ "name": { "from": old, "to": name } })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct AdminRow {
+    id: Uuid,
+    name: String,
+    plan: String,
+    member_count: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<AdminRow> for Workspace {
+    fn from(r: AdminRow) -> Self {
+        Workspace {
+            id: r.id,
+            name: r.name,
+            plan: parse_plan(&r.plan),
+            member_count: r.member_count,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const ADMIN_SELECT: &str = "SELECT w.id, w.name, w.plan, w.created_at, \
+     (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id) AS member_count FROM workspaces w";
+
+/// Every workspace of the instance, oldest first (instance administrators only).
+pub async fn list_all(pool: &PgPool, page: Page) -> Result<Paged<Workspace>> {
+    let rows: Vec<AdminRow> = sqlx::query_as(&format!(
+        "{ADMIN_SELECT} WHERE ($1::timestamptz IS NULL OR (w.created_at, w.id) > ($1, $2)) \
+         ORDER BY w.created_at, w.id LIMIT $3"
+    ))
+    .bind(page.after_ts())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows.into_iter().map(Workspace::from).collect()))
+}
+
+/// Sets a workspace's plan and records `workspace.plan_changed` (also in the instance log).
+pub async fn set_plan(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    actor: Uuid,
+    plan: Plan,
+) -> Result<Workspace> {
+    let mut tx = pool.begin().await?;
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT plan FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(workspace_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let old = old.ok_or(Error::NotFound)?;
+    sqlx::query("UPDATE workspaces SET plan = $2, updated_at = now() WHERE id = $1")
+        .bind(workspace_id)
+        .bind(plan.as_str())
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(
+            workspace_id,
+            actor,
+            "workspace.plan_changed",
+            "workspace",
+            workspace_id,
+        )
+        .with_details(serde_json::json!({ "from": old, "to": plan.as_str() }))
+        .instance_level(),
+    )
+    .await?;
+    let row: AdminRow = sqlx::query_as(&format!("{ADMIN_SELECT} WHERE w.id = $1"))
+        .bind(workspace_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
