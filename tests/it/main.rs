@@ -1,1 +1,5 @@
-fn main() {}
+//! End-to-end tests: the real server over real HTTP against a real PostgreSQL.
+
+mod helpers;
+
+mod auth;

@@ -1,0 +1,271 @@
+//! Test harness: a real Rotor server on a free port with its own fresh database, and typed
+//! helpers that keep the tests short.
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use rotor_api::{Application, Config};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+/// The JWT secret every test server uses, so tests can forge tokens with it.
+pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes-long";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The admin URL of the throwaway PostgreSQL started by `scripts/test`.
+pub fn admin_database_url() -> String {
+    std::env::var("ROTOR_TEST_DATABASE_URL")
+        .expect("ROTOR_TEST_DATABASE_URL is not set: run the tests with scripts/test")
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin_url = admin_database_url();
+    let admin = PgPool::connect(&admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    let name = format!("rotor_test_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+}
+
+/// A signed-up user with their personal workspace.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+    pub workspace: Uuid,
+}
+
+/// A response's status, headers and JSON body (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:?}",
+            self.body
+        );
+        self
+    }
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert(status);
+        assert_eq!(self.code(), code, "unexpected error body: {}", self.body);
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "error without message: {}",
+            self.body
+        );
+        self
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server with the test defaults overridden by `vars`.
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_app_on(&database_url, vars).await
+}
+
+/// Starts a server on an existing database.
+pub async fn spawn_app_on(database_url: &str, vars: &[(&str, &str)]) -> TestApp {
+    let mut map: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), database_url.to_owned()),
+        ("ROTOR_LISTEN".into(), "127.0.0.1:0".into()),
+        (
+            "ROTOR_MASTER_KEY".into(),
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        ),
+        ("ROTOR_JWT_SECRET".into(), JWT_SECRET.into()),
+        ("ROTOR_SIGNUP".into(), "open".into()),
+        ("ROTOR_UPSTREAM_ALLOW".into(), "127.0.0.0/8,::1/128".into()),
+    ]);
+    for (k, v) in vars {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = Config::from_vars(&map).expect("test config");
+    let app = Application::build(config).await.expect("build app");
+    let addr = app.local_addr().unwrap();
+    let db = app.state().db().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        addr,
+        db,
+        database_url: database_url.to_owned(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request; `body` is JSON when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(
+            status.as_u16() < 500 || status.as_u16() == 503,
+            "server error {status}: {body}"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn signup_raw(&self, email: &str, password: &str, name: &str) -> Resp {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({"email": email, "password": password, "name": name})),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs up a new user with a unique email and the default password.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let email = format!("{name}-{}@example.com", Uuid::new_v4().simple());
+        let r = self.signup_raw(&email, PASSWORD, name).await;
+        r.assert(201);
+        TestUser {
+            id: r.body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            email,
+            token: r.body["access_token"].as_str().unwrap().to_owned(),
+            workspace: r.body["workspace"]["id"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    /// Adds `user` to `workspace` with `role`, acting as `owner`.
+    pub async fn add_member(&self, owner: &TestUser, workspace: Uuid, user: &TestUser, role: &str) {
+        self.post(
+            &format!("/api/v1/workspaces/{workspace}/members"),
+            &owner.token,
+            json!({"email": user.email, "role": role}),
+        )
+        .await
+        .assert(201);
+    }
+
+    /// Creates an API key in `workspace` and returns (id, key).
+    pub async fn api_key(&self, user: &TestUser, workspace: Uuid, name: &str) -> (Uuid, String) {
+        let r = self
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/api-keys"),
+                &user.token,
+                json!({"name": name}),
+            )
+            .await;
+        r.assert(201);
+        (
+            r.body["id"].as_str().unwrap().parse().unwrap(),
+            r.body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Path of a binary built by `scripts/test` (`cargo build --workspace --bins`).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/it-<hash> → target/debug/<name>
+    let dir = exe.parent().and_then(|p| p.parent()).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build with `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
