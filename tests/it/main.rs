@@ -2,4 +2,10 @@
 
 mod helpers;
 
+mod admin;
+mod api_keys;
 mod auth;
+mod embedded;
+mod hostile;
+mod roles;
+mod tenancy;
