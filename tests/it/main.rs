@@ -1,5 +1,8 @@
 //! End-to-end tests: the real server over real HTTP against a real PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
 mod helpers;
 
 mod admin;
