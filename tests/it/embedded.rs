@@ -192,3 +192,78 @@ fn openapi_command_prints_the_committed_document() {
         );
     }
 }
+
+#[tokio::test]
+async fn migrate_command_prepares_a_database_and_json_logs_carry_request_ids() {
+    let url = fresh_database().await;
+    let out = Command::new(binary("rotor"))
+        .args(["migrate", "--database-url", &url])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('users', 'workspaces', 'memberships', 'api_keys')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 4);
+
+    let port = free_port();
+    let log =
+        std::env::temp_dir().join(format!("rotor-log-{}.jsonl", uuid::Uuid::new_v4().simple()));
+    let mut child = Command::new(binary("rotor"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env(
+            "ROTOR_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env("ROTOR_JWT_SECRET", JWT_SECRET)
+        .env("ROTOR_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROTOR_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    wait_healthy(&client, port, &mut child).await;
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/signup"))
+        .header("x-request-id", "trace-me-123")
+        .json(&json!({"email": "log@example.com", "password": "hunter2-hunter2", "name": "Log"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(terminate(&mut child).success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.to_string().contains("trace-me-123")
+            && l.to_string().contains("/api/v1/auth/signup")),
+        "no log line carries the request id"
+    );
+    assert!(
+        !text.contains("hunter2-hunter2"),
+        "a password reached the log"
+    );
+    assert!(!text.contains(&token), "a session token reached the log");
+}
