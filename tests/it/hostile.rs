@@ -1,1 +1,1344 @@
-//! (being written)
+//! Hostile input: malformed, oversized or mistyped bodies, odd path ids, unknown routes, forged
+//! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx: `read`
+//! checks that) and change nothing. Also the error precedence of DESIGN §11.
+
+use crate::helpers::*;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const JSON: &str = "application/json";
+const MIB: usize = 1024 * 1024;
+
+/// Sends `body` as is, with the given `Authorization` header value and content type.
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Resp {
+    let mut req = app.client.request(method, app.url(path)).body(body);
+    if let Some(a) = auth {
+        req = req.header(AUTHORIZATION, a);
+    }
+    if let Some(ct) = content_type {
+        req = req.header(CONTENT_TYPE, ct);
+    }
+    TestApp::read(req.send().await.expect("request")).await
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Row counts of every table a management request can write.
+async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let mut out = Vec::new();
+    for table in [
+        "users",
+        "workspaces",
+        "memberships",
+        "api_keys",
+        "personal_tokens",
+        "audit_events",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        out.push((table, n));
+    }
+    out
+}
+
+#[track_caller]
+fn assert_field_error(r: &Resp, field: &str, what: &str) {
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (422, "validation_failed"),
+        "{what}: {}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["details"]["fields"][field].is_string(),
+        "{what}: the error should name `{field}`: {}",
+        r.body
+    );
+}
+
+/// A signed-up owner A (whose workspace WA also has a normal member N) and a stranger B.
+struct Setup {
+    app: TestApp,
+    a: TestUser,
+    n: TestUser,
+    b: TestUser,
+}
+
+async fn setup() -> Setup {
+    let app = spawn_app().await;
+    let a = app.user("alice").await;
+    let n = app.user("norma").await;
+    let b = app.user("bob").await;
+    app.add_member(&a, a.workspace, &n, "normal").await;
+    Setup { app, a, n, b }
+}
+
+impl Setup {
+    fn ws(&self, rest: &str) -> String {
+        format!("/api/v1/workspaces/{}{rest}", self.a.workspace)
+    }
+
+    /// Routes that take a JSON body, callable by A, with a valid body for each.
+    fn json_routes(&self) -> Vec<(Method, String, Value)> {
+        vec![
+            (Method::POST, self.ws("/api-keys"), json!({"name": "k"})),
+            (
+                Method::POST,
+                "/api/v1/workspaces".into(),
+                json!({"name": "w"}),
+            ),
+            (Method::PATCH, self.ws(""), json!({"name": "renamed"})),
+            (
+                Method::POST,
+                self.ws("/members"),
+                json!({"email": self.b.email, "role": "normal"}),
+            ),
+            (
+                Method::PATCH,
+                self.ws(&format!("/members/{}", self.n.id)),
+                json!({"role": "editor"}),
+            ),
+            (
+                Method::POST,
+                "/api/v1/me/tokens".into(),
+                json!({"name": "t"}),
+            ),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_invalid_json_and_creates_nothing() {
+    let s = setup().await;
+    let token = bearer(&s.a.token);
+    let counts = row_counts(&s.app).await;
+    let bodies: [(&str, &[u8]); 11] = [
+        ("truncated", br#"{"name": "#),
+        ("empty", b""),
+        ("whitespace only", b"   \n"),
+        ("trailing garbage", br#"{"name": "x"} garbage"#),
+        ("two documents", br#"{"name": "x"}{"name": "y"}"#),
+        ("form encoded", b"name=x"),
+        ("single quotes", b"{'name': 'x'}"),
+        ("trailing comma", br#"{"name": "x",}"#),
+        ("bare word", b"nul"),
+        ("invalid UTF-8", b"{\"name\": \"\xff\xfe\"}"),
+        ("unterminated string", br#"{"name": "sk-do-not-echo-me"#),
+    ];
+    for (method, path, _) in s.json_routes() {
+        for (what, body) in bodies {
+            let r = raw(
+                &s.app,
+                method.clone(),
+                &path,
+                Some(&token),
+                Some(JSON),
+                body.to_vec(),
+            )
+            .await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (400, "invalid_json"),
+                "{what} to {method} {path}: {}",
+                r.body
+            );
+            assert!(!r.body.to_string().contains("sk-do-not-echo-me"));
+        }
+    }
+    // Signup and login too, without a token.
+    for path in ["/api/v1/auth/signup", "/api/v1/auth/login"] {
+        for (what, body) in bodies {
+            let r = raw(&s.app, Method::POST, path, None, Some(JSON), body.to_vec()).await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (400, "invalid_json"),
+                "{what} to {path}: {}",
+                r.body
+            );
+        }
+    }
+    assert_eq!(row_counts(&s.app).await, counts);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415_unsupported_media_type() {
+    let s = setup().await;
+    let token = bearer(&s.a.token);
+    let counts = row_counts(&s.app).await;
+    for (method, path, body) in s.json_routes() {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        for ct in [
+            Some("text/plain"),
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonx"),
+            Some("text/json"),
+        ] {
+            let r = raw(
+                &s.app,
+                method.clone(),
+                &path,
+                Some(&token),
+                ct,
+                bytes.clone(),
+            )
+            .await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (415, "unsupported_media_type"),
+                "{ct:?} to {method} {path}: {}",
+                r.body
+            );
+        }
+    }
+    assert_eq!(row_counts(&s.app).await, counts);
+
+    // The same body as JSON (with a charset parameter) works.
+    let r = raw(
+        &s.app,
+        Method::POST,
+        &s.ws("/api-keys"),
+        Some(&token),
+        Some("application/json; charset=utf-8"),
+        br#"{"name": "fine"}"#.to_vec(),
+    )
+    .await;
+    r.assert(201);
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_413_payload_too_large() {
+    let s = setup().await;
+    let token = bearer(&s.a.token);
+    let path = s.ws("/api-keys");
+    let padded = |total: usize| {
+        let mut body = br#"{"name": ""#.to_vec();
+        let tail = br#""}"#;
+        body.resize(total - tail.len(), b'a');
+        body.extend_from_slice(tail);
+        assert_eq!(body.len(), total);
+        body
+    };
+    let counts = row_counts(&s.app).await;
+
+    // Declared length one byte over the limit.
+    let r = raw(
+        &s.app,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(JSON),
+        padded(MIB + 1),
+    )
+    .await;
+    r.assert_error(413, "payload_too_large");
+    // Far over the limit.
+    let r = raw(
+        &s.app,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(JSON),
+        padded(3 * MIB),
+    )
+    .await;
+    r.assert_error(413, "payload_too_large");
+    // Streamed (chunked, no Content-Length): the limit holds while reading.
+    let file = std::env::temp_dir().join(format!("rotor-hostile-{}.json", Uuid::new_v4()));
+    std::fs::write(&file, padded(2 * MIB)).unwrap();
+    let stream = reqwest::Body::from(tokio::fs::File::open(&file).await.unwrap());
+    let r = raw(
+        &s.app,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(JSON),
+        stream,
+    )
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    r.assert_error(413, "payload_too_large");
+    assert_eq!(row_counts(&s.app).await, counts);
+
+    // Exactly 1 MiB is read and judged on its content: the name is far too long.
+    let r = raw(
+        &s.app,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(JSON),
+        padded(MIB),
+    )
+    .await;
+    assert_field_error(&r, "name", "a 1 MiB body");
+    assert_eq!(row_counts(&s.app).await, counts);
+
+    // The server is still fine afterwards.
+    s.app
+        .post(&path, &s.a.token, json!({"name": "after"}))
+        .await
+        .assert(201);
+}
+
+#[tokio::test]
+async fn long_strings_within_the_size_limit_are_422_naming_the_field() {
+    let s = setup().await;
+    let counts = row_counts(&s.app).await;
+    let huge = "x".repeat(900 * 1024);
+    let cases = [
+        (
+            Method::POST,
+            s.ws("/api-keys"),
+            json!({"name": huge}),
+            "name",
+        ),
+        (
+            Method::POST,
+            s.ws("/api-keys"),
+            json!({"name": "k", "allowed_models": [huge]}),
+            "allowed_models[0]",
+        ),
+        (
+            Method::POST,
+            "/api/v1/workspaces".into(),
+            json!({"name": huge}),
+            "name",
+        ),
+        (Method::PATCH, s.ws(""), json!({"name": huge}), "name"),
+        (
+            Method::POST,
+            s.ws("/members"),
+            json!({"email": format!("{huge}@example.com"), "role": "normal"}),
+            "email",
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/tokens".into(),
+            json!({"name": huge}),
+            "name",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let r = s
+            .app
+            .call(method.clone(), &path, Some(&s.a.token), Some(body))
+            .await;
+        assert_field_error(&r, field, &format!("900 KB {field} to {method} {path}"));
+        assert!(
+            r.body.to_string().len() < 4096,
+            "the error echoes the input: {} bytes",
+            r.body.to_string().len()
+        );
+    }
+    // A huge password at signup is refused without hashing 900 KB for long either way.
+    let r = s.app.signup_raw("huge@example.com", &huge, "Huge").await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert_eq!(row_counts(&s.app).await, counts);
+}
+
+#[tokio::test]
+async fn wrong_types_missing_and_unknown_fields_are_422_naming_the_field() {
+    let s = setup().await;
+    let counts = row_counts(&s.app).await;
+    let members = s.ws("/members");
+    let keys = s.ws("/api-keys");
+    let ws = s.ws("");
+    let member = s.ws(&format!("/members/{}", s.n.id));
+    let email = s.b.email.clone();
+    let cases: Vec<(Method, &str, Value, &str)> = vec![
+        // Wrong types.
+        (
+            Method::POST,
+            &members,
+            json!({"email": 5, "role": "normal"}),
+            "email",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": null, "role": "normal"}),
+            "email",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": [email], "role": "normal"}),
+            "email",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": 5}),
+            "role",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": ["admin"]}),
+            "role",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": {"name": "admin"}}),
+            "role",
+        ),
+        (Method::POST, &members, json!([]), "body"),
+        (
+            Method::POST,
+            &members,
+            json!(["a@example.com", "normal"]),
+            "body",
+        ),
+        (Method::POST, &members, json!("a@example.com"), "body"),
+        (Method::POST, &members, json!(42), "body"),
+        (Method::POST, &members, json!(null), "body"),
+        (Method::POST, &keys, json!({"name": 5}), "name"),
+        (Method::POST, &keys, json!({"name": true}), "name"),
+        (Method::POST, &keys, json!({"name": {"a": 1}}), "name"),
+        (
+            Method::POST,
+            &keys,
+            json!({"name": "k", "allowed_models": "gpt-4o"}),
+            "allowed_models",
+        ),
+        (
+            Method::POST,
+            &keys,
+            json!({"name": "k", "allowed_models": [1]}),
+            "allowed_models[0]",
+        ),
+        (
+            Method::POST,
+            &keys,
+            json!({"name": "k", "expires_at": 5}),
+            "expires_at",
+        ),
+        (
+            Method::POST,
+            &keys,
+            json!({"name": "k", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (Method::POST, &keys, json!([]), "body"),
+        (Method::PATCH, &ws, json!({"name": 5}), "name"),
+        (Method::PATCH, &ws, json!([]), "body"),
+        (Method::PATCH, &member, json!({"role": 1}), "role"),
+        (Method::PATCH, &member, json!({"role": null}), "role"),
+        (
+            Method::POST,
+            "/api/v1/workspaces",
+            json!({"name": ["w"]}),
+            "name",
+        ),
+        // Unknown enum values.
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": "superuser"}),
+            "role",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": ""}),
+            "role",
+        ),
+        (Method::PATCH, &member, json!({"role": "root"}), "role"),
+        // Missing fields.
+        (Method::POST, &members, json!({"role": "normal"}), "email"),
+        (Method::POST, &members, json!({"email": email}), "role"),
+        (Method::POST, &keys, json!({}), "name"),
+        (
+            Method::POST,
+            &keys,
+            json!({"allowed_models": ["gpt-4o"]}),
+            "name",
+        ),
+        (Method::PATCH, &member, json!({}), "role"),
+        (Method::POST, "/api/v1/workspaces", json!({}), "name"),
+        // Unknown fields: nobody sets what the API does not offer.
+        (
+            Method::POST,
+            &keys,
+            json!({"name": "k", "admin": true}),
+            "admin",
+        ),
+        (
+            Method::POST,
+            &members,
+            json!({"email": email, "role": "normal", "is_admin": true}),
+            "is_admin",
+        ),
+        (Method::PATCH, &ws, json!({"plan": "enterprise"}), "plan"),
+        (
+            Method::PATCH,
+            &ws,
+            json!({"name": "x", "id": Uuid::new_v4()}),
+            "id",
+        ),
+        (
+            Method::POST,
+            "/api/v1/workspaces",
+            json!({"name": "w", "plan": "enterprise"}),
+            "plan",
+        ),
+        (
+            Method::PATCH,
+            &member,
+            json!({"role": "normal", "user_id": s.a.id}),
+            "user_id",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let r = s
+            .app
+            .call(method.clone(), path, Some(&s.a.token), Some(body.clone()))
+            .await;
+        assert_field_error(&r, field, &format!("{method} {path} {body}"));
+    }
+    // Every missing field of an empty object is named, or at least the first one.
+    let r = s.app.post(&members, &s.a.token, json!({})).await;
+    r.assert_error(422, "validation_failed");
+    let fields = &r.body["error"]["details"]["fields"];
+    assert!(
+        fields["email"].is_string() || fields["role"].is_string(),
+        "{}",
+        r.body
+    );
+
+    // Signup cannot make anyone an instance admin.
+    let r = s
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({"email": "sneaky@example.com", "password": PASSWORD, "name": "S", "is_admin": true})),
+        )
+        .await;
+    assert_field_error(&r, "is_admin", "signup with is_admin");
+    let r = s
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({"email": 5, "password": PASSWORD, "name": "S"})),
+        )
+        .await;
+    assert_field_error(&r, "email", "signup with a number for email");
+
+    // Error messages name the field, never the value sent.
+    let r = s
+        .app
+        .post(
+            &members,
+            &s.a.token,
+            json!({"email": email, "role": "sk-do-not-echo"}),
+        )
+        .await;
+    assert_field_error(&r, "role", "secret-looking role");
+    assert!(!r.body.to_string().contains("sk-do-not-echo"), "{}", r.body);
+
+    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(
+        s.app.get(&member, &s.a.token).await.status.as_u16(),
+        405,
+        "GET on a member is not a route"
+    );
+    let roles = s.app.get(&members, &s.a.token).await;
+    assert!(roles.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["user_id"] == s.n.id.to_string() && m["role"] == "normal"));
+}
+
+#[tokio::test]
+async fn an_unknown_plan_is_422() {
+    let app = spawn_app_with(&[("ROTOR_DEPLOYMENT", "saas")]).await;
+    let admin = app.user("root").await;
+    let path = format!("/api/v1/admin/workspaces/{}/plan", admin.workspace);
+    for (body, field) in [
+        (json!({"plan": "gold"}), "plan"),
+        (json!({"plan": "Enterprise"}), "plan"),
+        (json!({"plan": 3}), "plan"),
+        (json!({}), "plan"),
+        (json!({"plan": "team", "seats": 5}), "seats"),
+    ] {
+        let r = app.put(&path, &admin.token, body.clone()).await;
+        assert_field_error(&r, field, &body.to_string());
+    }
+    let ws = app
+        .get(
+            &format!("/api/v1/workspaces/{}", admin.workspace),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(ws.body["plan"], "sandbox");
+    let changes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'workspace.plan_changed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(changes, 0);
+}
+
+#[tokio::test]
+async fn path_ids_that_are_not_uuids_are_404() {
+    let s = setup().await;
+    let (key, _) = s.app.api_key(&s.a, s.a.workspace, "keep").await;
+    let counts = row_counts(&s.app).await;
+    let wa = s.a.workspace;
+    let long = "a".repeat(2000);
+    let mut cases: Vec<(Method, String, Option<Value>)> = Vec::new();
+    for bad in [
+        "abc",
+        "1",
+        "..%2F",
+        "%2E%2E%2Fx",
+        &format!("{wa}x"),
+        &format!("{wa}0"),
+        &format!("{wa}%00"),
+        &format!("{wa}%20"),
+        &format!("x{wa}"),
+        "00000000-0000-0000-0000-00000000000g",
+        "%00",
+        &long,
+    ] {
+        let w = format!("/api/v1/workspaces/{bad}");
+        cases.push((Method::GET, w.clone(), None));
+        cases.push((Method::PATCH, w.clone(), Some(json!({"name": "x"}))));
+        cases.push((Method::GET, format!("{w}/members"), None));
+        cases.push((
+            Method::POST,
+            format!("{w}/members"),
+            Some(json!({"email": s.b.email, "role": "normal"})),
+        ));
+        cases.push((Method::GET, format!("{w}/api-keys"), None));
+        cases.push((
+            Method::POST,
+            format!("{w}/api-keys"),
+            Some(json!({"name": "x"})),
+        ));
+        cases.push((Method::DELETE, format!("{w}/api-keys/{key}"), None));
+        cases.push((Method::GET, format!("{w}/audit-events"), None));
+        // Target ids inside A's own workspace.
+        let own = format!("/api/v1/workspaces/{wa}");
+        cases.push((Method::DELETE, format!("{own}/api-keys/{bad}"), None));
+        cases.push((
+            Method::PATCH,
+            format!("{own}/members/{bad}"),
+            Some(json!({"role": "editor"})),
+        ));
+        cases.push((Method::DELETE, format!("{own}/members/{bad}"), None));
+        cases.push((Method::DELETE, format!("/api/v1/me/tokens/{bad}"), None));
+    }
+    for extra in [format!("{key}x"), format!("{key}/x")] {
+        cases.push((
+            Method::DELETE,
+            format!("/api/v1/workspaces/{wa}/api-keys/{extra}"),
+            None,
+        ));
+    }
+    // Dot segments: the client resolves them, whatever route they land on is not a resource.
+    cases.push((Method::GET, "/api/v1/workspaces/../".into(), None));
+    cases.push((
+        Method::DELETE,
+        format!("/api/v1/workspaces/{wa}/api-keys/../../../"),
+        None,
+    ));
+    for (method, path, body) in cases {
+        let r = s
+            .app
+            .call(method.clone(), &path, Some(&s.a.token), body)
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (404, "not_found"),
+            "{method} {}: {}",
+            &path[..path.len().min(120)],
+            r.body
+        );
+    }
+    assert_eq!(row_counts(&s.app).await, counts);
+    let keys = s.app.get(&s.ws("/api-keys"), &s.a.token).await;
+    assert_eq!(keys.body["data"][0]["id"], key.to_string());
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
+    let s = setup().await;
+    for path in [
+        "/api/v1/nope".to_owned(),
+        "/v2/x".to_owned(),
+        "/api/v2/workspaces".to_owned(),
+        "/api/v1/workspaces/x/y/z".to_owned(),
+        s.ws("/nope"),
+        s.ws("/api-keys/x/y"),
+        "/api/v1/".to_owned(),
+        "/api".to_owned(),
+    ] {
+        for token in [Some(s.a.token.as_str()), None] {
+            for method in [Method::GET, Method::POST] {
+                let r = s
+                    .app
+                    .call(method.clone(), &path, token, Some(json!({})))
+                    .await;
+                assert_eq!(
+                    (r.status.as_u16(), r.code()),
+                    (404, "not_found"),
+                    "{method} {path}: {}",
+                    r.body
+                );
+                assert!(r.headers[CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"));
+            }
+        }
+    }
+    for (method, path) in [
+        (Method::DELETE, "/api/v1/workspaces".to_owned()),
+        (Method::PUT, s.ws("")),
+        (Method::DELETE, s.ws("")),
+        (Method::POST, s.ws("/audit-events")),
+        (Method::PUT, s.ws("/api-keys")),
+        (Method::GET, "/api/v1/auth/login".to_owned()),
+        (Method::PATCH, "/api/v1/me".to_owned()),
+        (Method::GET, s.ws(&format!("/members/{}", s.n.id))),
+    ] {
+        let r = s
+            .app
+            .call(method.clone(), &path, Some(&s.a.token), Some(json!({})))
+            .await;
+        assert_eq!(r.status.as_u16(), 405, "{method} {path}: {}", r.body);
+        assert!(
+            r.code() == "method_not_allowed",
+            "{method} {path}: {}",
+            r.body
+        );
+        assert!(r.body["error"]["message"].is_string());
+        assert!(r.headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+    }
+    // The workspace is still there: PUT/DELETE did nothing.
+    s.app.get(&s.ws(""), &s.a.token).await.assert(200);
+}
+
+fn sign(claims: &Value, alg: Algorithm, secret: &[u8]) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn claims(sub: &str, iat: i64, exp: i64, ver: i32) -> Value {
+    json!({"sub": sub, "iat": iat, "exp": exp, "ver": ver})
+}
+
+#[tokio::test]
+async fn missing_malformed_forged_and_stale_tokens_are_401() {
+    let s = setup().await;
+    let now = chrono::Utc::now().timestamp();
+    let sub = s.a.id.to_string();
+    let secret = JWT_SECRET.as_bytes();
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+
+    // A token forged the right way works: the refusals below are for the reason they name.
+    let good = sign(&claims(&sub, now, now + 600, 0), Algorithm::HS256, secret);
+    s.app.get("/api/v1/me", &good).await.assert(200);
+
+    let valid = claims(&sub, now, now + 600, 0);
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&valid)
+    );
+    let alg_none_no_dot = format!(
+        "{}.{}",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&valid)
+    );
+    // The real header and payload of a good token with the signature stripped or altered.
+    let parts: Vec<&str> = good.split('.').collect();
+    let stripped = format!("{}.{}.", parts[0], parts[1]);
+    let mut tampered_payload = claims(&sub, now, now + 600, 0);
+    tampered_payload["sub"] = json!(s.b.id.to_string());
+    let tampered = format!("{}.{}.{}", parts[0], b64(&tampered_payload), parts[2]);
+
+    // A user who no longer exists: their real session token.
+    let gone = s.app.user("gone").await;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(gone.id)
+        .execute(&s.app.db)
+        .await
+        .unwrap();
+    let (_, api_key) = s.app.api_key(&s.a, s.a.workspace, "gateway").await;
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no Authorization", None),
+        ("Bearer with an empty token", Some("Bearer ".into())),
+        ("Bearer alone", Some("Bearer".into())),
+        ("Basic", Some("Basic YWxpY2U6cGFzc3dvcmQ=".into())),
+        ("Basic with the token", Some(format!("Basic {good}"))),
+        ("token without scheme", Some(good.clone())),
+        ("garbage", Some(bearer("garbage"))),
+        ("three garbage parts", Some(bearer("a.b.c"))),
+        (
+            "expired",
+            Some(bearer(&sign(
+                &claims(&sub, now - 7200, now - 3600, 0),
+                Algorithm::HS256,
+                secret,
+            ))),
+        ),
+        ("alg none", Some(bearer(&alg_none))),
+        (
+            "alg none without signature part",
+            Some(bearer(&alg_none_no_dot)),
+        ),
+        ("signature stripped", Some(bearer(&stripped))),
+        ("payload swapped", Some(bearer(&tampered))),
+        (
+            "another secret",
+            Some(bearer(&sign(
+                &valid,
+                Algorithm::HS256,
+                b"another-secret-that-is-also-32-bytes-long!!",
+            ))),
+        ),
+        (
+            "HS512 with the right secret",
+            Some(bearer(&sign(&valid, Algorithm::HS512, secret))),
+        ),
+        (
+            "HS384 with the right secret",
+            Some(bearer(&sign(&valid, Algorithm::HS384, secret))),
+        ),
+        (
+            "unknown user",
+            Some(bearer(&sign(
+                &claims(&Uuid::new_v4().to_string(), now, now + 600, 0),
+                Algorithm::HS256,
+                secret,
+            ))),
+        ),
+        ("deleted user", Some(bearer(&gone.token))),
+        (
+            "stale token version",
+            Some(bearer(&sign(
+                &claims(&sub, now, now + 600, 1),
+                Algorithm::HS256,
+                secret,
+            ))),
+        ),
+        (
+            "sub not a uuid",
+            Some(bearer(&sign(
+                &claims("alice", now, now + 600, 0),
+                Algorithm::HS256,
+                secret,
+            ))),
+        ),
+        (
+            "no exp",
+            Some(bearer(&sign(
+                &json!({"sub": sub, "iat": now, "ver": 0}),
+                Algorithm::HS256,
+                secret,
+            ))),
+        ),
+        (
+            "unknown personal token",
+            Some(bearer(&format!("rp-{}", "A".repeat(43)))),
+        ),
+        ("bare rp- prefix", Some(bearer("rp-"))),
+        ("a gateway API key", Some(bearer(&api_key))),
+    ];
+    let counts = row_counts(&s.app).await;
+    for (what, auth) in &cases {
+        for (method, path, body) in [
+            (Method::GET, "/api/v1/me".to_owned(), None),
+            (Method::GET, s.ws(""), None),
+            (Method::GET, s.ws("/api-keys"), None),
+            (
+                Method::POST,
+                "/api/v1/workspaces".to_owned(),
+                Some(br#"{"name": "x"}"#.to_vec()),
+            ),
+            (
+                Method::POST,
+                s.ws("/api-keys"),
+                Some(br#"{"name": "x"}"#.to_vec()),
+            ),
+            (
+                Method::POST,
+                "/api/v1/me/tokens".to_owned(),
+                Some(br#"{"name": "x"}"#.to_vec()),
+            ),
+        ] {
+            let r = raw(
+                &s.app,
+                method.clone(),
+                &path,
+                auth.as_deref(),
+                body.is_some().then_some(JSON),
+                body.unwrap_or_default(),
+            )
+            .await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (401, "unauthorized"),
+                "{what}: {method} {path}: {}",
+                r.body
+            );
+        }
+    }
+    assert_eq!(
+        row_counts(&s.app).await,
+        counts,
+        "an unauthenticated request wrote"
+    );
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_422_and_the_maximum_is_fine() {
+    let s = setup().await;
+    let lists = [
+        "/api/v1/workspaces".to_owned(),
+        s.ws("/members"),
+        s.ws("/api-keys"),
+        s.ws("/audit-events"),
+        "/api/v1/me/tokens".to_owned(),
+        "/api/v1/admin/workspaces".to_owned(), // alice signed up first: instance admin
+    ];
+    let garbage_cursor =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("not-a-time:not-a-uuid");
+    for path in &lists {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("limit=abc", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=1.5", "limit"),
+            ("limit=99999999999999999999", "limit"),
+            ("cursor=garbage", "cursor"),
+            ("cursor=%25%25%25", "cursor"),
+            (&format!("cursor={garbage_cursor}"), "cursor"),
+        ] {
+            let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;
+            assert_field_error(&r, field, &format!("{path}?{query}"));
+        }
+        for query in ["limit=200", "limit=1", "limit=50&unknown=1"] {
+            let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;
+            r.assert(200);
+            assert!(r.body["data"].is_array(), "{path}?{query}: {}", r.body);
+            assert!(r.body.get("next_cursor").is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_keys_page_in_creation_order_without_duplicates() {
+    let s = setup().await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let (id, _) = s
+            .app
+            .api_key(&s.a, s.a.workspace, &format!("key-{i}"))
+            .await;
+        created.push(id.to_string());
+    }
+    let path = s.ws("/api-keys");
+    let mut seen: Vec<String> = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => format!("{path}?limit=2"),
+            Some(c) => format!("{path}?limit=2&cursor={c}"),
+        };
+        let page = s.app.get(&url, &s.a.token).await;
+        page.assert(200);
+        let data = page.body["data"].as_array().unwrap();
+        sizes.push(data.len());
+        seen.extend(data.iter().map(|k| k["id"].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => {
+                assert!(page.body["next_cursor"].is_null());
+                break;
+            }
+        }
+        assert!(sizes.len() < 10, "pagination does not end");
+    }
+    assert_eq!(sizes, vec![2, 2, 1]);
+    assert_eq!(seen, created, "pages are in creation order, each key once");
+
+    // The whole list in one page is the same, with no cursor.
+    let all = s.app.get(&path, &s.a.token).await;
+    let ids: Vec<&str> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, created);
+    assert!(all.body["next_cursor"].is_null());
+    // A page of exactly the remaining size ends the list.
+    let exact = s.app.get(&format!("{path}?limit=5"), &s.a.token).await;
+    assert_eq!(exact.body["data"].as_array().unwrap().len(), 5);
+    assert!(exact.body["next_cursor"].is_null());
+
+    // The audit log pages newest first the same way.
+    let audit_path = s.ws("/audit-events");
+    let full = s.app.get(&audit_path, &s.a.token).await;
+    let full: Vec<Value> = full.body["data"].as_array().unwrap().clone();
+    assert!(full.len() >= 7);
+    let mut paged = Vec::new();
+    let mut url = format!("{audit_path}?limit=2");
+    loop {
+        let page = s.app.get(&url, &s.a.token).await;
+        page.assert(200);
+        paged.extend(page.body["data"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(c) => url = format!("{audit_path}?limit=2&cursor={c}"),
+            None => break,
+        }
+        assert!(paged.len() <= full.len(), "pagination does not end");
+    }
+    assert_eq!(paged, full);
+    let newest: Vec<&str> = full[..5]
+        .iter()
+        .map(|e| e["target_id"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = created.iter().map(String::as_str).collect();
+    expected.reverse();
+    assert_eq!(newest, expected, "audit events are newest first");
+}
+
+#[tokio::test]
+async fn errors_come_in_the_documented_order() {
+    let s = setup().await;
+    let keys = s.ws("/api-keys");
+    let counts = row_counts(&s.app).await;
+    let malformed = br#"{"name": "#.to_vec();
+    let unknown_field = br#"{"name": "k", "admin": true}"#.to_vec();
+    let a = bearer(&s.a.token);
+    let n = bearer(&s.n.token);
+    let b = bearer(&s.b.token);
+    let ghost = Uuid::new_v4();
+    let member_ghost = s.ws(&format!("/members/{ghost}"));
+
+    let cases: Vec<(
+        &str,
+        Option<&str>,
+        Method,
+        String,
+        Option<&str>,
+        Vec<u8>,
+        u16,
+        &str,
+    )> = vec![
+        // 401 first.
+        (
+            "no token, malformed",
+            None,
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            malformed.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "no token, text/plain",
+            None,
+            Method::POST,
+            keys.clone(),
+            Some("text/plain"),
+            malformed.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "bad token, malformed",
+            Some("Bearer nope"),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            malformed.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "no token, missing target",
+            None,
+            Method::DELETE,
+            s.ws(&format!("/api-keys/{ghost}")),
+            None,
+            vec![],
+            401,
+            "unauthorized",
+        ),
+        (
+            "no token, unknown workspace",
+            None,
+            Method::GET,
+            format!("/api/v1/workspaces/{ghost}"),
+            None,
+            vec![],
+            401,
+            "unauthorized",
+        ),
+        // Then 404 for a non-member.
+        (
+            "stranger, malformed",
+            Some(&b),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            malformed.clone(),
+            404,
+            "not_found",
+        ),
+        (
+            "stranger, text/plain",
+            Some(&b),
+            Method::POST,
+            keys.clone(),
+            Some("text/plain"),
+            malformed.clone(),
+            404,
+            "not_found",
+        ),
+        (
+            "stranger, unknown field",
+            Some(&b),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            unknown_field.clone(),
+            404,
+            "not_found",
+        ),
+        (
+            "stranger, malformed member patch",
+            Some(&b),
+            Method::PATCH,
+            member_ghost.clone(),
+            Some(JSON),
+            malformed.clone(),
+            404,
+            "not_found",
+        ),
+        // Then 403 for the role.
+        (
+            "normal member, malformed",
+            Some(&n),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            malformed.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, text/plain",
+            Some(&n),
+            Method::POST,
+            keys.clone(),
+            Some("text/plain"),
+            malformed.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, no content type",
+            Some(&n),
+            Method::POST,
+            keys.clone(),
+            None,
+            malformed.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, unknown field",
+            Some(&n),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            unknown_field.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, malformed rename",
+            Some(&n),
+            Method::PATCH,
+            s.ws(""),
+            Some(JSON),
+            malformed.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, missing target",
+            Some(&n),
+            Method::DELETE,
+            s.ws(&format!("/api-keys/{ghost}")),
+            None,
+            vec![],
+            403,
+            "forbidden",
+        ),
+        (
+            "normal member, malformed patch of a missing member",
+            Some(&n),
+            Method::PATCH,
+            member_ghost.clone(),
+            Some(JSON),
+            malformed.clone(),
+            403,
+            "forbidden",
+        ),
+        // Then the body: 415, 400.
+        (
+            "manager, text/plain",
+            Some(&a),
+            Method::POST,
+            keys.clone(),
+            Some("text/plain"),
+            malformed.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "manager, malformed",
+            Some(&a),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            malformed.clone(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "manager, malformed patch of a missing member",
+            Some(&a),
+            Method::PATCH,
+            member_ghost.clone(),
+            Some(JSON),
+            malformed.clone(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "manager, text/plain patch of a missing member",
+            Some(&a),
+            Method::PATCH,
+            member_ghost.clone(),
+            Some("text/plain"),
+            br#"{"role": "editor"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        // Then the target id.
+        (
+            "manager, missing api key",
+            Some(&a),
+            Method::DELETE,
+            s.ws(&format!("/api-keys/{ghost}")),
+            None,
+            vec![],
+            404,
+            "not_found",
+        ),
+        (
+            "manager, valid patch of a missing member",
+            Some(&a),
+            Method::PATCH,
+            member_ghost.clone(),
+            Some(JSON),
+            br#"{"role": "editor"}"#.to_vec(),
+            404,
+            "not_found",
+        ),
+        (
+            "manager, removal of a missing member",
+            Some(&a),
+            Method::DELETE,
+            member_ghost.clone(),
+            None,
+            vec![],
+            404,
+            "not_found",
+        ),
+        // Then 422.
+        (
+            "manager, unknown field",
+            Some(&a),
+            Method::POST,
+            keys.clone(),
+            Some(JSON),
+            unknown_field.clone(),
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (what, auth, method, path, ct, body, status, code) in cases {
+        let r = raw(&s.app, method, &path, auth, ct, body).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (status, code),
+            "{what}: {}",
+            r.body
+        );
+    }
+    assert_eq!(row_counts(&s.app).await, counts);
+}
+
+#[tokio::test]
+async fn a_missing_target_is_404_even_when_the_body_fails_validation() {
+    // DESIGN §11: … → 413/415/400 (body) → 404 (target id) → 403 → 422. A well-formed body
+    // that fails validation must not reveal anything before the target is found.
+    let s = setup().await;
+    let counts = row_counts(&s.app).await;
+    let ghost = Uuid::new_v4();
+    for (target, body) in [
+        (ghost.to_string(), json!({"role": "superuser"})),
+        (ghost.to_string(), json!({"role": "normal", "extra": 1})),
+        (ghost.to_string(), json!({})),
+        ("not-a-uuid".to_owned(), json!({"role": 5})),
+        (s.b.id.to_string(), json!({"role": "superuser"})),
+    ] {
+        let path = s.ws(&format!("/members/{target}"));
+        let r = s.app.patch(&path, &s.a.token, body.clone()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (404, "not_found"),
+            "PATCH {path} {body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(row_counts(&s.app).await, counts);
+}

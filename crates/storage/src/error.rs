@@ -24,9 +24,30 @@ pub enum Error {
     /// Any other database failure.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A stored secret cannot be decrypted (tampered, or its key is missing).
+    #[error("credential cannot be decrypted")]
+    Unreadable,
+    /// The input breaks a domain rule; `code` is the API error code, `fields` name the problems.
+    #[error("{code}")]
+    Invalid {
+        /// `validation_failed`, `secret_required`, …
+        code: &'static str,
+        /// Field path → problem.
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// A credential is the default credential of these models.
+    #[error("credential in use")]
+    InUse(Vec<String>),
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+impl Error {
+    /// A 422 naming one field.
+    pub fn field(name: &str, problem: impl Into<String>) -> Self {
+        Error::Invalid { code: "validation_failed", fields: [(name.to_owned(), problem.into())].into() }
+    }
 }
 
 impl From<sqlx::Error> for Error {

@@ -5,9 +5,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod credentials;
+pub mod crypto;
 pub mod error;
 pub mod members;
+pub mod models;
 pub mod page;
+pub mod providers;
 pub mod tokens;
 pub mod types;
 pub mod users;

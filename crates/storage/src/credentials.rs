@@ -1,0 +1,362 @@
+//! Provider credentials: clear fields in `config`, secret fields encrypted under the
+//! workspace's data key (created on first use), decrypted only into [`Secret`] values.
+
+use crate::audit::{self, NewEvent};
+use crate::crypto::{DataKey, Keyring, Secret};
+use crate::page::{Keyed, Page, Paged};
+use crate::providers::{self, MergeError, SplitConfig};
+use crate::{Error, Result};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, PgPool};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A stored credential with its secrets decrypted (when they could be).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Credential id.
+    pub id: Uuid,
+    /// Owning workspace.
+    pub workspace_id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// Name, unique per provider in the workspace.
+    pub name: String,
+    /// Clear and secret fields; `secrets` is empty when `readable` is false.
+    pub config: SplitConfig,
+    /// False when a secret failed to decrypt (tampered or its key is missing).
+    pub readable: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Keyed for Credential {
+    fn key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.created_at, self.id)
+    }
+}
+
+impl Credential {
+    /// The config as responses show it: clear fields, and secrets masked.
+    pub fn masked_config(&self) -> Map<String, Value> {
+        let mut out = self.config.plain.clone();
+        if let Some(provider) = providers::find(&self.provider) {
+            for f in provider.fields.iter().filter(|f| f.kind == providers::FieldKind::Secret) {
+                let shown = match (self.readable, self.config.secrets.get(f.name)) {
+                    (true, Some(s)) => s.masked(),
+                    (false, _) => "****".to_owned(),
+                    (true, None) => continue,
+                };
+                out.insert(f.name.to_owned(), Value::String(shown));
+            }
+        }
+        out
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    workspace_id: Uuid,
+    provider: String,
+    name: String,
+    config: Value,
+    secrets: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, workspace_id, provider, name, config, secrets, created_at, updated_at";
+
+/// The workspace's data key; created (and stored wrapped) when `create` and none exists.
+pub async fn data_key(conn: &mut PgConnection, keyring: &Keyring, workspace: Uuid, create: bool) -> Result<Option<DataKey>> {
+    let row: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT key_id, wrapped_key FROM workspace_keys WHERE workspace_id = $1")
+            .bind(workspace)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((key_id, wrapped)) = row {
+        return keyring.unwrap(workspace, &wrapped, &key_id).map(Some).map_err(|e| {
+            tracing::error!(workspace_id = %workspace, error = %e, "workspace data key cannot be unwrapped");
+            Error::Unreadable
+        });
+    }
+    if !create {
+        return Ok(None);
+    }
+    let (key, wrapped, key_id) = keyring.new_data_key(workspace);
+    let inserted = sqlx::query(
+        "INSERT INTO workspace_keys (workspace_id, key_id, wrapped_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(workspace)
+    .bind(&key_id)
+    .bind(&wrapped)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Some(key));
+    }
+    // Another transaction created it first: use theirs.
+    Box::pin(data_key(conn, keyring, workspace, false)).await
+}
+
+fn encrypt_all(key: &DataKey, credential: Uuid, secrets: &BTreeMap<String, Secret>) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Value::Object(
+        secrets.iter().map(|(field, s)| (field.clone(), Value::String(b64.encode(key.encrypt(credential, field, s))))).collect(),
+    )
+}
+
+fn decrypt_all(key: Option<&DataKey>, row: &Row) -> std::result::Result<BTreeMap<String, Secret>, ()> {
+    let Value::Object(map) = &row.secrets else { return Err(()) };
+    if map.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let key = key.ok_or(())?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    map.iter()
+        .map(|(field, v)| {
+            let sealed = v.as_str().and_then(|s| b64.decode(s).ok()).ok_or(())?;
+            key.decrypt(row.id, field, &sealed).map(|s| (field.clone(), s)).map_err(|_| ())
+        })
+        .collect()
+}
+
+fn to_credential(row: Row, key: Option<&DataKey>) -> Credential {
+    let secrets = decrypt_all(key, &row);
+    if secrets.is_err() {
+        tracing::error!(credential_id = %row.id, workspace_id = %row.workspace_id, "credential secret cannot be decrypted");
+    }
+    let plain = row.config.as_object().cloned().unwrap_or_default();
+    let readable = secrets.is_ok();
+    Credential {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        provider: row.provider,
+        name: row.name,
+        config: SplitConfig { plain, secrets: secrets.unwrap_or_default() },
+        readable,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// Stores a new credential (config already validated) and records `credential.created`.
+pub async fn create(
+    pool: &PgPool,
+    keyring: &Keyring,
+    workspace: Uuid,
+    actor: Uuid,
+    provider: &str,
+    name: &str,
+    config: SplitConfig,
+) -> Result<Credential> {
+    let mut tx = pool.begin().await?;
+    let key = data_key(&mut tx, keyring, workspace, true).await?.ok_or(Error::Unreadable)?;
+    let id = Uuid::new_v4();
+    let secrets = encrypt_all(&key, id, &config.secrets);
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO credentials (id, workspace_id, provider, name, config, secrets) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(workspace)
+    .bind(provider)
+    .bind(name)
+    .bind(Value::Object(config.plain.clone()))
+    .bind(secrets)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "credential.created", "credential", id)
+            .with_details(serde_json::json!({ "provider": provider, "name": name, "config": config.plain })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(to_credential(row, Some(&key)))
+}
+
+/// A workspace's credentials, oldest first; ones that cannot be decrypted are flagged.
+pub async fn list(pool: &PgPool, keyring: &Keyring, workspace: Uuid, page: Page) -> Result<Paged<Credential>> {
+    let mut conn = pool.acquire().await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE workspace_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    ))
+    .bind(workspace)
+    .bind(page.after_ts())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(&mut *conn)
+    .await?;
+    let key = if rows.is_empty() { None } else { data_key(&mut conn, keyring, workspace, false).await.ok().flatten() };
+    Ok(page.finish(rows.into_iter().map(|r| to_credential(r, key.as_ref())).collect()))
+}
+
+async fn load(conn: &mut PgConnection, keyring: &Keyring, workspace: Uuid, id: Uuid, lock: bool) -> Result<Credential> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM credentials WHERE workspace_id = $1 AND id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind(workspace)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(Error::NotFound)?;
+    let key = data_key(conn, keyring, workspace, false).await.ok().flatten();
+    Ok(to_credential(row, key.as_ref()))
+}
+
+/// One credential of the workspace, even if its secrets cannot be decrypted (`readable`).
+pub async fn get(pool: &PgPool, keyring: &Keyring, workspace: Uuid, id: Uuid) -> Result<Credential> {
+    let mut conn = pool.acquire().await?;
+    load(&mut conn, keyring, workspace, id, false).await
+}
+
+/// A credential change: a new name and/or a config patch (merged, see [`providers::merge`]).
+#[derive(Debug, Default)]
+pub struct CredentialPatch<'a> {
+    /// New name.
+    pub name: Option<&'a str>,
+    /// Fields to change.
+    pub config: Option<&'a Map<String, Value>>,
+}
+
+/// Applies a PATCH in one transaction and records `credential.updated`.
+pub async fn update(
+    pool: &PgPool,
+    keyring: &Keyring,
+    workspace: Uuid,
+    id: Uuid,
+    actor: Uuid,
+    patch: CredentialPatch<'_>,
+) -> Result<Credential> {
+    let mut tx = pool.begin().await?;
+    let current = load(&mut tx, keyring, workspace, id, true).await?;
+    let mut details = Map::new();
+    let mut config = current.config.clone();
+    if let Some(changes) = patch.config {
+        if !current.readable {
+            return Err(Error::Unreadable);
+        }
+        let provider = providers::find(&current.provider).ok_or(Error::Unreadable)?;
+        config = providers::merge(provider, &current.config, changes).map_err(|e| match e {
+            MergeError::Invalid(fields) => Error::Invalid { code: "validation_failed", fields },
+            MergeError::SecretRequired(names) => Error::Invalid {
+                code: "secret_required",
+                fields: names
+                    .into_iter()
+                    .map(|n| (n, "required in clear when base_url or endpoint changes".to_owned()))
+                    .collect(),
+            },
+        })?;
+        let mut changed: Vec<String> = Vec::new();
+        for f in provider.fields {
+            let before = current.config.plain.get(f.name).cloned().or_else(|| current.config.secrets.get(f.name).map(|s| Value::String(s.expose().to_owned())));
+            let after = config.plain.get(f.name).cloned().or_else(|| config.secrets.get(f.name).map(|s| Value::String(s.expose().to_owned())));
+            if before != after {
+                changed.push(f.name.to_owned());
+                if f.kind == providers::FieldKind::Text {
+                    details.insert(f.name.to_owned(), serde_json::json!({ "from": before, "to": after }));
+                }
+            }
+        }
+        details.insert("fields".into(), serde_json::json!(changed));
+    }
+    let name = patch.name.unwrap_or(&current.name);
+    if name != current.name {
+        details.insert("name".into(), serde_json::json!({ "from": current.name, "to": name }));
+    }
+    let key = data_key(&mut tx, keyring, workspace, true).await?.ok_or(Error::Unreadable)?;
+    let secrets = if patch.config.is_some() { Some(encrypt_all(&key, id, &config.secrets)) } else { None };
+    let row: Row = sqlx::query_as(&format!(
+        "UPDATE credentials SET name = $3, config = $4, secrets = COALESCE($5, secrets), updated_at = clock_timestamp() \
+         WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(workspace)
+    .bind(id)
+    .bind(name)
+    .bind(Value::Object(config.plain.clone()))
+    .bind(secrets)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "credential.updated", "credential", id).with_details(Value::Object(details)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(to_credential(row, Some(&key)))
+}
+
+/// Deletes a credential unless a model uses it as its default ([`Error::InUse`] names them).
+pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT provider, name FROM credentials WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+            .bind(workspace)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (provider, name) = row.ok_or(Error::NotFound)?;
+    let models: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM models WHERE workspace_id = $1 AND credential_id = $2 ORDER BY name")
+            .bind(workspace)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    if !models.is_empty() {
+        return Err(Error::InUse(models));
+    }
+    sqlx::query("DELETE FROM credentials WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "credential.deleted", "credential", id)
+            .with_details(serde_json::json!({ "provider": provider, "name": name })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Master key ids that wrap some workspace key but are not in `keyring` (startup check).
+pub async fn missing_key_ids(pool: &PgPool, keyring: &Keyring) -> Result<Vec<String>> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_id FROM workspace_keys ORDER BY key_id")
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.into_iter().filter(|id| !keyring.has(id)).collect())
+}
+
+/// Re-wraps every workspace key not under the current master key; returns how many changed.
+pub async fn rewrap_all(pool: &PgPool, keyring: &Keyring) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT workspace_id, key_id, wrapped_key FROM workspace_keys WHERE key_id <> $1 ORDER BY workspace_id FOR UPDATE",
+    )
+    .bind(keyring.current_id())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut count = 0;
+    for (workspace, key_id, wrapped) in rows {
+        let rewrapped = keyring.rewrap(workspace, &wrapped, &key_id).map_err(|e| Error::Migration(format!("workspace {workspace}: {e}")))?;
+        sqlx::query("UPDATE workspace_keys SET key_id = $2, wrapped_key = $3, rewrapped_at = now() WHERE workspace_id = $1")
+            .bind(workspace)
+            .bind(keyring.current_id())
+            .bind(rewrapped)
+            .execute(&mut *tx)
+            .await?;
+        count += 1;
+    }
+    tx.commit().await?;
+    Ok(count)
+}

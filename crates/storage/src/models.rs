@@ -1,0 +1,243 @@
+//! Models: what clients put in `model`, mapped to a provider's `upstream_model` and a
+//! default credential of the same workspace and provider.
+
+use crate::audit::{self, NewEvent};
+use crate::page::{Keyed, Page, Paged};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// What a model does: chat/completions or embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ModelType {
+    /// Chat completions.
+    #[serde(rename = "llm")]
+    Llm,
+    /// Embeddings.
+    #[serde(rename = "text-embedding")]
+    TextEmbedding,
+}
+
+impl ModelType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelType::Llm => "llm",
+            ModelType::TextEmbedding => "text-embedding",
+        }
+    }
+}
+
+/// A stored model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Model id.
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// Name clients send in `model` (unique in the workspace).
+    pub name: String,
+    /// Name sent upstream.
+    pub upstream_model: String,
+    /// Kind of model.
+    pub model_type: ModelType,
+    /// The default credential ("Default Config").
+    pub credential_id: Uuid,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Keyed for Model {
+    fn key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.created_at, self.id)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    provider: String,
+    name: String,
+    upstream_model: String,
+    model_type: String,
+    credential_id: Uuid,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for Model {
+    fn from(r: Row) -> Self {
+        Model {
+            id: r.id,
+            provider: r.provider,
+            name: r.name,
+            upstream_model: r.upstream_model,
+            model_type: if r.model_type == "text-embedding" { ModelType::TextEmbedding } else { ModelType::Llm },
+            credential_id: r.credential_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, provider, name, upstream_model, model_type, credential_id, created_at, updated_at";
+
+/// A model to create (validated by the API).
+#[derive(Debug)]
+pub struct NewModel<'a> {
+    /// Provider id.
+    pub provider: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Upstream name.
+    pub upstream_model: &'a str,
+    /// Kind.
+    pub model_type: ModelType,
+    /// Default credential.
+    pub credential_id: Uuid,
+}
+
+/// 422 unless `credential` is a credential of `workspace` for `provider`.
+async fn check_credential(conn: &mut PgConnection, workspace: Uuid, provider: &str, credential: Uuid) -> Result<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT provider FROM credentials WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace)
+        .bind(credential)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match found {
+        None => Err(Error::field("credential_id", "no such credential in this workspace")),
+        Some(p) if p != provider => Err(Error::field("credential_id", format!("is a {p} credential, not {provider}"))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Creates a model and records `model.created`.
+pub async fn create(pool: &PgPool, workspace: Uuid, actor: Uuid, new: NewModel<'_>) -> Result<Model> {
+    let mut tx = pool.begin().await?;
+    check_credential(&mut tx, workspace, new.provider, new.credential_id).await?;
+    let id = Uuid::new_v4();
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO models (id, workspace_id, provider, name, upstream_model, model_type, credential_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(workspace)
+    .bind(new.provider)
+    .bind(new.name)
+    .bind(new.upstream_model)
+    .bind(new.model_type.as_str())
+    .bind(new.credential_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "model.created", "model", id).with_details(serde_json::json!({
+            "name": new.name,
+            "provider": new.provider,
+            "upstream_model": new.upstream_model,
+            "model_type": new.model_type.as_str(),
+            "credential_id": new.credential_id,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// A workspace's models, oldest first.
+pub async fn list(pool: &PgPool, workspace: Uuid, page: Page) -> Result<Paged<Model>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    ))
+    .bind(workspace)
+    .bind(page.after_ts())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows.into_iter().map(Model::from).collect()))
+}
+
+/// One model of the workspace.
+pub async fn get(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<Model> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2"))
+        .bind(workspace)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(Model::from).ok_or(Error::NotFound)
+}
+
+/// Changes a model's default credential and/or upstream name; records `model.updated`.
+pub async fn update(
+    pool: &PgPool,
+    workspace: Uuid,
+    id: Uuid,
+    actor: Uuid,
+    credential_id: Option<Uuid>,
+    upstream_model: Option<&str>,
+) -> Result<Model> {
+    let mut tx = pool.begin().await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2 FOR UPDATE"))
+            .bind(workspace)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let current = Model::from(row.ok_or(Error::NotFound)?);
+    if let Some(c) = credential_id {
+        check_credential(&mut tx, workspace, &current.provider, c).await?;
+    }
+    let new_credential = credential_id.unwrap_or(current.credential_id);
+    let new_upstream = upstream_model.unwrap_or(&current.upstream_model);
+    let row: Row = sqlx::query_as(&format!(
+        "UPDATE models SET credential_id = $3, upstream_model = $4, updated_at = clock_timestamp() \
+         WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(workspace)
+    .bind(id)
+    .bind(new_credential)
+    .bind(new_upstream)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut details = serde_json::Map::new();
+    if new_credential != current.credential_id {
+        details.insert("credential_id".into(), serde_json::json!({"from": current.credential_id, "to": new_credential}));
+    }
+    if new_upstream != current.upstream_model {
+        details.insert("upstream_model".into(), serde_json::json!({"from": current.upstream_model, "to": new_upstream}));
+    }
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "model.updated", "model", id).with_details(serde_json::Value::Object(details)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// Deletes a model (and, through the schema, its load-balancing pool); records `model.deleted`.
+pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let name: Option<String> =
+        sqlx::query_scalar("DELETE FROM models WHERE workspace_id = $1 AND id = $2 RETURNING name")
+            .bind(workspace)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let name = name.ok_or(Error::NotFound)?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "model.deleted", "model", id).with_details(serde_json::json!({ "name": name })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
