@@ -33,6 +33,9 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "members", description = "Workspace members and roles"),
         (name = "api-keys", description = "Gateway API keys"),
         (name = "audit", description = "Audit log"),
+        (name = "providers", description = "Provider catalogue"),
+        (name = "credentials", description = "Provider credentials (encrypted, masked)"),
+        (name = "models", description = "Models and their default credential"),
         (name = "admin", description = "Instance administration"),
         (name = "health", description = "Probes"),
     )

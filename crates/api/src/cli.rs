@@ -25,6 +25,11 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Master-key maintenance.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the OpenAPI document (JSON) on stdout.
     Openapi,
     /// Exit 0 when the local server answers /healthz (for container health checks).
@@ -33,6 +38,13 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every workspace data key under ROTOR_MASTER_KEY (the old key goes in
+    /// ROTOR_MASTER_KEY_PREVIOUS); afterwards the previous key is no longer needed.
+    Rewrap(Box<ServeArgs>),
 }
 
 /// Settings of `rotor serve`; each flag also reads its environment variable.
@@ -168,6 +180,9 @@ async fn run(cli: Cli) -> ExitCode {
             Err(e) => report(Err(e.into())),
         },
         Command::Healthcheck { url } => healthcheck(url).await,
+        Command::Keys {
+            command: KeysCommand::Rewrap(args),
+        } => rewrap(*args).await,
     }
 }
 
@@ -181,37 +196,49 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
+/// Validated settings, with the embedded PostgreSQL started when there is no DATABASE_URL.
+async fn prepare(args: &ServeArgs) -> Result<(Config, Option<EmbeddedPostgres>), ExitCode> {
     let mut config = match Config::from_vars(&args.vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rotor: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     crate::telemetry::init(config.log_format);
-    let embedded = if config.database_url.is_none() {
-        match EmbeddedPostgres::start(&config.data_dir).await {
-            Ok((pg, secrets)) => {
-                config.database_url = Some(pg.url().to_owned());
-                if config.master_key.is_none() {
-                    match parse_master_key(
-                        "ROTOR_DATA_DIR/secrets.json master_key",
-                        &secrets.master_key,
-                    ) {
-                        Ok(k) => config.master_key = Some(k),
-                        Err(e) => return report(Err(e.into())),
-                    }
-                }
-                if config.jwt_secret.is_none() {
-                    config.jwt_secret = Some(JwtSecret(secrets.jwt_secret.into_bytes()));
-                }
-                Some(pg)
-            }
-            Err(e) => return report(Err(e.context("embedded default"))),
+    if config.database_url.is_some() {
+        return Ok((config, None));
+    }
+    let (pg, secrets) = EmbeddedPostgres::start(&config.data_dir)
+        .await
+        .map_err(|e| report(Err(e.context("embedded default"))))?;
+    config.database_url = Some(pg.url().to_owned());
+    config.embedded = true;
+    if config.master_key.is_none() {
+        let key = parse_master_key(
+            "ROTOR_DATA_DIR/secrets.json master_key",
+            &secrets.master_key,
+        );
+        config.master_key = Some(key.map_err(|e| report(Err(e.into())))?);
+    }
+    if config.jwt_secret.is_none() {
+        config.jwt_secret = Some(JwtSecret(secrets.jwt_secret.into_bytes()));
+    }
+    Ok((config, Some(pg)))
+}
+
+async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
+    if let Some(pg) = embedded {
+        if let Err(e) = pg.stop().await {
+            tracing::warn!(error = %format!("{e:#}"), "embedded PostgreSQL did not stop cleanly");
         }
-    } else {
-        None
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let (config, embedded) = match prepare(&args).await {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
     let result = async {
         let app = Application::build(config).await?;
@@ -219,12 +246,31 @@ async fn serve(args: ServeArgs) -> ExitCode {
         app.run_until_stopped(shutdown_signal()).await
     }
     .await;
-    if let Some(pg) = embedded {
-        if let Err(e) = pg.stop().await {
-            tracing::warn!(error = %format!("{e:#}"), "embedded PostgreSQL did not stop cleanly");
-        }
-    }
+    stop_embedded(embedded).await;
     tracing::info!("rotor stopped");
+    report(result)
+}
+
+async fn rewrap(args: ServeArgs) -> ExitCode {
+    let (config, embedded) = match prepare(&args).await {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let result = async {
+        let keyring = crate::startup::keyring(&config)?;
+        let url = config.database_url.clone().unwrap_or_default();
+        let pool = rotor_storage::connect(&url, 2).await?;
+        rotor_storage::migrate(&pool).await?;
+        let missing = rotor_storage::credentials::missing_key_ids(&pool, &keyring).await?;
+        if let Some(id) = missing.first() {
+            anyhow::bail!("workspace keys are wrapped by master key {id}: set it as ROTOR_MASTER_KEY_PREVIOUS");
+        }
+        let count = rotor_storage::credentials::rewrap_all(&pool, &keyring).await?;
+        println!("re-wrapped {count} workspace key(s) under master key {}", keyring.current_id());
+        anyhow::Ok(())
+    }
+    .await;
+    stop_embedded(embedded).await;
     report(result)
 }
 

@@ -57,13 +57,7 @@ impl fmt::Debug for JwtSecret {
 }
 
 /// One entry of `ROTOR_UPSTREAM_ALLOW` / `ROTOR_UPSTREAM_DENY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddressRule {
-    /// An address range.
-    Net(IpNet),
-    /// A host name (matched case-insensitively, before resolution).
-    Host(String),
-}
+pub use rotor_dispatch::policy::Rule as AddressRule;
 
 /// Every setting of `rotor serve`, validated.
 #[derive(Clone)]
@@ -106,6 +100,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log format.
     pub log_format: LogFormat,
+    /// Running on the embedded default (local model servers on loopback/private addresses
+    /// are then allowed by default).
+    pub embedded: bool,
 }
 
 impl fmt::Debug for Config {
@@ -294,6 +291,7 @@ impl Config {
             trusted_proxies,
             data_dir,
             log_format,
+            embedded: false,
         })
     }
 }

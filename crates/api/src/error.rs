@@ -153,6 +153,13 @@ impl From<rotor_storage::Error> for ApiError {
                 "users_email_key" => {
                     ApiError::conflict("email_taken", "an account with this email already exists")
                 }
+                "credentials_name_key" => {
+                    ApiError::conflict("credential_exists", "a credential of this provider already has this name")
+                }
+                "models_name_key" => ApiError::conflict("model_exists", "a model with this name already exists"),
+                "models_credential_fkey" => {
+                    ApiError::conflict("credential_in_use", "the credential is some model's default credential")
+                }
                 "password_changed_concurrently" => {
                     ApiError::conflict("conflict", "the password was changed concurrently; retry")
                 }
@@ -170,6 +177,26 @@ impl From<rotor_storage::Error> for ApiError {
                 tracing::error!(error = %source, "database error");
                 ApiError::internal()
             }
+            E::Unreadable => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "credential_unreadable",
+                "the credential's secrets cannot be decrypted; re-enter them or check the master keys",
+            ),
+            E::Invalid { code, fields } => {
+                let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+                let message = if code == "secret_required" {
+                    format!("changing base_url or endpoint requires every secret in clear: {}", names.join(", "))
+                } else {
+                    format!("invalid request: {}", names.join(", "))
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+                    .with_details(serde_json::json!({ "fields": fields }))
+            }
+            E::InUse(models) => ApiError::conflict(
+                "credential_in_use",
+                "the credential is the default credential of some models; change their default first",
+            )
+            .with_details(serde_json::json!({ "models": models })),
             E::Migration(message) => {
                 tracing::error!(%message, "migration error");
                 ApiError::internal()

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod targets;
 pub mod telemetry;
 pub mod throttle;
 

@@ -5,6 +5,9 @@ use crate::auth::{Jwt, Passwords};
 use crate::config::Config;
 use crate::state::AppState;
 use anyhow::Context;
+use rotor_dispatch::client::Upstream;
+use rotor_dispatch::policy::AddressPolicy;
+use rotor_storage::crypto::Keyring;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,8 +46,23 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (ROTOR_LISTEN)", config.listen))?;
+        let keyring = keyring(&config)?;
+        let missing = rotor_storage::credentials::missing_key_ids(&db, &keyring).await?;
+        if let Some(id) = missing.first() {
+            anyhow::bail!(
+                "stored data is encrypted under master key {id}, which is neither ROTOR_MASTER_KEY ({}) nor \
+                 ROTOR_MASTER_KEY_PREVIOUS: set the key with id {id}",
+                keyring.current_id()
+            );
+        }
+        let policy = AddressPolicy {
+            allow: config.upstream_allow.clone(),
+            deny: config.upstream_deny.clone(),
+            allow_private_by_default: config.embedded,
+        };
+        let upstream = Upstream::new(policy).context("cannot build the upstream HTTP client")?;
         let passwords = Passwords::new().await?;
-        let state = AppState::new(config, db, Jwt::new(&secret), passwords);
+        let state = AppState::new(config, db, Jwt::new(&secret), passwords, keyring, upstream);
         Ok(Self { listener, state })
     }
 
@@ -90,6 +108,18 @@ impl Application {
         self.state.db().close().await;
         Ok(())
     }
+}
+
+/// The master keys of `config` (the current one is required).
+pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let current = config
+        .master_key
+        .as_ref()
+        .context("ROTOR_MASTER_KEY is not set")?;
+    Ok(Keyring::new(
+        &current.0,
+        config.master_key_previous.as_ref().map(|k| &k.0),
+    ))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

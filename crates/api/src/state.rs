@@ -3,6 +3,8 @@
 use crate::auth::{Jwt, Passwords};
 use crate::config::{Config, Deployment};
 use crate::throttle::LoginThrottle;
+use rotor_dispatch::client::Upstream;
+use rotor_storage::crypto::Keyring;
 use rotor_storage::Plan;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -19,20 +21,42 @@ struct Inner {
     jwt: Jwt,
     passwords: Passwords,
     throttle: LoginThrottle,
+    keyring: Keyring,
+    upstream: Upstream,
 }
 
 impl AppState {
     /// Assembles the state from validated parts.
-    pub fn new(config: Config, db: PgPool, jwt: Jwt, passwords: Passwords) -> Self {
+    pub fn new(
+        config: Config,
+        db: PgPool,
+        jwt: Jwt,
+        passwords: Passwords,
+        keyring: Keyring,
+        upstream: Upstream,
+    ) -> Self {
+        let throttle = LoginThrottle::default();
         Self {
             inner: Arc::new(Inner {
                 config,
                 db,
                 jwt,
                 passwords,
-                throttle: LoginThrottle::default(),
+                throttle,
+                keyring,
+                upstream,
             }),
         }
+    }
+
+    /// The master keys (current and previous) that unwrap workspace data keys.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    /// The shared upstream HTTP client with the address policy.
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
     }
 
     /// The validated settings.

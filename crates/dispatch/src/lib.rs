@@ -1,1 +1,8 @@
-//! Dispatch: weighted round-robin over credential pools with cooldowns and failover (built in the gateway issue).
+//! Dispatch: everything between Rotor and the LLM providers — the upstream address policy
+//! (SSRF guard), the shared HTTP client, provider request shapes, and (with the gateway) the
+//! weighted round-robin balancer with cooldowns and failover. Knows nothing of Postgres: it is
+//! handed resolved targets with decrypted credentials.
+
+pub mod client;
+pub mod policy;
+pub mod target;

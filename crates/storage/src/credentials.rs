@@ -45,7 +45,11 @@ impl Credential {
     pub fn masked_config(&self) -> Map<String, Value> {
         let mut out = self.config.plain.clone();
         if let Some(provider) = providers::find(&self.provider) {
-            for f in provider.fields.iter().filter(|f| f.kind == providers::FieldKind::Secret) {
+            for f in provider
+                .fields
+                .iter()
+                .filter(|f| f.kind == providers::FieldKind::Secret)
+            {
                 let shown = match (self.readable, self.config.secrets.get(f.name)) {
                     (true, Some(s)) => s.masked(),
                     (false, _) => "****".to_owned(),
@@ -73,7 +77,12 @@ struct Row {
 const COLUMNS: &str = "id, workspace_id, provider, name, config, secrets, created_at, updated_at";
 
 /// The workspace's data key; created (and stored wrapped) when `create` and none exists.
-pub async fn data_key(conn: &mut PgConnection, keyring: &Keyring, workspace: Uuid, create: bool) -> Result<Option<DataKey>> {
+pub async fn data_key(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    workspace: Uuid,
+    create: bool,
+) -> Result<Option<DataKey>> {
     let row: Option<(String, Vec<u8>)> =
         sqlx::query_as("SELECT key_id, wrapped_key FROM workspace_keys WHERE workspace_id = $1")
             .bind(workspace)
@@ -107,12 +116,25 @@ pub async fn data_key(conn: &mut PgConnection, keyring: &Keyring, workspace: Uui
 fn encrypt_all(key: &DataKey, credential: Uuid, secrets: &BTreeMap<String, Secret>) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     Value::Object(
-        secrets.iter().map(|(field, s)| (field.clone(), Value::String(b64.encode(key.encrypt(credential, field, s))))).collect(),
+        secrets
+            .iter()
+            .map(|(field, s)| {
+                (
+                    field.clone(),
+                    Value::String(b64.encode(key.encrypt(credential, field, s))),
+                )
+            })
+            .collect(),
     )
 }
 
-fn decrypt_all(key: Option<&DataKey>, row: &Row) -> std::result::Result<BTreeMap<String, Secret>, ()> {
-    let Value::Object(map) = &row.secrets else { return Err(()) };
+fn decrypt_all(
+    key: Option<&DataKey>,
+    row: &Row,
+) -> std::result::Result<BTreeMap<String, Secret>, ()> {
+    let Value::Object(map) = &row.secrets else {
+        return Err(());
+    };
     if map.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -121,7 +143,9 @@ fn decrypt_all(key: Option<&DataKey>, row: &Row) -> std::result::Result<BTreeMap
     map.iter()
         .map(|(field, v)| {
             let sealed = v.as_str().and_then(|s| b64.decode(s).ok()).ok_or(())?;
-            key.decrypt(row.id, field, &sealed).map(|s| (field.clone(), s)).map_err(|_| ())
+            key.decrypt(row.id, field, &sealed)
+                .map(|s| (field.clone(), s))
+                .map_err(|_| ())
         })
         .collect()
 }
@@ -138,7 +162,10 @@ fn to_credential(row: Row, key: Option<&DataKey>) -> Credential {
         workspace_id: row.workspace_id,
         provider: row.provider,
         name: row.name,
-        config: SplitConfig { plain, secrets: secrets.unwrap_or_default() },
+        config: SplitConfig {
+            plain,
+            secrets: secrets.unwrap_or_default(),
+        },
         readable,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -156,7 +183,9 @@ pub async fn create(
     config: SplitConfig,
 ) -> Result<Credential> {
     let mut tx = pool.begin().await?;
-    let key = data_key(&mut tx, keyring, workspace, true).await?.ok_or(Error::Unreadable)?;
+    let key = data_key(&mut tx, keyring, workspace, true)
+        .await?
+        .ok_or(Error::Unreadable)?;
     let id = Uuid::new_v4();
     let secrets = encrypt_all(&key, id, &config.secrets);
     let row: Row = sqlx::query_as(&format!(
@@ -173,8 +202,9 @@ pub async fn create(
     .await?;
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "credential.created", "credential", id)
-            .with_details(serde_json::json!({ "provider": provider, "name": name, "config": config.plain })),
+        NewEvent::workspace(workspace, actor, "credential.created", "credential", id).with_details(
+            serde_json::json!({ "provider": provider, "name": name, "config": config.plain }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -182,7 +212,12 @@ pub async fn create(
 }
 
 /// A workspace's credentials, oldest first; ones that cannot be decrypted are flagged.
-pub async fn list(pool: &PgPool, keyring: &Keyring, workspace: Uuid, page: Page) -> Result<Paged<Credential>> {
+pub async fn list(
+    pool: &PgPool,
+    keyring: &Keyring,
+    workspace: Uuid,
+    page: Page,
+) -> Result<Paged<Credential>> {
     let mut conn = pool.acquire().await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM credentials WHERE workspace_id = $1 \
@@ -195,11 +230,28 @@ pub async fn list(pool: &PgPool, keyring: &Keyring, workspace: Uuid, page: Page)
     .bind(page.fetch())
     .fetch_all(&mut *conn)
     .await?;
-    let key = if rows.is_empty() { None } else { data_key(&mut conn, keyring, workspace, false).await.ok().flatten() };
-    Ok(page.finish(rows.into_iter().map(|r| to_credential(r, key.as_ref())).collect()))
+    let key = if rows.is_empty() {
+        None
+    } else {
+        data_key(&mut conn, keyring, workspace, false)
+            .await
+            .ok()
+            .flatten()
+    };
+    Ok(page.finish(
+        rows.into_iter()
+            .map(|r| to_credential(r, key.as_ref()))
+            .collect(),
+    ))
 }
 
-async fn load(conn: &mut PgConnection, keyring: &Keyring, workspace: Uuid, id: Uuid, lock: bool) -> Result<Credential> {
+async fn load(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    workspace: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Credential> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM credentials WHERE workspace_id = $1 AND id = $2{}",
         if lock { " FOR UPDATE" } else { "" }
@@ -209,12 +261,20 @@ async fn load(conn: &mut PgConnection, keyring: &Keyring, workspace: Uuid, id: U
     .fetch_optional(&mut *conn)
     .await?;
     let row = row.ok_or(Error::NotFound)?;
-    let key = data_key(conn, keyring, workspace, false).await.ok().flatten();
+    let key = data_key(conn, keyring, workspace, false)
+        .await
+        .ok()
+        .flatten();
     Ok(to_credential(row, key.as_ref()))
 }
 
 /// One credential of the workspace, even if its secrets cannot be decrypted (`readable`).
-pub async fn get(pool: &PgPool, keyring: &Keyring, workspace: Uuid, id: Uuid) -> Result<Credential> {
+pub async fn get(
+    pool: &PgPool,
+    keyring: &Keyring,
+    workspace: Uuid,
+    id: Uuid,
+) -> Result<Credential> {
     let mut conn = pool.acquire().await?;
     load(&mut conn, keyring, workspace, id, false).await
 }
@@ -247,23 +307,45 @@ pub async fn update(
         }
         let provider = providers::find(&current.provider).ok_or(Error::Unreadable)?;
         config = providers::merge(provider, &current.config, changes).map_err(|e| match e {
-            MergeError::Invalid(fields) => Error::Invalid { code: "validation_failed", fields },
+            MergeError::Invalid(fields) => Error::Invalid {
+                code: "validation_failed",
+                fields,
+            },
             MergeError::SecretRequired(names) => Error::Invalid {
                 code: "secret_required",
                 fields: names
                     .into_iter()
-                    .map(|n| (n, "required in clear when base_url or endpoint changes".to_owned()))
+                    .map(|n| {
+                        (
+                            n,
+                            "required in clear when base_url or endpoint changes".to_owned(),
+                        )
+                    })
                     .collect(),
             },
         })?;
         let mut changed: Vec<String> = Vec::new();
         for f in provider.fields {
-            let before = current.config.plain.get(f.name).cloned().or_else(|| current.config.secrets.get(f.name).map(|s| Value::String(s.expose().to_owned())));
-            let after = config.plain.get(f.name).cloned().or_else(|| config.secrets.get(f.name).map(|s| Value::String(s.expose().to_owned())));
+            let before = current.config.plain.get(f.name).cloned().or_else(|| {
+                current
+                    .config
+                    .secrets
+                    .get(f.name)
+                    .map(|s| Value::String(s.expose().to_owned()))
+            });
+            let after = config.plain.get(f.name).cloned().or_else(|| {
+                config
+                    .secrets
+                    .get(f.name)
+                    .map(|s| Value::String(s.expose().to_owned()))
+            });
             if before != after {
                 changed.push(f.name.to_owned());
                 if f.kind == providers::FieldKind::Text {
-                    details.insert(f.name.to_owned(), serde_json::json!({ "from": before, "to": after }));
+                    details.insert(
+                        f.name.to_owned(),
+                        serde_json::json!({ "from": before, "to": after }),
+                    );
                 }
             }
         }
@@ -271,10 +353,19 @@ pub async fn update(
     }
     let name = patch.name.unwrap_or(&current.name);
     if name != current.name {
-        details.insert("name".into(), serde_json::json!({ "from": current.name, "to": name }));
+        details.insert(
+            "name".into(),
+            serde_json::json!({ "from": current.name, "to": name }),
+        );
     }
-    let key = data_key(&mut tx, keyring, workspace, true).await?.ok_or(Error::Unreadable)?;
-    let secrets = if patch.config.is_some() { Some(encrypt_all(&key, id, &config.secrets)) } else { None };
+    let key = data_key(&mut tx, keyring, workspace, true)
+        .await?
+        .ok_or(Error::Unreadable)?;
+    let secrets = if patch.config.is_some() {
+        Some(encrypt_all(&key, id, &config.secrets))
+    } else {
+        None
+    };
     let row: Row = sqlx::query_as(&format!(
         "UPDATE credentials SET name = $3, config = $4, secrets = COALESCE($5, secrets), updated_at = clock_timestamp() \
          WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
@@ -288,7 +379,8 @@ pub async fn update(
     .await?;
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "credential.updated", "credential", id).with_details(Value::Object(details)),
+        NewEvent::workspace(workspace, actor, "credential.updated", "credential", id)
+            .with_details(Value::Object(details)),
     )
     .await?;
     tx.commit().await?;
@@ -298,19 +390,21 @@ pub async fn update(
 /// Deletes a credential unless a model uses it as its default ([`Error::InUse`] names them).
 pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT provider, name FROM credentials WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
-            .bind(workspace)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT provider, name FROM credentials WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(workspace)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let (provider, name) = row.ok_or(Error::NotFound)?;
-    let models: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM models WHERE workspace_id = $1 AND credential_id = $2 ORDER BY name")
-            .bind(workspace)
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let models: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM models WHERE workspace_id = $1 AND credential_id = $2 ORDER BY name",
+    )
+    .bind(workspace)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
     if !models.is_empty() {
         return Err(Error::InUse(models));
     }
@@ -331,9 +425,10 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
 
 /// Master key ids that wrap some workspace key but are not in `keyring` (startup check).
 pub async fn missing_key_ids(pool: &PgPool, keyring: &Keyring) -> Result<Vec<String>> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_id FROM workspace_keys ORDER BY key_id")
-        .fetch_all(pool)
-        .await?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT key_id FROM workspace_keys ORDER BY key_id")
+            .fetch_all(pool)
+            .await?;
     Ok(ids.into_iter().filter(|id| !keyring.has(id)).collect())
 }
 
@@ -348,7 +443,9 @@ pub async fn rewrap_all(pool: &PgPool, keyring: &Keyring) -> Result<u64> {
     .await?;
     let mut count = 0;
     for (workspace, key_id, wrapped) in rows {
-        let rewrapped = keyring.rewrap(workspace, &wrapped, &key_id).map_err(|e| Error::Migration(format!("workspace {workspace}: {e}")))?;
+        let rewrapped = keyring
+            .rewrap(workspace, &wrapped, &key_id)
+            .map_err(|e| Error::Migration(format!("workspace {workspace}: {e}")))?;
         sqlx::query("UPDATE workspace_keys SET key_id = $2, wrapped_key = $3, rewrapped_at = now() WHERE workspace_id = $1")
             .bind(workspace)
             .bind(keyring.current_id())

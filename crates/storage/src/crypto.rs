@@ -79,7 +79,10 @@ pub struct MasterKey {
 impl MasterKey {
     /// A master key from its 32 bytes.
     pub fn new(bytes: &[u8; 32]) -> Self {
-        Self { id: key_id(bytes), cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)) }
+        Self {
+            id: key_id(bytes),
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)),
+        }
     }
 
     /// The key's id: `mk_` + the first 16 hex digits of a SHA-256 of the key.
@@ -116,7 +119,15 @@ fn seal(cipher: &Aes256Gcm, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
     // Encryption with a valid key and nonce cannot fail for inputs of this size.
-    let ct = cipher.encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad }).unwrap_or_default();
+    let ct = cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
@@ -144,7 +155,10 @@ fn wrap_aad(workspace: Uuid) -> Vec<u8> {
 impl Keyring {
     /// The keyring from the current and optional previous master keys.
     pub fn new(current: &[u8; 32], previous: Option<&[u8; 32]>) -> Self {
-        Self { current: MasterKey::new(current), previous: previous.map(MasterKey::new) }
+        Self {
+            current: MasterKey::new(current),
+            previous: previous.map(MasterKey::new),
+        }
     }
 
     /// Id of the current master key.
@@ -169,23 +183,48 @@ impl Keyring {
         let mut dek = Zeroizing::new([0u8; 32]);
         rand::thread_rng().fill_bytes(dek.as_mut());
         let wrapped = seal(&self.current.cipher, dek.as_ref(), &wrap_aad(workspace));
-        (DataKey::new(workspace, &dek), wrapped, self.current.id.clone())
+        (
+            DataKey::new(workspace, &dek),
+            wrapped,
+            self.current.id.clone(),
+        )
     }
 
     /// Unwraps a workspace's data key.
-    pub fn unwrap(&self, workspace: Uuid, wrapped: &[u8], key_id: &str) -> Result<DataKey, CryptoError> {
-        let key = self.by_id(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+    pub fn unwrap(
+        &self,
+        workspace: Uuid,
+        wrapped: &[u8],
+        key_id: &str,
+    ) -> Result<DataKey, CryptoError> {
+        let key = self
+            .by_id(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
         let dek = open(&key.cipher, wrapped, &wrap_aad(workspace))?;
-        let bytes: [u8; 32] = dek.as_slice().try_into().map_err(|_| CryptoError::Corrupt)?;
+        let bytes: [u8; 32] = dek
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Corrupt)?;
         let bytes = Zeroizing::new(bytes);
         Ok(DataKey::new(workspace, &bytes))
     }
 
     /// Re-wraps a data key under the current master key (for `rotor keys rewrap`).
-    pub fn rewrap(&self, workspace: Uuid, wrapped: &[u8], key_id: &str) -> Result<Vec<u8>, CryptoError> {
-        let key = self.by_id(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+    pub fn rewrap(
+        &self,
+        workspace: Uuid,
+        wrapped: &[u8],
+        key_id: &str,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let key = self
+            .by_id(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
         let dek = open(&key.cipher, wrapped, &wrap_aad(workspace))?;
-        Ok(seal(&self.current.cipher, dek.as_slice(), &wrap_aad(workspace)))
+        Ok(seal(
+            &self.current.cipher,
+            dek.as_slice(),
+            &wrap_aad(workspace),
+        ))
     }
 }
 
@@ -211,17 +250,33 @@ fn field_aad(workspace: Uuid, credential: Uuid, field: &str) -> Vec<u8> {
 
 impl DataKey {
     fn new(workspace: Uuid, bytes: &[u8; 32]) -> Self {
-        Self { workspace, cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)) }
+        Self {
+            workspace,
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)),
+        }
     }
 
     /// Encrypts one secret field of one credential.
     pub fn encrypt(&self, credential: Uuid, field: &str, secret: &Secret) -> Vec<u8> {
-        seal(&self.cipher, secret.expose().as_bytes(), &field_aad(self.workspace, credential, field))
+        seal(
+            &self.cipher,
+            secret.expose().as_bytes(),
+            &field_aad(self.workspace, credential, field),
+        )
     }
 
     /// Decrypts one secret field; fails if the ciphertext was altered or belongs elsewhere.
-    pub fn decrypt(&self, credential: Uuid, field: &str, sealed: &[u8]) -> Result<Secret, CryptoError> {
-        let plain = open(&self.cipher, sealed, &field_aad(self.workspace, credential, field))?;
+    pub fn decrypt(
+        &self,
+        credential: Uuid,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<Secret, CryptoError> {
+        let plain = open(
+            &self.cipher,
+            sealed,
+            &field_aad(self.workspace, credential, field),
+        )?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| CryptoError::Corrupt)?;
         Ok(Secret::new(text))
     }
@@ -243,14 +298,23 @@ mod tests {
         let again = ring.unwrap(ws, &wrapped, &id).unwrap();
         assert_eq!(again.decrypt(cred, "api_key", &sealed).unwrap(), secret);
         // Another credential, field or workspace cannot open it.
-        assert_eq!(again.decrypt(Uuid::new_v4(), "api_key", &sealed), Err(CryptoError::Corrupt));
-        assert_eq!(again.decrypt(cred, "other", &sealed), Err(CryptoError::Corrupt));
+        assert_eq!(
+            again.decrypt(Uuid::new_v4(), "api_key", &sealed),
+            Err(CryptoError::Corrupt)
+        );
+        assert_eq!(
+            again.decrypt(cred, "other", &sealed),
+            Err(CryptoError::Corrupt)
+        );
         assert!(ring.unwrap(Uuid::new_v4(), &wrapped, &id).is_err());
         // One flipped bit is an error, never garbage.
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert_eq!(again.decrypt(cred, "api_key", &tampered), Err(CryptoError::Corrupt));
+        assert_eq!(
+            again.decrypt(cred, "api_key", &tampered),
+            Err(CryptoError::Corrupt)
+        );
     }
 
     #[test]
@@ -262,8 +326,13 @@ mod tests {
         assert!(rotating.unwrap(ws, &wrapped, &old_id).is_ok());
         let rewrapped = rotating.rewrap(ws, &wrapped, &old_id).unwrap();
         let new_only = Keyring::new(&[2; 32], None);
-        assert!(new_only.unwrap(ws, &rewrapped, new_only.current_id()).is_ok());
-        assert_eq!(new_only.unwrap(ws, &wrapped, &old_id).err(), Some(CryptoError::UnknownKey(old_id)));
+        assert!(new_only
+            .unwrap(ws, &rewrapped, new_only.current_id())
+            .is_ok());
+        assert_eq!(
+            new_only.unwrap(ws, &wrapped, &old_id).err(),
+            Some(CryptoError::UnknownKey(old_id))
+        );
     }
 
     #[test]

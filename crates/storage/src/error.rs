@@ -46,7 +46,10 @@ pub enum Error {
 impl Error {
     /// A 422 naming one field.
     pub fn field(name: &str, problem: impl Into<String>) -> Self {
-        Error::Invalid { code: "validation_failed", fields: [(name.to_owned(), problem.into())].into() }
+        Error::Invalid {
+            code: "validation_failed",
+            fields: [(name.to_owned(), problem.into())].into(),
+        }
     }
 }
 

@@ -77,7 +77,11 @@ impl From<Row> for Model {
             provider: r.provider,
             name: r.name,
             upstream_model: r.upstream_model,
-            model_type: if r.model_type == "text-embedding" { ModelType::TextEmbedding } else { ModelType::Llm },
+            model_type: if r.model_type == "text-embedding" {
+                ModelType::TextEmbedding
+            } else {
+                ModelType::Llm
+            },
             credential_id: r.credential_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -85,7 +89,8 @@ impl From<Row> for Model {
     }
 }
 
-const COLUMNS: &str = "id, provider, name, upstream_model, model_type, credential_id, created_at, updated_at";
+const COLUMNS: &str =
+    "id, provider, name, upstream_model, model_type, credential_id, created_at, updated_at";
 
 /// A model to create (validated by the API).
 #[derive(Debug)]
@@ -103,21 +108,38 @@ pub struct NewModel<'a> {
 }
 
 /// 422 unless `credential` is a credential of `workspace` for `provider`.
-async fn check_credential(conn: &mut PgConnection, workspace: Uuid, provider: &str, credential: Uuid) -> Result<()> {
-    let found: Option<String> = sqlx::query_scalar("SELECT provider FROM credentials WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace)
-        .bind(credential)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn check_credential(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    provider: &str,
+    credential: Uuid,
+) -> Result<()> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT provider FROM credentials WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace)
+            .bind(credential)
+            .fetch_optional(&mut *conn)
+            .await?;
     match found {
-        None => Err(Error::field("credential_id", "no such credential in this workspace")),
-        Some(p) if p != provider => Err(Error::field("credential_id", format!("is a {p} credential, not {provider}"))),
+        None => Err(Error::field(
+            "credential_id",
+            "no such credential in this workspace",
+        )),
+        Some(p) if p != provider => Err(Error::field(
+            "credential_id",
+            format!("is a {p} credential, not {provider}"),
+        )),
         Some(_) => Ok(()),
     }
 }
 
 /// Creates a model and records `model.created`.
-pub async fn create(pool: &PgPool, workspace: Uuid, actor: Uuid, new: NewModel<'_>) -> Result<Model> {
+pub async fn create(
+    pool: &PgPool,
+    workspace: Uuid,
+    actor: Uuid,
+    new: NewModel<'_>,
+) -> Result<Model> {
     let mut tx = pool.begin().await?;
     check_credential(&mut tx, workspace, new.provider, new.credential_id).await?;
     let id = Uuid::new_v4();
@@ -136,13 +158,15 @@ pub async fn create(pool: &PgPool, workspace: Uuid, actor: Uuid, new: NewModel<'
     .await?;
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "model.created", "model", id).with_details(serde_json::json!({
-            "name": new.name,
-            "provider": new.provider,
-            "upstream_model": new.upstream_model,
-            "model_type": new.model_type.as_str(),
-            "credential_id": new.credential_id,
-        })),
+        NewEvent::workspace(workspace, actor, "model.created", "model", id).with_details(
+            serde_json::json!({
+                "name": new.name,
+                "provider": new.provider,
+                "upstream_model": new.upstream_model,
+                "model_type": new.model_type.as_str(),
+                "credential_id": new.credential_id,
+            }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -167,11 +191,13 @@ pub async fn list(pool: &PgPool, workspace: Uuid, page: Page) -> Result<Paged<Mo
 
 /// One model of the workspace.
 pub async fn get(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<Model> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2"))
-        .bind(workspace)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
     row.map(Model::from).ok_or(Error::NotFound)
 }
 
@@ -185,12 +211,13 @@ pub async fn update(
     upstream_model: Option<&str>,
 ) -> Result<Model> {
     let mut tx = pool.begin().await?;
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2 FOR UPDATE"))
-            .bind(workspace)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(workspace)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let current = Model::from(row.ok_or(Error::NotFound)?);
     if let Some(c) = credential_id {
         check_credential(&mut tx, workspace, &current.provider, c).await?;
@@ -209,14 +236,21 @@ pub async fn update(
     .await?;
     let mut details = serde_json::Map::new();
     if new_credential != current.credential_id {
-        details.insert("credential_id".into(), serde_json::json!({"from": current.credential_id, "to": new_credential}));
+        details.insert(
+            "credential_id".into(),
+            serde_json::json!({"from": current.credential_id, "to": new_credential}),
+        );
     }
     if new_upstream != current.upstream_model {
-        details.insert("upstream_model".into(), serde_json::json!({"from": current.upstream_model, "to": new_upstream}));
+        details.insert(
+            "upstream_model".into(),
+            serde_json::json!({"from": current.upstream_model, "to": new_upstream}),
+        );
     }
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "model.updated", "model", id).with_details(serde_json::Value::Object(details)),
+        NewEvent::workspace(workspace, actor, "model.updated", "model", id)
+            .with_details(serde_json::Value::Object(details)),
     )
     .await?;
     tx.commit().await?;
@@ -235,7 +269,8 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
     let name = name.ok_or(Error::NotFound)?;
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "model.deleted", "model", id).with_details(serde_json::json!({ "name": name })),
+        NewEvent::workspace(workspace, actor, "model.deleted", "model", id)
+            .with_details(serde_json::json!({ "name": name })),
     )
     .await?;
     tx.commit().await?;

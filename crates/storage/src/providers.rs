@@ -42,8 +42,22 @@ pub struct Provider {
     pub fields: &'static [FieldSpec],
 }
 
-const fn field(name: &'static str, kind: FieldKind, required: bool, default: Option<&'static str>, is_url: bool, description: &'static str) -> FieldSpec {
-    FieldSpec { name, kind, required, default, is_url, description }
+const fn field(
+    name: &'static str,
+    kind: FieldKind,
+    required: bool,
+    default: Option<&'static str>,
+    is_url: bool,
+    description: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        required,
+        default,
+        is_url,
+        description,
+    }
 }
 
 /// Azure OpenAI API version used when a credential names none.
@@ -55,27 +69,90 @@ pub static PROVIDERS: &[Provider] = &[
         id: "openai",
         name: "OpenAI",
         fields: &[
-            field("api_key", FieldKind::Secret, true, None, false, "API key (sk-…)"),
-            field("base_url", FieldKind::Text, true, Some("https://api.openai.com/v1"), true, "API base URL"),
-            field("organization", FieldKind::Text, false, None, false, "OpenAI-Organization header"),
+            field(
+                "api_key",
+                FieldKind::Secret,
+                true,
+                None,
+                false,
+                "API key (sk-…)",
+            ),
+            field(
+                "base_url",
+                FieldKind::Text,
+                true,
+                Some("https://api.openai.com/v1"),
+                true,
+                "API base URL",
+            ),
+            field(
+                "organization",
+                FieldKind::Text,
+                false,
+                None,
+                false,
+                "OpenAI-Organization header",
+            ),
         ],
     },
     Provider {
         id: "openai_compatible",
         name: "OpenAI-compatible API",
         fields: &[
-            field("api_key", FieldKind::Secret, true, None, false, "API key sent as a Bearer token"),
-            field("base_url", FieldKind::Text, true, None, true, "API base URL, e.g. http://localhost:8000/v1"),
+            field(
+                "api_key",
+                FieldKind::Secret,
+                true,
+                None,
+                false,
+                "API key sent as a Bearer token",
+            ),
+            field(
+                "base_url",
+                FieldKind::Text,
+                true,
+                None,
+                true,
+                "API base URL, e.g. http://localhost:8000/v1",
+            ),
         ],
     },
     Provider {
         id: "azure_openai",
         name: "Azure OpenAI",
         fields: &[
-            field("api_key", FieldKind::Secret, true, None, false, "Azure OpenAI key (api-key header)"),
-            field("endpoint", FieldKind::Text, true, None, true, "Resource endpoint, e.g. https://NAME.openai.azure.com"),
-            field("api_version", FieldKind::Text, true, Some(AZURE_DEFAULT_API_VERSION), false, "api-version query parameter"),
-            field("deployment", FieldKind::Text, false, None, false, "Deployment name (defaults to the model's upstream_model)"),
+            field(
+                "api_key",
+                FieldKind::Secret,
+                true,
+                None,
+                false,
+                "Azure OpenAI key (api-key header)",
+            ),
+            field(
+                "endpoint",
+                FieldKind::Text,
+                true,
+                None,
+                true,
+                "Resource endpoint, e.g. https://NAME.openai.azure.com",
+            ),
+            field(
+                "api_version",
+                FieldKind::Text,
+                true,
+                Some(AZURE_DEFAULT_API_VERSION),
+                false,
+                "api-version query parameter",
+            ),
+            field(
+                "deployment",
+                FieldKind::Text,
+                false,
+                None,
+                false,
+                "Deployment name (defaults to the model's upstream_model)",
+            ),
         ],
     },
 ];
@@ -116,14 +193,21 @@ fn check_value(spec: &FieldSpec, raw: &str, problems: &mut FieldProblems) -> Opt
         return None;
     }
     if spec.kind == FieldKind::Secret && value.contains('\u{2026}') {
-        problems.insert(key, "looks like a masked value: send the secret in clear".into());
+        problems.insert(
+            key,
+            "looks like a masked value: send the secret in clear".into(),
+        );
         return None;
     }
     if spec.is_url {
         return match normalize_url(value) {
             Some(url) => Some(url),
             None => {
-                problems.insert(key, "must be an http:// or https:// URL without credentials, query or fragment".into());
+                problems.insert(
+                    key,
+                    "must be an http:// or https:// URL without credentials, query or fragment"
+                        .into(),
+                );
                 None
             }
         };
@@ -144,7 +228,10 @@ pub fn normalize_url(value: &str) -> Option<String> {
 }
 
 /// Validates a new credential's config: unknown, missing and wrongly typed fields are named.
-pub fn validate_new(provider: &Provider, config: &Map<String, Value>) -> Result<SplitConfig, FieldProblems> {
+pub fn validate_new(
+    provider: &Provider,
+    config: &Map<String, Value>,
+) -> Result<SplitConfig, FieldProblems> {
     let mut problems = FieldProblems::new();
     for key in config.keys() {
         if !provider.fields.iter().any(|f| f.name == key) {
@@ -170,7 +257,12 @@ pub fn validate_new(provider: &Provider, config: &Map<String, Value>) -> Result<
     }
 }
 
-fn store(spec: &FieldSpec, value: Option<String>, out: &mut SplitConfig, problems: &mut FieldProblems) {
+fn store(
+    spec: &FieldSpec,
+    value: Option<String>,
+    out: &mut SplitConfig,
+    problems: &mut FieldProblems,
+) {
     let value = value.or_else(|| spec.default.map(str::to_owned));
     match (value, spec.kind) {
         (Some(v), FieldKind::Secret) => {
@@ -180,7 +272,9 @@ fn store(spec: &FieldSpec, value: Option<String>, out: &mut SplitConfig, problem
             out.plain.insert(spec.name.to_owned(), Value::String(v));
         }
         (None, _) if spec.required => {
-            problems.entry(format!("config.{}", spec.name)).or_insert_with(|| "required".into());
+            problems
+                .entry(format!("config.{}", spec.name))
+                .or_insert_with(|| "required".into());
         }
         (None, _) => {}
     }
@@ -199,7 +293,11 @@ pub enum MergeError {
 /// clears an optional field, and a secret sent back in its masked form keeps the stored
 /// value. Changing a URL field requires every secret in clear, so a stored key can never
 /// be redirected to a new host.
-pub fn merge(provider: &Provider, current: &SplitConfig, patch: &Map<String, Value>) -> Result<SplitConfig, MergeError> {
+pub fn merge(
+    provider: &Provider,
+    current: &SplitConfig,
+    patch: &Map<String, Value>,
+) -> Result<SplitConfig, MergeError> {
     let mut problems = FieldProblems::new();
     for key in patch.keys() {
         if !provider.fields.iter().any(|f| f.name == key) {
@@ -211,14 +309,24 @@ pub fn merge(provider: &Provider, current: &SplitConfig, patch: &Map<String, Val
     let mut url_changed = false;
     for spec in provider.fields {
         let current_value: Option<String> = match spec.kind {
-            FieldKind::Secret => current.secrets.get(spec.name).map(|s| s.expose().to_owned()),
-            FieldKind::Text => current.plain.get(spec.name).and_then(Value::as_str).map(str::to_owned),
+            FieldKind::Secret => current
+                .secrets
+                .get(spec.name)
+                .map(|s| s.expose().to_owned()),
+            FieldKind::Text => current
+                .plain
+                .get(spec.name)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         };
         let value = match patch.get(spec.name) {
             None => current_value.clone(),
             Some(Value::Null) => {
                 if spec.required && spec.default.is_none() {
-                    problems.insert(format!("config.{}", spec.name), "required: cannot be cleared".into());
+                    problems.insert(
+                        format!("config.{}", spec.name),
+                        "required: cannot be cleared".into(),
+                    );
                 }
                 None
             }
@@ -251,7 +359,11 @@ pub fn merge(provider: &Provider, current: &SplitConfig, patch: &Map<String, Val
         let missing: Vec<String> = provider
             .fields
             .iter()
-            .filter(|f| f.kind == FieldKind::Secret && out.secrets.contains_key(f.name) && !secrets_in_clear.contains(&f.name))
+            .filter(|f| {
+                f.kind == FieldKind::Secret
+                    && out.secrets.contains_key(f.name)
+                    && !secrets_in_clear.contains(&f.name)
+            })
             .map(|f| format!("config.{}", f.name))
             .collect();
         if !missing.is_empty() {
@@ -277,7 +389,11 @@ mod tests {
         assert_eq!(e["config.api_key"], "must be a string");
         assert_eq!(e["config.extra"], "unknown field");
         assert_eq!(e["config.base_url"], "required");
-        let ok = validate_new(find("openai").unwrap(), &obj(json!({"api_key": "sk-1234567890abcdef"}))).unwrap();
+        let ok = validate_new(
+            find("openai").unwrap(),
+            &obj(json!({"api_key": "sk-1234567890abcdef"})),
+        )
+        .unwrap();
         assert_eq!(ok.plain["base_url"], "https://api.openai.com/v1");
         assert!(!ok.plain.contains_key("api_key"));
     }
@@ -285,16 +401,32 @@ mod tests {
     #[test]
     fn merge_keeps_masked_secrets_and_guards_url_changes() {
         let p = find("openai_compatible").unwrap();
-        let cur = validate_new(p, &obj(json!({"api_key": "sk-1234567890abcdef", "base_url": "https://a.example/v1"}))).unwrap();
+        let cur = validate_new(
+            p,
+            &obj(json!({"api_key": "sk-1234567890abcdef", "base_url": "https://a.example/v1"})),
+        )
+        .unwrap();
         let masked = cur.secrets["api_key"].masked();
         let same = merge(p, &cur, &obj(json!({"api_key": masked}))).unwrap();
         assert_eq!(same.secrets["api_key"].expose(), "sk-1234567890abcdef");
-        match merge(p, &cur, &obj(json!({"base_url": "https://evil.example/v1", "api_key": masked}))) {
+        match merge(
+            p,
+            &cur,
+            &obj(json!({"base_url": "https://evil.example/v1", "api_key": masked})),
+        ) {
             Err(MergeError::SecretRequired(f)) => assert_eq!(f, ["config.api_key"]),
             other => panic!("{other:?}"),
         }
-        let moved = merge(p, &cur, &obj(json!({"base_url": "https://b.example/v1/", "api_key": "sk-new-key-000000"}))).unwrap();
+        let moved = merge(
+            p,
+            &cur,
+            &obj(json!({"base_url": "https://b.example/v1/", "api_key": "sk-new-key-000000"})),
+        )
+        .unwrap();
         assert_eq!(moved.plain["base_url"], "https://b.example/v1");
-        assert!(matches!(merge(p, &cur, &obj(json!({"base_url": null}))), Err(MergeError::Invalid(_))));
+        assert!(matches!(
+            merge(p, &cur, &obj(json!({"base_url": null}))),
+            Err(MergeError::Invalid(_))
+        ));
     }
 }

@@ -4,9 +4,12 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod health;
 pub mod me;
 pub mod members;
+pub mod models;
+pub mod providers;
 pub mod workspaces;
 
 use crate::state::AppState;
@@ -21,5 +24,8 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(providers::router())
+        .merge(credentials::router())
+        .merge(models::router())
         .merge(admin::router())
 }

@@ -1,0 +1,292 @@
+//! Provider credentials: secrets encrypted at rest and masked in every answer, merge-PATCH
+//! with the masked-value rule, validation against the provider, and safe deletion.
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rotor_dispatch::client::Validation;
+use rotor_storage::credentials::{self, Credential, CredentialPatch};
+use rotor_storage::providers;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// How long `/validate` waits for the provider.
+pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `/workspaces/{ws}/credentials*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_credentials, create_credential))
+        .routes(routes!(
+            get_credential,
+            update_credential,
+            delete_credential
+        ))
+        .routes(routes!(validate_credential))
+}
+
+/// A credential to store.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredential {
+    /// Provider id (see `GET /providers`).
+    #[schema(example = "openai")]
+    pub provider: String,
+    /// Name, unique per provider in the workspace.
+    #[schema(example = "team-key-1")]
+    pub name: String,
+    /// Fields of the provider's credential schema.
+    #[schema(value_type = Object, example = json!({"api_key": "sk-…", "base_url": "https://api.openai.com/v1"}))]
+    pub config: Map<String, Value>,
+}
+
+/// Changes to a credential. A secret sent back in its masked form keeps the stored value;
+/// changing `base_url`/`endpoint` requires every secret in clear.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// Fields to change (`null` clears an optional field).
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Map<String, Value>>,
+}
+
+/// A credential as shown to members: secrets masked.
+#[derive(Serialize, ToSchema)]
+pub struct CredentialView {
+    /// Credential id.
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// Name.
+    pub name: String,
+    /// Config with secrets masked (`sk-…abcd`, or `****` when short).
+    #[schema(value_type = Object)]
+    pub config: Map<String, Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Credential> for CredentialView {
+    fn from(c: &Credential) -> Self {
+        CredentialView {
+            id: c.id,
+            provider: c.provider.clone(),
+            name: c.name.clone(),
+            config: c.masked_config(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// The result of calling the provider with the credential.
+#[derive(Serialize, ToSchema)]
+pub struct ValidationResult {
+    /// True only when the provider answered 2xx.
+    pub valid: bool,
+    /// Why not: `unauthorized`, `forbidden`, `rate_limited`, `unreachable`, `timeout`,
+    /// `blocked_address` or `upstream_error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+}
+
+/// The workspace's credentials (secrets masked).
+#[utoipa::path(get, path = "/workspaces/{ws}/credentials", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
+    (status = 200, body = List<CredentialView>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn list_credentials(
+    State(state): State<AppState>,
+    member: Member,
+    query: ListQuery,
+) -> ApiResult<Json<List<CredentialView>>> {
+    let page = credentials::list(
+        state.db(),
+        state.keyring(),
+        member.workspace.id,
+        query.page()?,
+    )
+    .await?;
+    let next = List::from(page);
+    Ok(Json(List {
+        data: next.data.iter().map(CredentialView::from).collect(),
+        next_cursor: next.next_cursor,
+    }))
+}
+
+/// Store a credential (owners and admins). Secret fields are encrypted before they are written.
+#[utoipa::path(post, path = "/workspaces/{ws}/credentials", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewCredential, responses(
+    (status = 201, body = CredentialView),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 409, body = ErrorBody, description = "credential_exists"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, missing, unknown or mistyped field)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn create_credential(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ApiJson(body): ApiJson<NewCredential>,
+) -> ApiResult<(StatusCode, Json<CredentialView>)> {
+    let mut errors = FieldErrors::default();
+    let name = errors.name("name", &body.name, 100);
+    let provider = providers::find(&body.provider);
+    if provider.is_none() {
+        errors.add("provider", "unknown provider (see GET /api/v1/providers)");
+    }
+    let config = provider.map(|p| providers::validate_new(p, &body.config));
+    if let Some(Err(problems)) = &config {
+        for (field, problem) in problems {
+            errors.add(field, problem.clone());
+        }
+    }
+    errors.finish()?;
+    let (Some(provider), Some(Ok(config))) = (provider, config) else {
+        return Err(ApiError::internal());
+    };
+    let created = credentials::create(
+        state.db(),
+        state.keyring(),
+        member.workspace.id,
+        member.user.id,
+        provider.id,
+        &name,
+        config,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(CredentialView::from(&created))))
+}
+
+/// One credential (secrets masked). 500 `credential_unreadable` if its secrets cannot be decrypted.
+#[utoipa::path(get, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
+    (status = 200, body = CredentialView),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 500, body = ErrorBody, description = "credential_unreadable"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn get_credential(
+    State(state): State<AppState>,
+    member: Member,
+    ids: PathIds,
+) -> ApiResult<Json<CredentialView>> {
+    let id = ids.uuid("id")?;
+    let c = credentials::get(state.db(), state.keyring(), member.workspace.id, id).await?;
+    if !c.readable {
+        return Err(rotor_storage::Error::Unreadable.into());
+    }
+    Ok(Json(CredentialView::from(&c)))
+}
+
+/// Change a credential's name or config (owners and admins).
+#[utoipa::path(patch, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")),
+    request_body = CredentialUpdate, responses(
+    (status = 200, body = CredentialView),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 409, body = ErrorBody, description = "credential_exists"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed or secret_required"),
+    (status = 500, body = ErrorBody, description = "credential_unreadable"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn update_credential(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+    ApiJson(body): ApiJson<CredentialUpdate>,
+) -> ApiResult<Json<CredentialView>> {
+    let id = ids.uuid("id")?;
+    let mut errors = FieldErrors::default();
+    let name = body.name.as_deref().map(|n| errors.name("name", n, 100));
+    errors.finish()?;
+    let patch = CredentialPatch {
+        name: name.as_deref(),
+        config: body.config.as_ref(),
+    };
+    let updated = credentials::update(
+        state.db(),
+        state.keyring(),
+        member.workspace.id,
+        id,
+        member.user.id,
+        patch,
+    )
+    .await?;
+    Ok(Json(CredentialView::from(&updated)))
+}
+
+/// Delete a credential (owners and admins): refused while a model uses it as its default.
+#[utoipa::path(delete, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
+    (status = 204, description = "deleted"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 409, body = ErrorBody, description = "credential_in_use (details.models names them)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn delete_credential(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+) -> ApiResult<StatusCode> {
+    let id = ids.uuid("id")?;
+    credentials::delete(state.db(), member.workspace.id, id, member.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Call the provider with the credential (`GET {base_url}/models`, 10 s timeout) and say
+/// whether it works. The provider's answer body is never returned.
+#[utoipa::path(post, path = "/workspaces/{ws}/credentials/{id}/validate", tag = "credentials", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
+    (status = 200, body = ValidationResult),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 500, body = ErrorBody, description = "credential_unreadable"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn validate_credential(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+) -> ApiResult<Json<ValidationResult>> {
+    let id = ids.uuid("id")?;
+    let c = credentials::get(state.db(), state.keyring(), member.workspace.id, id).await?;
+    let target = crate::targets::target(&c)
+        .ok_or_else(|| ApiError::from(rotor_storage::Error::Unreadable))?;
+    let outcome = state.upstream().validate(&target, VALIDATE_TIMEOUT).await;
+    tracing::info!(credential_id = %id, outcome = outcome.code().unwrap_or("valid"), "credential validated");
+    Ok(Json(ValidationResult {
+        valid: outcome == Validation::Valid,
+        error: outcome.code(),
+    }))
+}

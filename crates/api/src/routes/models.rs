@@ -1,0 +1,248 @@
+//! Models: the names clients call, mapped to a provider model and a default credential.
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rotor_storage::models::{self, Model, ModelType, NewModel};
+use rotor_storage::providers;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// `/workspaces/{ws}/models*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models, create_model))
+        .routes(routes!(get_model, update_model, delete_model))
+}
+
+/// A model to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewModelRequest {
+    /// Provider id.
+    #[schema(example = "openai")]
+    pub provider: String,
+    /// What clients send in `model`; unique in the workspace.
+    #[schema(example = "gpt-4o")]
+    pub name: String,
+    /// The provider's model name (defaults to `name`).
+    pub upstream_model: Option<String>,
+    /// `llm` or `text-embedding`.
+    pub model_type: ModelType,
+    /// The default credential: same workspace and provider.
+    pub credential_id: Uuid,
+}
+
+/// Changes to a model.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelUpdate {
+    /// New default credential (same workspace and provider).
+    pub credential_id: Option<Uuid>,
+    /// New upstream model name.
+    pub upstream_model: Option<String>,
+}
+
+/// Whether the model balances across a pool.
+#[derive(Serialize, ToSchema)]
+pub struct LoadBalancingSummary {
+    /// The pool is switched on.
+    pub enabled: bool,
+    /// The pool is actually used (switched on, feature available, two distinct credentials).
+    pub effective: bool,
+}
+
+/// A model.
+#[derive(Serialize, ToSchema)]
+pub struct ModelView {
+    /// Model id.
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// Name clients use.
+    pub name: String,
+    /// Name sent upstream.
+    pub upstream_model: String,
+    /// Kind of model.
+    pub model_type: ModelType,
+    /// Default credential.
+    pub credential_id: Uuid,
+    /// Load-balancing state (the "special icon").
+    pub load_balancing: LoadBalancingSummary,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(m: Model) -> ModelView {
+    ModelView {
+        id: m.id,
+        provider: m.provider,
+        name: m.name,
+        upstream_model: m.upstream_model,
+        model_type: m.model_type,
+        credential_id: m.credential_id,
+        // Pools arrive with load balancing; until a model has one it is served by its default.
+        load_balancing: LoadBalancingSummary {
+            enabled: false,
+            effective: false,
+        },
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+fn model_name(errors: &mut FieldErrors, field: &str, value: &str) -> String {
+    let v = errors.name(field, value, 200);
+    if v.chars().any(char::is_whitespace) {
+        errors.add(field, "must not contain whitespace");
+    }
+    v
+}
+
+/// The workspace's models.
+#[utoipa::path(get, path = "/workspaces/{ws}/models", tag = "models", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
+    (status = 200, body = List<ModelView>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn list_models(
+    State(state): State<AppState>,
+    member: Member,
+    query: ListQuery,
+) -> ApiResult<Json<List<ModelView>>> {
+    let page = models::list(state.db(), member.workspace.id, query.page()?).await?;
+    let list = List::from(page);
+    Ok(Json(List {
+        data: list.data.into_iter().map(view).collect(),
+        next_cursor: list.next_cursor,
+    }))
+}
+
+/// Create a model (owners and admins).
+#[utoipa::path(post, path = "/workspaces/{ws}/models", tag = "models", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewModelRequest, responses(
+    (status = 201, body = ModelView),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 409, body = ErrorBody, description = "model_exists"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, credential of another workspace or provider)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn create_model(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ApiJson(body): ApiJson<NewModelRequest>,
+) -> ApiResult<(StatusCode, Json<ModelView>)> {
+    let mut errors = FieldErrors::default();
+    let name = model_name(&mut errors, "name", &body.name);
+    let upstream = match &body.upstream_model {
+        Some(u) => model_name(&mut errors, "upstream_model", u),
+        None => name.clone(),
+    };
+    if providers::find(&body.provider).is_none() {
+        errors.add("provider", "unknown provider (see GET /api/v1/providers)");
+    }
+    errors.finish()?;
+    let new = NewModel {
+        provider: &body.provider,
+        name: &name,
+        upstream_model: &upstream,
+        model_type: body.model_type,
+        credential_id: body.credential_id,
+    };
+    let model = models::create(state.db(), member.workspace.id, member.user.id, new).await?;
+    Ok((StatusCode::CREATED, Json(view(model))))
+}
+
+/// One model.
+#[utoipa::path(get, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
+    (status = 200, body = ModelView),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn get_model(
+    State(state): State<AppState>,
+    member: Member,
+    ids: PathIds,
+) -> ApiResult<Json<ModelView>> {
+    let id = ids.uuid("id")?;
+    Ok(Json(view(
+        models::get(state.db(), member.workspace.id, id).await?,
+    )))
+}
+
+/// Change a model's default credential or upstream name (owners and admins).
+#[utoipa::path(patch, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")),
+    request_body = ModelUpdate, responses(
+    (status = 200, body = ModelView),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn update_model(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+    ApiJson(body): ApiJson<ModelUpdate>,
+) -> ApiResult<Json<ModelView>> {
+    let id = ids.uuid("id")?;
+    let mut errors = FieldErrors::default();
+    let upstream = body
+        .upstream_model
+        .as_deref()
+        .map(|u| model_name(&mut errors, "upstream_model", u));
+    errors.finish()?;
+    let model = models::update(
+        state.db(),
+        member.workspace.id,
+        id,
+        member.user.id,
+        body.credential_id,
+        upstream.as_deref(),
+    )
+    .await?;
+    Ok(Json(view(model)))
+}
+
+/// Delete a model and its load-balancing pool (owners and admins).
+#[utoipa::path(delete, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
+    (status = 204, description = "deleted"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn delete_model(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+) -> ApiResult<StatusCode> {
+    let id = ids.uuid("id")?;
+    models::delete(state.db(), member.workspace.id, id, member.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

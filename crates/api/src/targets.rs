@@ -1,0 +1,42 @@
+//! Turning a stored credential into a dispatch target (the only place secrets leave storage
+//! types, straight into a zeroizing buffer for the upstream request).
+
+use rotor_dispatch::target::{ProviderKind, Target};
+use rotor_storage::credentials::Credential;
+use zeroize::Zeroizing;
+
+/// The dispatch target of a readable credential of a known provider.
+pub fn target(credential: &Credential) -> Option<Target> {
+    if !credential.readable {
+        return None;
+    }
+    let kind = ProviderKind::from_id(&credential.provider)?;
+    let text = |name: &str| {
+        credential
+            .config
+            .plain
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let base_url = match kind {
+        ProviderKind::AzureOpenAi => text("endpoint")?,
+        _ => text("base_url")?,
+    };
+    let api_key = Zeroizing::new(
+        credential
+            .config
+            .secrets
+            .get("api_key")?
+            .expose()
+            .to_owned(),
+    );
+    Some(Target {
+        kind,
+        base_url,
+        api_key,
+        organization: text("organization"),
+        api_version: text("api_version"),
+        deployment: text("deployment"),
+    })
+}
