@@ -269,3 +269,44 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+impl TestApp {
+    /// Creates a credential and returns its JSON.
+    pub async fn credential(&self, user: &TestUser, workspace: Uuid, provider: &str, name: &str, config: Value) -> Value {
+        let r = self
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/credentials"),
+                &user.token,
+                json!({"provider": provider, "name": name, "config": config}),
+            )
+            .await;
+        r.assert(201);
+        r.body
+    }
+
+    /// Creates an `openai_compatible` credential pointing at `base_url`; returns its id.
+    pub async fn compatible_credential(&self, user: &TestUser, workspace: Uuid, name: &str, key: &str, base_url: &str) -> Uuid {
+        let c = self
+            .credential(user, workspace, "openai_compatible", name, json!({"api_key": key, "base_url": base_url}))
+            .await;
+        c["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Creates a model and returns its JSON.
+    pub async fn model(&self, user: &TestUser, workspace: Uuid, provider: &str, name: &str, credential: Uuid) -> Value {
+        let r = self
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/models"),
+                &user.token,
+                json!({"provider": provider, "name": name, "model_type": "llm", "credential_id": credential}),
+            )
+            .await;
+        r.assert(201);
+        r.body
+    }
+}
+
+/// Base64 of a 32-byte master key made of `byte`.
+pub fn master_key(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}

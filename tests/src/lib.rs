@@ -1,1 +1,4 @@
-//! End-to-end tests for Rotor live in `it/`; this library is intentionally empty.
+//! Test support shared by the end-to-end tests (and, later, the benchmarks): a local mock of
+//! an OpenAI-compatible provider. The tests themselves live in `it/`.
+
+pub mod mock;
