@@ -36,6 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "providers", description = "Provider catalogue"),
         (name = "credentials", description = "Provider credentials (encrypted, masked)"),
         (name = "models", description = "Models and their default credential"),
+        (name = "load-balancing", description = "A model's credential pool"),
         (name = "admin", description = "Instance administration"),
         (name = "health", description = "Probes"),
     )

@@ -25,6 +25,11 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// The vendor's license tools.
+    License {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
     /// Master-key maintenance.
     Keys {
         #[command(subcommand)]
@@ -37,6 +42,42 @@ enum Command {
         /// URL to probe; defaults to /healthz on ROTOR_LISTEN's port at 127.0.0.1.
         #[arg(long)]
         url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicenseCommand {
+    /// Write a new Ed25519 private key (PKCS#8 PEM) to FILE and print its public key.
+    Keygen {
+        /// Where to write the private key (created with mode 0600; must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Sign a license with a private key and print the token.
+    Issue {
+        /// The private key (PKCS#8 PEM) from `rotor license keygen`.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// Licensee name.
+        #[arg(long)]
+        licensee: String,
+        /// Granted features, comma-separated (e.g. load_balancing).
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// Expiry: YYYY-MM-DD (end of that day, UTC) or RFC 3339.
+        #[arg(long)]
+        expires: String,
+        /// Edition name.
+        #[arg(long)]
+        edition: Option<String>,
+        /// Most workspaces the instance may hold.
+        #[arg(long)]
+        max_workspaces: Option<u64>,
+    },
+    /// Print a token's claims and status against the key this binary trusts; exit 0 only if valid.
+    Verify {
+        /// The license token.
+        token: String,
     },
 }
 
@@ -183,6 +224,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rewrap(args),
         } => rewrap(*args).await,
+        Command::License { command } => license(command),
     }
 }
 
@@ -272,6 +314,89 @@ async fn rewrap(args: ServeArgs) -> ExitCode {
     .await;
     stop_embedded(embedded).await;
     report(result)
+}
+
+fn parse_expiry(value: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--expires must be YYYY-MM-DD or RFC 3339, got {value:?}"))?;
+    let end = day
+        .and_hms_opt(23, 59, 59)
+        .ok_or_else(|| anyhow::anyhow!("invalid date"))?;
+    Ok(end.and_utc())
+}
+
+fn license(command: LicenseCommand) -> ExitCode {
+    use crate::license::{issue, keygen, Claims, Verdict, Verifier};
+    match command {
+        LicenseCommand::Keygen { out } => report((|| {
+            let (pem, public) = keygen()?;
+            write_private(&out, pem.as_bytes())?;
+            println!("{public}");
+            eprintln!("rotor: private key written to {} (keep it secret); build with ROTOR_LICENSE_PUBKEY={public}", out.display());
+            anyhow::Ok(())
+        })()),
+        LicenseCommand::Issue {
+            key,
+            licensee,
+            features,
+            expires,
+            edition,
+            max_workspaces,
+        } => report((|| {
+            let pem = std::fs::read(&key)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key.display()))?;
+            let now = chrono::Utc::now().timestamp();
+            let claims = Claims {
+                sub: licensee,
+                edition,
+                features: features
+                    .into_iter()
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+                max_workspaces,
+                iat: now,
+                exp: parse_expiry(&expires)?.timestamp(),
+                jti: Some(uuid::Uuid::new_v4().to_string()),
+            };
+            println!("{}", issue(&pem, &claims)?);
+            anyhow::Ok(())
+        })()),
+        LicenseCommand::Verify { token } => {
+            let verifier = match Verifier::trusted() {
+                Ok(v) => v,
+                Err(e) => return report(Err(e)),
+            };
+            let (status, claims) = match verifier.verify(&token, chrono::Utc::now()) {
+                Verdict::Valid(c) => ("valid", Some(c)),
+                Verdict::Expired(c) => ("expired", Some(c)),
+                Verdict::Invalid => ("invalid", None),
+            };
+            let out = serde_json::json!({ "status": status, "trusted_key_id": verifier.key_id(), "claims": claims });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            if status == "valid" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
 }
 
 async fn healthcheck(url: Option<String>) -> ExitCode {

@@ -87,6 +87,15 @@ impl ApiError {
         )
     }
 
+    /// 403: the workspace's plan or the instance's license does not include load balancing.
+    pub fn feature_not_available() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "feature_not_available",
+            "load balancing needs a license that grants it (or a paid plan on the hosted service)",
+        )
+    }
+
     /// 404: missing, or belongs to someone else (indistinguishable by design).
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
@@ -192,6 +201,18 @@ impl From<rotor_storage::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
                     .with_details(serde_json::json!({ "fields": fields }))
             }
+            E::FeatureNotAvailable => ApiError::feature_not_available(),
+            E::LimitReached => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "license_limit_reached",
+                "the license's max_workspaces is reached; nothing was created",
+            ),
+            E::VersionConflict { current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_conflict",
+                "the configuration changed since you read it; reload and retry",
+            )
+            .with_details(serde_json::json!({ "current_version": current })),
             E::InUse(models) => ApiError::conflict(
                 "credential_in_use",
                 "the credential is the default credential of some models; change their default first",

@@ -8,6 +8,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod extract;
+pub mod license;
 pub mod routes;
 pub mod startup;
 pub mod state;

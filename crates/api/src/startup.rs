@@ -3,7 +3,7 @@
 
 use crate::auth::{Jwt, Passwords};
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::{AppState, Parts};
 use anyhow::Context;
 use rotor_dispatch::client::Upstream;
 use rotor_dispatch::policy::AddressPolicy;
@@ -62,7 +62,17 @@ impl Application {
         };
         let upstream = Upstream::new(policy).context("cannot build the upstream HTTP client")?;
         let passwords = Passwords::new().await?;
-        let state = AppState::new(config, db, Jwt::new(&secret), passwords, keyring, upstream);
+        let license = crate::license::load(&db, config.license.as_deref()).await?;
+        let jwt = Jwt::new(&secret);
+        let state = AppState::new(Parts {
+            config,
+            db,
+            jwt,
+            passwords,
+            keyring,
+            upstream,
+            license,
+        });
         Ok(Self { listener, state })
     }
 

@@ -2,6 +2,7 @@
 
 use crate::auth::{Jwt, Passwords};
 use crate::config::{Config, Deployment};
+use crate::license::LicenseState;
 use crate::throttle::LoginThrottle;
 use rotor_dispatch::client::Upstream;
 use rotor_storage::crypto::Keyring;
@@ -15,68 +16,58 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The parts the state is built from.
+pub struct Parts {
+    /// Validated settings.
+    pub config: Config,
+    /// Postgres pool.
+    pub db: PgPool,
+    /// Session tokens.
+    pub jwt: Jwt,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Master keys.
+    pub keyring: Keyring,
+    /// Upstream client.
+    pub upstream: Upstream,
+    /// License.
+    pub license: LicenseState,
+}
+
 struct Inner {
-    config: Config,
-    db: PgPool,
-    jwt: Jwt,
-    passwords: Passwords,
+    parts: Parts,
     throttle: LoginThrottle,
-    keyring: Keyring,
-    upstream: Upstream,
 }
 
 impl AppState {
     /// Assembles the state from validated parts.
-    pub fn new(
-        config: Config,
-        db: PgPool,
-        jwt: Jwt,
-        passwords: Passwords,
-        keyring: Keyring,
-        upstream: Upstream,
-    ) -> Self {
-        let throttle = LoginThrottle::default();
+    pub fn new(parts: Parts) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
-                db,
-                jwt,
-                passwords,
-                throttle,
-                keyring,
-                upstream,
+                parts,
+                throttle: LoginThrottle::default(),
             }),
         }
     }
 
-    /// The master keys (current and previous) that unwrap workspace data keys.
-    pub fn keyring(&self) -> &Keyring {
-        &self.inner.keyring
-    }
-
-    /// The shared upstream HTTP client with the address policy.
-    pub fn upstream(&self) -> &Upstream {
-        &self.inner.upstream
-    }
-
     /// The validated settings.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.parts.config
     }
 
     /// The Postgres pool.
     pub fn db(&self) -> &PgPool {
-        &self.inner.db
+        &self.inner.parts.db
     }
 
     /// Session token signer/verifier.
     pub fn jwt(&self) -> &Jwt {
-        &self.inner.jwt
+        &self.inner.parts.jwt
     }
 
     /// Password hasher.
     pub fn passwords(&self) -> &Passwords {
-        &self.inner.passwords
+        &self.inner.parts.passwords
     }
 
     /// Failed-login counters.
@@ -84,9 +75,35 @@ impl AppState {
         &self.inner.throttle
     }
 
-    /// Whether a workspace on `plan` may use load balancing: in saas mode a paid plan grants it;
-    /// otherwise only a license does (licenses arrive with the license issue).
+    /// The master keys (current and previous) that unwrap workspace data keys.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.parts.keyring
+    }
+
+    /// The shared upstream HTTP client with the address policy.
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.parts.upstream
+    }
+
+    /// The instance's license.
+    pub fn license(&self) -> &LicenseState {
+        &self.inner.parts.license
+    }
+
+    /// Whether a workspace on `plan` may use load balancing: a valid license that grants it,
+    /// or, in saas mode only, a paid plan. Evaluated at call time, so expiry is noticed live.
     pub fn has_load_balancing(&self, plan: Plan) -> bool {
-        self.inner.config.deployment == Deployment::Saas && plan.is_paid()
+        self.license().grants("load_balancing", chrono::Utc::now())
+            || (self.config().deployment == Deployment::Saas && plan.is_paid())
+    }
+
+    /// Refuses one more workspace when a valid license caps them at `existing` or fewer.
+    pub fn check_workspace_limit(&self, existing: i64) -> Result<(), rotor_storage::Error> {
+        match self.license().max_workspaces(chrono::Utc::now()) {
+            Some(max) if u64::try_from(existing).unwrap_or(0) >= max => {
+                Err(rotor_storage::Error::LimitReached)
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -408,6 +408,7 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
     if !models.is_empty() {
         return Err(Error::InUse(models));
     }
+    crate::load_balancing::remove_credential(&mut tx, workspace, id, actor).await?;
     sqlx::query("DELETE FROM credentials WHERE workspace_id = $1 AND id = $2")
         .bind(workspace)
         .bind(id)

@@ -35,6 +35,18 @@ pub enum Error {
         /// Field path → problem.
         fields: std::collections::BTreeMap<String, String>,
     },
+    /// The change would leave load balancing enabled in a workspace without the feature.
+    #[error("feature not available")]
+    FeatureNotAvailable,
+    /// The license's `max_workspaces` is reached.
+    #[error("license limit reached")]
+    LimitReached,
+    /// `If-Match` named another version than the stored one.
+    #[error("version conflict")]
+    VersionConflict {
+        /// The stored version.
+        current: i64,
+    },
     /// A credential is the default credential of these models.
     #[error("credential in use")]
     InUse(Vec<String>),

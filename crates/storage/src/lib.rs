@@ -8,6 +8,8 @@ pub mod audit;
 pub mod credentials;
 pub mod crypto;
 pub mod error;
+pub mod licenses;
+pub mod load_balancing;
 pub mod members;
 pub mod models;
 pub mod page;

@@ -156,6 +156,7 @@ pub async fn create(
     .bind(new.credential_id)
     .fetch_one(&mut *tx)
     .await?;
+    crate::load_balancing::create_default(&mut tx, workspace, id).await?;
     audit::record(
         &mut tx,
         NewEvent::workspace(workspace, actor, "model.created", "model", id).with_details(

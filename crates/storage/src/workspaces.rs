@@ -230,3 +230,10 @@ pub async fn set_plan(
     tx.commit().await?;
     Ok(row.into())
 }
+
+/// How many workspaces the instance holds (license `max_workspaces`).
+pub async fn count(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM workspaces")
+        .fetch_one(pool)
+        .await?)
+}

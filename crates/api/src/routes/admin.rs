@@ -3,10 +3,12 @@
 use crate::config::Deployment;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, InstanceAdmin, List, ListQuery, PathIds};
+use crate::license::{LicenseStatus, Rejected};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
-use rotor_storage::{Plan, Workspace};
+use rotor_storage::{AuditEvent, Plan, Workspace};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -77,4 +79,80 @@ pub async fn set_plan(
         rotor_storage::workspaces::set_plan(state.db(), ws, admin.id, change.plan).await?;
     tracing::info!(workspace_id = %ws, plan = change.plan.as_str(), "plan changed");
     Ok(Json(updated))
+}
+
+/// A license to install.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseInstall {
+    /// The license token (a compact JWS signed by the vendor).
+    pub license: String,
+}
+
+/// The instance's license status and the key this binary trusts (instance administrators).
+#[utoipa::path(get, path = "/admin/license", tag = "admin", security(("bearer" = [])), responses(
+    (status = 200, body = LicenseStatus),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn license_status(
+    State(state): State<AppState>,
+    _admin: InstanceAdmin,
+) -> Json<LicenseStatus> {
+    Json(state.license().status(chrono::Utc::now()))
+}
+
+/// Install a license (persisted; the valid license installed last is the active one). An
+/// expired or invalid token changes nothing.
+#[utoipa::path(put, path = "/admin/license", tag = "admin", security(("bearer" = [])), request_body = LicenseInstall, responses(
+    (status = 200, body = LicenseStatus),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "license_expired, license_invalid or validation_failed"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn install_license(
+    State(state): State<AppState>,
+    InstanceAdmin(admin): InstanceAdmin,
+    ApiJson(body): ApiJson<LicenseInstall>,
+) -> ApiResult<Json<LicenseStatus>> {
+    match crate::license::install(state.db(), state.license(), &body.license, Some(admin.id))
+        .await?
+    {
+        Ok(claims) => {
+            tracing::info!(licensee = %claims.sub, expires_at = %claims.expires_at(), "license installed");
+            Ok(Json(state.license().status(chrono::Utc::now())))
+        }
+        Err(Rejected::Expired) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "license_expired",
+            "the license has expired; nothing was changed",
+        )),
+        Err(Rejected::Invalid) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "license_invalid",
+            "not a license signed by the key this binary trusts; nothing was changed",
+        )),
+    }
+}
+
+/// Instance-level events (license, plans, workspaces created, password changes), newest first.
+#[utoipa::path(get, path = "/admin/audit-events", tag = "admin", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = List<AuditEvent>),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn instance_events(
+    State(state): State<AppState>,
+    _admin: InstanceAdmin,
+    query: ListQuery,
+) -> ApiResult<Json<List<AuditEvent>>> {
+    let page = rotor_storage::audit::list_instance(state.db(), query.page()?).await?;
+    Ok(Json(page.into()))
 }

@@ -128,6 +128,7 @@ pub async fn signup(
     if !open && rotor_storage::users::any_exist(state.db()).await? {
         return Err(closed());
     }
+    state.check_workspace_limit(rotor_storage::workspaces::count(state.db()).await?)?;
     let mut errors = FieldErrors::default();
     let email = check_email(&mut errors, "email", &body.email);
     check_password(&mut errors, "password", &body.password);
@@ -142,11 +143,14 @@ pub async fn signup(
         password_hash: &hash,
         workspace_name: &workspace_name,
     };
-    let (user, workspace) =
-        match rotor_storage::users::signup(state.db(), new, open, |_| Ok(())).await? {
-            Signup::Created(user, workspace) => (user, workspace),
-            Signup::Closed => return Err(closed()),
-        };
+    let (user, workspace) = match rotor_storage::users::signup(state.db(), new, open, |n| {
+        state.check_workspace_limit(n)
+    })
+    .await?
+    {
+        Signup::Created(user, workspace) => (user, workspace),
+        Signup::Closed => return Err(closed()),
+    };
     tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user signed up");
     let access_token = state.jwt().issue(user.id, user.token_version)?;
     Ok((

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod health;
+pub mod load_balancing;
 pub mod me;
 pub mod members;
 pub mod models;
@@ -27,5 +28,6 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(credentials::router())
         .merge(models::router())
+        .merge(load_balancing::router())
         .merge(admin::router())
 }

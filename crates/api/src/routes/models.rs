@@ -2,6 +2,7 @@
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::routes::load_balancing::summary;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -82,7 +83,7 @@ pub struct ModelView {
     pub updated_at: DateTime<Utc>,
 }
 
-fn view(m: Model) -> ModelView {
+fn view(m: Model, load_balancing: LoadBalancingSummary) -> ModelView {
     ModelView {
         id: m.id,
         provider: m.provider,
@@ -90,14 +91,19 @@ fn view(m: Model) -> ModelView {
         upstream_model: m.upstream_model,
         model_type: m.model_type,
         credential_id: m.credential_id,
-        // Pools arrive with load balancing; until a model has one it is served by its default.
-        load_balancing: LoadBalancingSummary {
-            enabled: false,
-            effective: false,
-        },
+        load_balancing,
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
+}
+
+async fn with_summary(
+    state: &AppState,
+    ws: &rotor_storage::MemberWorkspace,
+    m: Model,
+) -> ApiResult<ModelView> {
+    let config = rotor_storage::load_balancing::get(state.db(), ws.id, m.id).await?;
+    Ok(view(m, summary(state, ws.plan, Some(&config))))
 }
 
 fn model_name(errors: &mut FieldErrors, field: &str, value: &str) -> String {
@@ -123,9 +129,17 @@ pub async fn list_models(
     query: ListQuery,
 ) -> ApiResult<Json<List<ModelView>>> {
     let page = models::list(state.db(), member.workspace.id, query.page()?).await?;
+    let ids: Vec<Uuid> = page.data.iter().map(|m| m.id).collect();
+    let configs =
+        rotor_storage::load_balancing::get_many(state.db(), member.workspace.id, &ids).await?;
     let list = List::from(page);
+    let plan = member.workspace.plan;
+    let data = list.data.into_iter().map(|m| {
+        let lb = summary(&state, plan, configs.get(&m.id));
+        view(m, lb)
+    });
     Ok(Json(List {
-        data: list.data.into_iter().map(view).collect(),
+        data: data.collect(),
         next_cursor: list.next_cursor,
     }))
 }
@@ -167,7 +181,11 @@ pub async fn create_model(
         credential_id: body.credential_id,
     };
     let model = models::create(state.db(), member.workspace.id, member.user.id, new).await?;
-    Ok((StatusCode::CREATED, Json(view(model))))
+    let lb = LoadBalancingSummary {
+        enabled: false,
+        effective: false,
+    };
+    Ok((StatusCode::CREATED, Json(view(model, lb))))
 }
 
 /// One model.
@@ -184,9 +202,8 @@ pub async fn get_model(
     ids: PathIds,
 ) -> ApiResult<Json<ModelView>> {
     let id = ids.uuid("id")?;
-    Ok(Json(view(
-        models::get(state.db(), member.workspace.id, id).await?,
-    )))
+    let model = models::get(state.db(), member.workspace.id, id).await?;
+    Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }
 
 /// Change a model's default credential or upstream name (owners and admins).
@@ -225,7 +242,7 @@ pub async fn update_model(
         upstream.as_deref(),
     )
     .await?;
-    Ok(Json(view(model)))
+    Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }
 
 /// Delete a model and its load-balancing pool (owners and admins).

@@ -104,10 +104,14 @@ pub async fn create_workspace(
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<NewWorkspace>,
 ) -> ApiResult<(StatusCode, Json<MemberWorkspace>)> {
+    state.check_workspace_limit(rotor_storage::workspaces::count(state.db()).await?)?;
     let mut errors = FieldErrors::default();
     let name = errors.name("name", &body.name, 100);
     errors.finish()?;
-    let ws = rotor_storage::workspaces::create(state.db(), user.id, &name, |_| Ok(())).await?;
+    let ws = rotor_storage::workspaces::create(state.db(), user.id, &name, |n| {
+        state.check_workspace_limit(n)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(ws)))
 }
 

@@ -1,0 +1,346 @@
+//! A model's load-balancing pool: read with an `ETag`, replace (PUT) or toggle/tune (PATCH)
+//! with optional `If-Match`, and clear cooldowns. Switching off keeps every entry; any write
+//! that leaves the pool enabled needs the `load_balancing` feature.
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Manager, Member, PathIds};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rotor_storage::load_balancing::{self as lb, Config, EntryInput, Write};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// `/workspaces/{ws}/models/{id}/load-balancing*`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_config, put_config, patch_config))
+        .routes(routes!(clear_cooldowns))
+}
+
+/// Live state of an entry's credential.
+#[derive(Serialize, ToSchema)]
+pub struct EntryStatus {
+    /// `available` or `cooling_down`.
+    #[schema(example = "available")]
+    pub state: &'static str,
+    /// Seconds until the credential is back in the rotation.
+    pub cooldown_remaining_s: u64,
+}
+
+/// One entry of the pool.
+#[derive(Serialize, ToSchema)]
+pub struct EntryView {
+    /// Entry id (stable across toggles; send it back in a PUT to keep it).
+    pub id: Uuid,
+    /// The credential, or null for the Default Config (the model's current default credential).
+    pub credential_id: Option<Uuid>,
+    /// The credential's name, or "Default Config".
+    pub credential_name: String,
+    /// Whether the entry takes part in the rotation.
+    pub enabled: bool,
+    /// Relative share of the traffic, 1..=100.
+    pub weight: i32,
+    /// Live state.
+    pub status: EntryStatus,
+}
+
+/// A model's load-balancing configuration.
+#[derive(Serialize, ToSchema)]
+pub struct LoadBalancingView {
+    /// Switched on.
+    pub enabled: bool,
+    /// Actually used: enabled, the workspace has the feature, and two distinct credentials.
+    pub effective: bool,
+    /// Why not effective: `disabled`, `feature_not_available` or `not_enough_entries`.
+    pub reason: Option<&'static str>,
+    /// Seconds a rate-limited credential leaves the rotation (1..=3600).
+    pub cooldown_seconds: i32,
+    /// Most distinct credentials tried per request (1..=10).
+    pub max_attempts: i32,
+    /// Bumps on every write; also the `ETag`.
+    pub version: i64,
+    /// Ordered entries.
+    pub entries: Vec<EntryView>,
+}
+
+/// An entry to store.
+#[derive(Deserialize, ToSchema)]
+pub struct EntryInputBody {
+    /// Keep an existing entry's id (optional).
+    pub id: Option<Uuid>,
+    /// A credential of the model's provider in this workspace, or null for the Default Config.
+    pub credential_id: Option<Uuid>,
+    /// Takes part in the rotation (default true).
+    pub enabled: Option<bool>,
+    /// Relative share, 1..=100 (default 1).
+    pub weight: Option<i32>,
+}
+
+/// The whole configuration (a GET body may be sent back as is).
+#[derive(Deserialize, ToSchema)]
+pub struct PutBody {
+    /// Switch the pool on or off.
+    pub enabled: bool,
+    /// 1..=3600; omitted keeps the stored value (60 by default).
+    pub cooldown_seconds: Option<i32>,
+    /// 1..=10; omitted keeps the stored value (3 by default).
+    pub max_attempts: Option<i32>,
+    /// The entries, in order; they replace the stored ones.
+    pub entries: Vec<EntryInputBody>,
+}
+
+/// A toggle or tuning that leaves the entries alone.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    /// Switch the pool on or off.
+    pub enabled: Option<bool>,
+    /// 1..=3600.
+    pub cooldown_seconds: Option<i32>,
+    /// 1..=10.
+    pub max_attempts: Option<i32>,
+}
+
+fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
+    let feature = state.has_load_balancing(member.workspace.plan);
+    let reason = c.reason(feature);
+    let version = c.version;
+    let body = LoadBalancingView {
+        enabled: c.enabled,
+        effective: reason.is_none(),
+        reason,
+        cooldown_seconds: c.cooldown_seconds,
+        max_attempts: c.max_attempts,
+        version: c.version,
+        entries: c
+            .entries
+            .into_iter()
+            .map(|e| EntryView {
+                id: e.id,
+                credential_id: e.credential_id,
+                credential_name: e.credential_name,
+                enabled: e.enabled,
+                weight: e.weight,
+                status: EntryStatus {
+                    state: "available",
+                    cooldown_remaining_s: 0,
+                },
+            })
+            .collect(),
+    };
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// The versions an `If-Match` header accepts: `None` without the header or with `*`.
+fn if_match(headers: &HeaderMap) -> Option<Vec<i64>> {
+    let values: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let tags: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.contains(&"*") {
+        return None;
+    }
+    Some(
+        tags.iter()
+            .filter_map(|t| {
+                t.trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<i64>()
+                    .ok()
+            })
+            .collect(),
+    )
+}
+
+/// The model's pool with an `ETag: "<version>"` header.
+#[utoipa::path(get, path = "/workspaces/{ws}/models/{id}/load-balancing", tag = "load-balancing", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
+    (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn get_config(
+    State(state): State<AppState>,
+    member: Member,
+    ids: PathIds,
+) -> ApiResult<Response> {
+    let id = ids.uuid("id")?;
+    let config = lb::get(state.db(), member.workspace.id, id).await?;
+    Ok(view(&state, &member, config))
+}
+
+/// Replace the pool (owners and admins). Enabling needs the feature (403) and two distinct
+/// enabled credentials (422 `not_enough_entries`); a stale `If-Match` is 412. A refused write
+/// changes nothing.
+#[utoipa::path(put, path = "/workspaces/{ws}/models/{id}/load-balancing", tag = "load-balancing", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
+    request_body = PutBody, responses(
+    (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 412, body = ErrorBody, description = "version_conflict"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn put_config(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PutBody>,
+) -> ApiResult<Response> {
+    let id = ids.uuid("id")?;
+    let entries = body
+        .entries
+        .into_iter()
+        .map(|e| EntryInput {
+            id: e.id,
+            credential_id: e.credential_id,
+            enabled: e.enabled.unwrap_or(true),
+            weight: e.weight.unwrap_or(1),
+        })
+        .collect();
+    let write = Write {
+        enabled: Some(body.enabled),
+        cooldown_seconds: body.cooldown_seconds,
+        max_attempts: body.max_attempts,
+        entries: Some(entries),
+        if_match: if_match(&headers),
+    };
+    save(&state, &member, id, write).await
+}
+
+/// Toggle or tune the pool without touching its entries (owners and admins).
+#[utoipa::path(patch, path = "/workspaces/{ws}/models/{id}/load-balancing", tag = "load-balancing", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
+    request_body = PatchBody, responses(
+    (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
+    (status = 400, body = ErrorBody, description = "invalid_json"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 412, body = ErrorBody, description = "version_conflict"),
+    (status = 413, body = ErrorBody, description = "payload_too_large"),
+    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
+    (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn patch_config(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> ApiResult<Response> {
+    let id = ids.uuid("id")?;
+    let write = Write {
+        enabled: body.enabled,
+        cooldown_seconds: body.cooldown_seconds,
+        max_attempts: body.max_attempts,
+        entries: None,
+        if_match: if_match(&headers),
+    };
+    save(&state, &member, id, write).await
+}
+
+async fn save(
+    state: &AppState,
+    member: &Member<Manager>,
+    model: Uuid,
+    write: Write,
+) -> ApiResult<Response> {
+    let feature = state.has_load_balancing(member.workspace.plan);
+    let config = lb::write(
+        state.db(),
+        member.workspace.id,
+        model,
+        member.user.id,
+        write,
+        feature,
+    )
+    .await?;
+    tracing::info!(model_id = %model, version = config.version, enabled = config.enabled, "load balancing updated");
+    Ok(view(state, member, config))
+}
+
+/// Put every credential of the model back in the rotation (owners and admins).
+#[utoipa::path(delete, path = "/workspaces/{ws}/models/{id}/load-balancing/cooldowns", tag = "load-balancing", security(("bearer" = [])),
+    params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
+    (status = 204, description = "cleared"),
+    (status = 401, body = ErrorBody, description = "unauthorized"),
+    (status = 403, body = ErrorBody, description = "forbidden"),
+    (status = 404, body = ErrorBody, description = "not_found"),
+    (status = 503, body = ErrorBody, description = "database_unavailable"),
+))]
+pub async fn clear_cooldowns(
+    State(state): State<AppState>,
+    member: Member<Manager>,
+    ids: PathIds,
+) -> ApiResult<StatusCode> {
+    let id = ids.uuid("id")?;
+    lb::record_cooldowns_cleared(state.db(), member.workspace.id, id, member.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{enabled, effective}` of a model's config, for model answers.
+pub fn summary(
+    state: &AppState,
+    plan: rotor_storage::Plan,
+    c: Option<&Config>,
+) -> crate::routes::models::LoadBalancingSummary {
+    let feature = state.has_load_balancing(plan);
+    match c {
+        Some(c) => crate::routes::models::LoadBalancingSummary {
+            enabled: c.enabled,
+            effective: c.reason(feature).is_none(),
+        },
+        None => crate::routes::models::LoadBalancingSummary {
+            enabled: false,
+            effective: false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(if_match(&h), None);
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"7\", W/\"8\""));
+        assert_eq!(if_match(&h), Some(vec![7, 8]));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert_eq!(if_match(&h), None);
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"garbage\""));
+        assert_eq!(if_match(&h), Some(vec![]));
+    }
+}

@@ -1,0 +1,450 @@
+//! Load-balancing pools: one config per model (enabled flag, cooldown, attempts, version)
+//! with ordered entries. Switching off only clears `enabled`; entries are never dropped by a
+//! toggle, a downgrade or an expired license — only by a PUT that replaces them or by deleting
+//! the credential they point at.
+
+use crate::audit::{self, NewEvent};
+use crate::{Error, Result};
+use sqlx::{PgConnection, PgPool};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use uuid::Uuid;
+
+/// Shown for the entry that follows the model's default credential.
+pub const DEFAULT_CONFIG_NAME: &str = "Default Config";
+
+/// One pool entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Entry id (stable across toggles).
+    pub id: Uuid,
+    /// `None` is the Default Config entry.
+    pub credential_id: Option<Uuid>,
+    /// The credential's name, or "Default Config".
+    pub credential_name: String,
+    /// Whether the entry takes part in the rotation.
+    pub enabled: bool,
+    /// Relative share, 1..=100.
+    pub weight: i32,
+}
+
+/// A model's load-balancing config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The model.
+    pub model_id: Uuid,
+    /// The model's current default credential (what the Default Config entry resolves to).
+    pub default_credential: Uuid,
+    /// Switched on.
+    pub enabled: bool,
+    /// Seconds a rate-limited credential stays out of the rotation.
+    pub cooldown_seconds: i32,
+    /// Most distinct credentials tried per request.
+    pub max_attempts: i32,
+    /// Bumps once per successful write.
+    pub version: i64,
+    /// Ordered entries.
+    pub entries: Vec<Entry>,
+}
+
+impl Config {
+    /// The distinct credentials of the enabled entries, the Default Config resolved.
+    pub fn distinct_enabled(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.enabled)
+            .map(|e| e.credential_id.unwrap_or(self.default_credential))
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    /// Why the pool is not used (`None` when it is), given whether the workspace has the feature.
+    pub fn reason(&self, feature: bool) -> Option<&'static str> {
+        if !self.enabled {
+            Some("disabled")
+        } else if !feature {
+            Some("feature_not_available")
+        } else if self.distinct_enabled() < 2 {
+            Some("not_enough_entries")
+        } else {
+            None
+        }
+    }
+}
+
+/// An entry of a PUT.
+#[derive(Debug, Clone)]
+pub struct EntryInput {
+    /// Keep this existing entry's id (optional).
+    pub id: Option<Uuid>,
+    /// Credential, or `None` for the Default Config.
+    pub credential_id: Option<Uuid>,
+    /// Takes part in the rotation.
+    pub enabled: bool,
+    /// 1..=100.
+    pub weight: i32,
+}
+
+/// A write: PUT sets `entries`, PATCH leaves them `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Write {
+    /// New enabled flag.
+    pub enabled: Option<bool>,
+    /// New cooldown.
+    pub cooldown_seconds: Option<i32>,
+    /// New attempt limit.
+    pub max_attempts: Option<i32>,
+    /// Replacement entries.
+    pub entries: Option<Vec<EntryInput>>,
+    /// Versions `If-Match` accepts (`None`: no precondition).
+    pub if_match: Option<Vec<i64>>,
+}
+
+/// (id, credential_id, credential name, enabled, weight)
+type EntryRow = (Uuid, Option<Uuid>, Option<String>, bool, i32);
+
+async fn load(conn: &mut PgConnection, workspace: Uuid, model: Uuid, lock: bool) -> Result<Config> {
+    let head: Option<(Uuid, bool, i32, i32, i64)> = sqlx::query_as(&format!(
+        "SELECT m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
+         FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
+         WHERE c.workspace_id = $1 AND c.model_id = $2{}",
+        if lock { " FOR UPDATE OF c" } else { "" }
+    ))
+    .bind(workspace)
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (default_credential, enabled, cooldown_seconds, max_attempts, version) =
+        head.ok_or(Error::NotFound)?;
+    let rows: Vec<EntryRow> = sqlx::query_as(
+        "SELECT e.id, e.credential_id, cr.name, e.enabled, e.weight FROM lb_entries e \
+         LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id \
+         WHERE e.workspace_id = $1 AND e.model_id = $2 ORDER BY e.position",
+    )
+    .bind(workspace)
+    .bind(model)
+    .fetch_all(&mut *conn)
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(|(id, credential_id, name, enabled, weight)| Entry {
+            id,
+            credential_id,
+            credential_name: name.unwrap_or_else(|| DEFAULT_CONFIG_NAME.to_owned()),
+            enabled,
+            weight,
+        })
+        .collect();
+    Ok(Config {
+        model_id: model,
+        default_credential,
+        enabled,
+        cooldown_seconds,
+        max_attempts,
+        version,
+        entries,
+    })
+}
+
+/// A model's config.
+pub async fn get(pool: &PgPool, workspace: Uuid, model: Uuid) -> Result<Config> {
+    let mut conn = pool.acquire().await?;
+    load(&mut conn, workspace, model, false).await
+}
+
+/// The configs of several models of a workspace (for model lists), by model id.
+pub async fn get_many(
+    pool: &PgPool,
+    workspace: Uuid,
+    models: &[Uuid],
+) -> Result<HashMap<Uuid, Config>> {
+    let mut conn = pool.acquire().await?;
+    let mut out = HashMap::new();
+    for &m in models {
+        match load(&mut conn, workspace, m, false).await {
+            Ok(c) => {
+                out.insert(m, c);
+            }
+            Err(Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the (disabled, empty) config of a new model.
+pub(crate) async fn create_default(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    model: Uuid,
+) -> Result<()> {
+    sqlx::query("INSERT INTO lb_configs (model_id, workspace_id) VALUES ($1, $2)")
+        .bind(model)
+        .bind(workspace)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies a PUT or PATCH in one transaction. Checks, in order: the model exists (404); a
+/// config left enabled needs `feature` (403); ranges, credentials of this workspace and
+/// provider, and two distinct enabled credentials when enabled (422); `If-Match` (412).
+/// A rejected write changes nothing.
+pub async fn write(
+    pool: &PgPool,
+    workspace: Uuid,
+    model: Uuid,
+    actor: Uuid,
+    w: Write,
+    feature: bool,
+) -> Result<Config> {
+    let mut tx = pool.begin().await?;
+    let current = load(&mut tx, workspace, model, true).await?;
+    let enabled = w.enabled.unwrap_or(current.enabled);
+    if enabled && !feature {
+        return Err(Error::FeatureNotAvailable);
+    }
+
+    let mut fields = BTreeMap::new();
+    let cooldown_seconds = w.cooldown_seconds.unwrap_or(current.cooldown_seconds);
+    if !(1..=3600).contains(&cooldown_seconds) {
+        fields.insert(
+            "cooldown_seconds".to_owned(),
+            "must be from 1 to 3600".to_owned(),
+        );
+    }
+    let max_attempts = w.max_attempts.unwrap_or(current.max_attempts);
+    if !(1..=10).contains(&max_attempts) {
+        fields.insert("max_attempts".to_owned(), "must be from 1 to 10".to_owned());
+    }
+    let provider: String =
+        sqlx::query_scalar("SELECT provider FROM models WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace)
+            .bind(model)
+            .fetch_one(&mut *tx)
+            .await?;
+    let mut next = current.clone();
+    next.enabled = enabled;
+    next.cooldown_seconds = cooldown_seconds;
+    next.max_attempts = max_attempts;
+    if let Some(inputs) = &w.entries {
+        if inputs.len() > 100 {
+            fields.insert("entries".to_owned(), "at most 100 entries".to_owned());
+        }
+        let ids: Vec<Uuid> = inputs.iter().filter_map(|e| e.credential_id).collect();
+        let found: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, provider, name FROM credentials WHERE workspace_id = $1 AND id = ANY($2)",
+        )
+        .bind(workspace)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let found: HashMap<Uuid, (String, String)> =
+            found.into_iter().map(|(id, p, n)| (id, (p, n))).collect();
+        let existing: HashSet<Uuid> = current.entries.iter().map(|e| e.id).collect();
+        let mut seen = HashSet::new();
+        let mut entries = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if !(1..=100).contains(&input.weight) {
+                fields.insert(
+                    format!("entries[{i}].weight"),
+                    "must be from 1 to 100".to_owned(),
+                );
+            }
+            let id = match input.id {
+                Some(id) if existing.contains(&id) && seen.insert(id) => id,
+                Some(_) => {
+                    fields.insert(
+                        format!("entries[{i}].id"),
+                        "not an entry of this pool (omit it for a new entry)".to_owned(),
+                    );
+                    Uuid::new_v4()
+                }
+                None => Uuid::new_v4(),
+            };
+            let credential_name = match input.credential_id {
+                None => DEFAULT_CONFIG_NAME.to_owned(),
+                Some(c) => match found.get(&c) {
+                    None => {
+                        fields.insert(
+                            format!("entries[{i}].credential_id"),
+                            "no such credential in this workspace".to_owned(),
+                        );
+                        String::new()
+                    }
+                    Some((p, _)) if *p != provider => {
+                        fields.insert(
+                            format!("entries[{i}].credential_id"),
+                            format!("is a {p} credential, not {provider}"),
+                        );
+                        String::new()
+                    }
+                    Some((_, name)) => name.clone(),
+                },
+            };
+            entries.push(Entry {
+                id,
+                credential_id: input.credential_id,
+                credential_name,
+                enabled: input.enabled,
+                weight: input.weight,
+            });
+        }
+        next.entries = entries;
+    }
+    if !fields.is_empty() {
+        return Err(Error::Invalid {
+            code: "validation_failed",
+            fields,
+        });
+    }
+    if enabled && next.distinct_enabled() < 2 {
+        return Err(Error::Invalid {
+            code: "not_enough_entries",
+            fields: [(
+                "entries".to_owned(),
+                "enabling needs at least two distinct enabled credentials".to_owned(),
+            )]
+            .into(),
+        });
+    }
+    if let Some(versions) = &w.if_match {
+        if !versions.contains(&current.version) {
+            return Err(Error::VersionConflict {
+                current: current.version,
+            });
+        }
+    }
+
+    next.version = current.version + 1;
+    sqlx::query(
+        "UPDATE lb_configs SET enabled = $3, cooldown_seconds = $4, max_attempts = $5, version = $6, \
+         updated_at = clock_timestamp() WHERE workspace_id = $1 AND model_id = $2",
+    )
+    .bind(workspace)
+    .bind(model)
+    .bind(next.enabled)
+    .bind(next.cooldown_seconds)
+    .bind(next.max_attempts)
+    .bind(next.version)
+    .execute(&mut *tx)
+    .await?;
+    if w.entries.is_some() {
+        sqlx::query("DELETE FROM lb_entries WHERE workspace_id = $1 AND model_id = $2")
+            .bind(workspace)
+            .bind(model)
+            .execute(&mut *tx)
+            .await?;
+        for (position, e) in next.entries.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(e.id)
+            .bind(model)
+            .bind(workspace)
+            .bind(i32::try_from(position).unwrap_or(i32::MAX))
+            .bind(e.credential_id)
+            .bind(e.enabled)
+            .bind(e.weight)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    let mut details = serde_json::json!({
+        "enabled": next.enabled,
+        "cooldown_seconds": next.cooldown_seconds,
+        "max_attempts": next.max_attempts,
+        "version": next.version,
+    });
+    if w.entries.is_some() {
+        details["entries"] = serde_json::json!(next
+            .entries
+            .iter()
+            .map(|e| serde_json::json!({"id": e.id, "credential_id": e.credential_id, "enabled": e.enabled, "weight": e.weight}))
+            .collect::<Vec<_>>());
+    }
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(workspace, actor, "load_balancing.updated", "model", model)
+            .with_details(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(next)
+}
+
+/// Records that an admin cleared a model's cooldowns (the state itself lives in dispatch).
+pub async fn record_cooldowns_cleared(
+    pool: &PgPool,
+    workspace: Uuid,
+    model: Uuid,
+    actor: Uuid,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let exists: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM models WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace)
+            .bind(model)
+            .fetch_optional(&mut *tx)
+            .await?;
+    exists.ok_or(Error::NotFound)?;
+    audit::record(
+        &mut tx,
+        NewEvent::workspace(
+            workspace,
+            actor,
+            "load_balancing.cooldowns_cleared",
+            "model",
+            model,
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes every pool entry pointing at `credential`, bumping each affected model's version
+/// and recording it. Runs inside the credential delete's transaction.
+pub(crate) async fn remove_credential(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    credential: Uuid,
+    actor: Uuid,
+) -> Result<()> {
+    let models: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT model_id FROM lb_entries WHERE workspace_id = $1 AND credential_id = $2 ORDER BY model_id",
+    )
+    .bind(workspace)
+    .bind(credential)
+    .fetch_all(&mut *conn)
+    .await?;
+    for model in models {
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE lb_configs SET version = version + 1, updated_at = clock_timestamp() \
+             WHERE workspace_id = $1 AND model_id = $2 RETURNING version",
+        )
+        .bind(workspace)
+        .bind(model)
+        .fetch_one(&mut *conn)
+        .await?;
+        let removed = sqlx::query("DELETE FROM lb_entries WHERE workspace_id = $1 AND model_id = $2 AND credential_id = $3")
+            .bind(workspace)
+            .bind(model)
+            .bind(credential)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        audit::record(
+            conn,
+            NewEvent::workspace(workspace, actor, "load_balancing.updated", "model", model)
+                .with_details(serde_json::json!({
+                    "reason": "credential_deleted",
+                    "credential_id": credential,
+                    "entries_removed": removed,
+                    "version": version,
+                })),
+        )
+        .await?;
+    }
+    Ok(())
+}
