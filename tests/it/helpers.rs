@@ -272,7 +272,14 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 
 impl TestApp {
     /// Creates a credential and returns its JSON.
-    pub async fn credential(&self, user: &TestUser, workspace: Uuid, provider: &str, name: &str, config: Value) -> Value {
+    pub async fn credential(
+        &self,
+        user: &TestUser,
+        workspace: Uuid,
+        provider: &str,
+        name: &str,
+        config: Value,
+    ) -> Value {
         let r = self
             .post(
                 &format!("/api/v1/workspaces/{workspace}/credentials"),
@@ -285,15 +292,35 @@ impl TestApp {
     }
 
     /// Creates an `openai_compatible` credential pointing at `base_url`; returns its id.
-    pub async fn compatible_credential(&self, user: &TestUser, workspace: Uuid, name: &str, key: &str, base_url: &str) -> Uuid {
+    pub async fn compatible_credential(
+        &self,
+        user: &TestUser,
+        workspace: Uuid,
+        name: &str,
+        key: &str,
+        base_url: &str,
+    ) -> Uuid {
         let c = self
-            .credential(user, workspace, "openai_compatible", name, json!({"api_key": key, "base_url": base_url}))
+            .credential(
+                user,
+                workspace,
+                "openai_compatible",
+                name,
+                json!({"api_key": key, "base_url": base_url}),
+            )
             .await;
         c["id"].as_str().unwrap().parse().unwrap()
     }
 
     /// Creates a model and returns its JSON.
-    pub async fn model(&self, user: &TestUser, workspace: Uuid, provider: &str, name: &str, credential: Uuid) -> Value {
+    pub async fn model(
+        &self,
+        user: &TestUser,
+        workspace: Uuid,
+        provider: &str,
+        name: &str,
+        credential: Uuid,
+    ) -> Value {
         let r = self
             .post(
                 &format!("/api/v1/workspaces/{workspace}/models"),

@@ -76,14 +76,26 @@ fn respond(status: StatusCode, body: String) -> Response {
         .unwrap_or_default()
 }
 
-async fn handle(State(log): State<Arc<Mutex<Vec<Recorded>>>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State(log): State<Arc<Mutex<Vec<Recorded>>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let key = key_of(&headers);
     if let Ok(mut l) = log.lock() {
-        l.push(Recorded { method: method.to_string(), uri: uri.to_string(), key: key.clone() });
+        l.push(Recorded {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            key: key.clone(),
+        });
     }
     let key = key.unwrap_or_default();
     let error = |status: StatusCode, kind: &str| {
-        respond(status, format!(r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}"}}}}"#))
+        respond(
+            status,
+            format!(r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}"}}}}"#),
+        )
     };
     if key.contains("unauthorized") {
         return error(StatusCode::UNAUTHORIZED, "invalid_api_key");
@@ -93,7 +105,8 @@ async fn handle(State(log): State<Arc<Mutex<Vec<Recorded>>>>, method: Method, ur
     }
     if key.contains("ratelimited") {
         let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded");
-        r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("7"));
+        r.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("7"));
         return r;
     }
     if key.contains("broken") {
@@ -106,5 +119,10 @@ async fn handle(State(log): State<Arc<Mutex<Vec<Recorded>>>>, method: Method, ur
             .body(Body::empty())
             .unwrap_or_default();
     }
-    respond(StatusCode::OK, format!(r#"{{"object": "list", "data": [{{"id": "mock-model", "object": "model"}}], "note": "{BODY_CANARY}"}}"#))
+    respond(
+        StatusCode::OK,
+        format!(
+            r#"{{"object": "list", "data": [{{"id": "mock-model", "object": "model"}}], "note": "{BODY_CANARY}"}}"#
+        ),
+    )
 }
