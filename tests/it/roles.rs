@@ -578,7 +578,13 @@ async fn the_last_owner_can_neither_leave_nor_be_demoted() {
         .get(&t.path(""), &t.owner.token)
         .await
         .assert_error(404, "not_found");
-    assert_eq!(t.role_of(t.admin.id).await.as_deref(), Some("owner"));
+    let left = t.app.get(&t.path("/members"), &t.admin.token).await;
+    left.assert(200);
+    assert!(!left.body.to_string().contains(&t.owner.id.to_string()));
+    assert_eq!(
+        t.app.get(&t.path(""), &t.admin.token).await.body["role"],
+        "owner"
+    );
 }
 
 #[tokio::test]

@@ -9,8 +9,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Tenant A (owner of WA, with API key KA and a `normal` member M) and tenant B (owner of WB,
-/// with API key KB).
+/// An upstream address the credentials point at; never called by these tests.
+const UPSTREAM: &str = "http://127.0.0.1:9/v1";
+
+/// Tenant A (owner of WA, with a `normal` member M, API key KA, credential CA and model MA)
+/// and tenant B (owner of WB, with KB, CB and MB).
 struct World {
     app: TestApp,
     a: TestUser,
@@ -18,6 +21,10 @@ struct World {
     b: TestUser,
     ka: Uuid,
     kb: Uuid,
+    ca: Uuid,
+    cb: Uuid,
+    ma: Uuid,
+    mb: Uuid,
 }
 
 async fn world() -> World {
@@ -28,6 +35,26 @@ async fn world() -> World {
     app.add_member(&a, a.workspace, &m, "normal").await;
     let (ka, _) = app.api_key(&a, a.workspace, "alice-key").await;
     let (kb, _) = app.api_key(&b, b.workspace, "bob-key").await;
+    let ca = app
+        .compatible_credential(
+            &a,
+            a.workspace,
+            "alice-cred",
+            "sk-alice-secret-0001",
+            UPSTREAM,
+        )
+        .await;
+    let cb = app
+        .compatible_credential(&b, b.workspace, "bob-cred", "sk-bob-secret-00002", UPSTREAM)
+        .await;
+    let ma = model_id(
+        &app.model(&a, a.workspace, "openai_compatible", "alice-model", ca)
+            .await,
+    );
+    let mb = model_id(
+        &app.model(&b, b.workspace, "openai_compatible", "bob-model", cb)
+            .await,
+    );
     World {
         app,
         a,
@@ -35,18 +62,53 @@ async fn world() -> World {
         b,
         ka,
         kb,
+        ca,
+        cb,
+        ma,
+        mb,
     }
 }
 
-/// Every route that addresses something inside workspace `ws`, with a body that would change
-/// something if it were accepted. `member` is a member's user id and `key` an API key id.
-fn workspace_routes(
-    ws: Uuid,
+fn model_id(model: &Value) -> Uuid {
+    model["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// The ids a route table aims at.
+struct Targets<'a> {
+    /// A member's user id.
     member: Uuid,
+    /// An API key id.
     key: Uuid,
-    email: &str,
-) -> Vec<(Method, String, Option<Value>)> {
+    /// A credential id.
+    credential: Uuid,
+    /// A model id.
+    model: Uuid,
+    /// An email to add as a member.
+    email: &'a str,
+}
+
+/// Every route that addresses something inside workspace `ws`, with a body that would change
+/// something if it were accepted. Add new workspace routes here.
+fn workspace_routes(ws: Uuid, t: &Targets) -> Vec<(Method, String, Option<Value>)> {
     let w = format!("/api/v1/workspaces/{ws}");
+    let Targets {
+        member,
+        key,
+        credential,
+        model,
+        email,
+    } = *t;
+    let new_credential = json!({
+        "provider": "openai_compatible",
+        "name": "stolen",
+        "config": {"api_key": "sk-stolen-000000000", "base_url": UPSTREAM},
+    });
+    let new_model = json!({
+        "provider": "openai_compatible",
+        "name": "stolen",
+        "model_type": "llm",
+        "credential_id": credential,
+    });
     vec![
         (Method::GET, w.clone(), None),
         (
@@ -54,6 +116,7 @@ fn workspace_routes(
             w.clone(),
             Some(json!({"name": "taken over"})),
         ),
+        // Members.
         (Method::GET, format!("{w}/members"), None),
         (Method::GET, format!("{w}/members?limit=1"), None),
         (
@@ -77,6 +140,7 @@ fn workspace_routes(
             Some(json!({"role": "normal"})),
         ),
         (Method::DELETE, format!("{w}/members/{member}"), None),
+        // API keys.
         (Method::GET, format!("{w}/api-keys"), None),
         (
             Method::POST,
@@ -84,8 +148,73 @@ fn workspace_routes(
             Some(json!({"name": "stolen"})),
         ),
         (Method::DELETE, format!("{w}/api-keys/{key}"), None),
+        // Audit log.
         (Method::GET, format!("{w}/audit-events"), None),
         (Method::GET, format!("{w}/audit-events?limit=1"), None),
+        // Credentials.
+        (Method::GET, format!("{w}/credentials"), None),
+        (
+            Method::POST,
+            format!("{w}/credentials"),
+            Some(new_credential),
+        ),
+        (Method::GET, format!("{w}/credentials/{credential}"), None),
+        (
+            Method::PATCH,
+            format!("{w}/credentials/{credential}"),
+            Some(json!({"name": "taken over"})),
+        ),
+        (
+            Method::PATCH,
+            format!("{w}/credentials/{credential}"),
+            Some(
+                json!({"config": {"base_url": "http://127.0.0.1:10/v1", "api_key": "sk-attacker-00000"}}),
+            ),
+        ),
+        (
+            Method::DELETE,
+            format!("{w}/credentials/{credential}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{w}/credentials/{credential}/validate"),
+            None,
+        ),
+        // Models.
+        (Method::GET, format!("{w}/models"), None),
+        (Method::POST, format!("{w}/models"), Some(new_model)),
+        (Method::GET, format!("{w}/models/{model}"), None),
+        (
+            Method::PATCH,
+            format!("{w}/models/{model}"),
+            Some(json!({"upstream_model": "taken-over"})),
+        ),
+        (Method::DELETE, format!("{w}/models/{model}"), None),
+        // Load balancing.
+        (
+            Method::GET,
+            format!("{w}/models/{model}/load-balancing"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("{w}/models/{model}/load-balancing"),
+            Some(json!({"enabled": false, "entries": [
+                {"credential_id": null, "enabled": true},
+                {"credential_id": credential, "enabled": true, "weight": 5},
+            ]})),
+        ),
+        (
+            Method::PATCH,
+            format!("{w}/models/{model}/load-balancing"),
+            Some(json!({"enabled": false, "cooldown_seconds": 3600})),
+        ),
+        (
+            Method::DELETE,
+            format!("{w}/models/{model}/load-balancing/cooldowns"),
+            None,
+        ),
     ]
 }
 
@@ -97,10 +226,26 @@ async fn view(app: &TestApp, user: &TestUser, ws: Uuid) -> Value {
         ("members", format!("/api/v1/workspaces/{ws}/members")),
         ("api_keys", format!("/api/v1/workspaces/{ws}/api-keys")),
         ("audit", format!("/api/v1/workspaces/{ws}/audit-events")),
+        (
+            "credentials",
+            format!("/api/v1/workspaces/{ws}/credentials"),
+        ),
+        ("models", format!("/api/v1/workspaces/{ws}/models")),
     ] {
         let r = app.get(&path, &user.token).await;
         r.assert(200);
         out.insert(name.to_owned(), r.body);
+    }
+    // Each model's load-balancing config, with its version.
+    for id in ids(&out["models"], "id") {
+        let r = app
+            .get(
+                &format!("/api/v1/workspaces/{ws}/models/{id}/load-balancing"),
+                &user.token,
+            )
+            .await;
+        r.assert(200);
+        out.insert(format!("load_balancing {id}"), r.body);
     }
     Value::Object(out)
 }
@@ -115,6 +260,10 @@ async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
         "api_keys",
         "personal_tokens",
         "audit_events",
+        "credentials",
+        "models",
+        "lb_configs",
+        "lb_entries",
     ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&app.db)
@@ -156,7 +305,14 @@ fn ids(list: &Value, field: &str) -> Vec<String> {
 #[tokio::test]
 async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() {
     let World {
-        app, a, m, b, ka, ..
+        app,
+        a,
+        m,
+        b,
+        ka,
+        ca,
+        ma,
+        ..
     } = world().await;
     let before_a = view(&app, &a, a.workspace).await;
     let before_m = view(&app, &m, a.workspace).await;
@@ -166,7 +322,14 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
     // B aims at M, at A (the owner) and at itself (not a member of WA either).
     let mut requests = Vec::new();
     for target in [m.id, a.id, b.id] {
-        requests.extend(workspace_routes(a.workspace, target, ka, &b.email));
+        let targets = Targets {
+            member: target,
+            key: ka,
+            credential: ca,
+            model: ma,
+            email: &b.email,
+        };
+        requests.extend(workspace_routes(a.workspace, &targets));
     }
     expect_all_not_found(&app, &b.token, requests).await;
 
@@ -223,7 +386,14 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
 #[tokio::test]
 async fn a_personal_access_token_of_another_tenant_gets_404_too() {
     let World {
-        app, a, m, b, ka, ..
+        app,
+        a,
+        m,
+        b,
+        ka,
+        ca,
+        ma,
+        ..
     } = world().await;
     let pat = app
         .post("/api/v1/me/tokens", &b.token, json!({"name": "automation"}))
@@ -235,7 +405,16 @@ async fn a_personal_access_token_of_another_tenant_gets_404_too() {
     expect_all_not_found(
         &app,
         &pat,
-        workspace_routes(a.workspace, m.id, ka, &b.email),
+        workspace_routes(
+            a.workspace,
+            &Targets {
+                member: m.id,
+                key: ka,
+                credential: ca,
+                model: ma,
+                email: &b.email,
+            },
+        ),
     )
     .await;
     assert_eq!(view(&app, &a, a.workspace).await, before);
@@ -251,14 +430,59 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         b,
         ka,
         kb,
+        ca,
+        cb,
+        ma,
+        mb,
     } = world().await;
     let before_a = view(&app, &a, a.workspace).await;
     let before_b = view(&app, &b, b.workspace).await;
     let counts = row_counts(&app).await;
     let wb = format!("/api/v1/workspaces/{}", b.workspace);
 
-    // B, owner of WB, names A's key and A's members under WB.
-    let mut requests = vec![(Method::DELETE, format!("{wb}/api-keys/{ka}"), None)];
+    // B, owner of WB, names A's key, credential, model and members under WB.
+    let mut requests = vec![
+        (Method::DELETE, format!("{wb}/api-keys/{ka}"), None),
+        (Method::GET, format!("{wb}/credentials/{ca}"), None),
+        (
+            Method::PATCH,
+            format!("{wb}/credentials/{ca}"),
+            Some(json!({"name": "taken over"})),
+        ),
+        (Method::DELETE, format!("{wb}/credentials/{ca}"), None),
+        (
+            Method::POST,
+            format!("{wb}/credentials/{ca}/validate"),
+            None,
+        ),
+        (Method::GET, format!("{wb}/models/{ma}"), None),
+        (
+            Method::PATCH,
+            format!("{wb}/models/{ma}"),
+            Some(json!({"upstream_model": "taken-over"})),
+        ),
+        (Method::DELETE, format!("{wb}/models/{ma}"), None),
+        (
+            Method::GET,
+            format!("{wb}/models/{ma}/load-balancing"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("{wb}/models/{ma}/load-balancing"),
+            Some(json!({"enabled": false, "entries": []})),
+        ),
+        (
+            Method::PATCH,
+            format!("{wb}/models/{ma}/load-balancing"),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            Method::DELETE,
+            format!("{wb}/models/{ma}/load-balancing/cooldowns"),
+            None,
+        ),
+    ];
     for target in [a.id, m.id] {
         for role in ["owner", "admin", "normal"] {
             requests.push((
@@ -271,13 +495,17 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
     }
     expect_all_not_found(&app, &b.token, requests).await;
 
-    // And the other way round: A names B's key under WA.
+    // And the other way round: A names B's ids under WA.
     let wa = format!("/api/v1/workspaces/{}", a.workspace);
     expect_all_not_found(
         &app,
         &a.token,
         vec![
             (Method::DELETE, format!("{wa}/api-keys/{kb}"), None),
+            (Method::GET, format!("{wa}/credentials/{cb}"), None),
+            (Method::DELETE, format!("{wa}/credentials/{cb}"), None),
+            (Method::GET, format!("{wa}/models/{mb}"), None),
+            (Method::DELETE, format!("{wa}/models/{mb}"), None),
             (
                 Method::PATCH,
                 format!("{wa}/members/{}", b.id),
@@ -310,6 +538,46 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
             (m.id.to_string(), "normal".to_owned())
         ]
     );
+    // A's credential named in the body of B's model writes is refused exactly like an id
+    // that does not exist (DESIGN §3: 422), so its existence is not revealed.
+    for (method, path, body_with) in [
+        (
+            Method::POST,
+            format!("{wb}/models"),
+            (|c: Uuid| json!({"provider": "openai_compatible", "name": "borrowed", "model_type": "llm", "credential_id": c}))
+                as fn(Uuid) -> Value,
+        ),
+        (
+            Method::PATCH,
+            format!("{wb}/models/{mb}"),
+            (|c: Uuid| json!({"credential_id": c})) as fn(Uuid) -> Value,
+        ),
+        (
+            Method::PUT,
+            format!("{wb}/models/{mb}/load-balancing"),
+            (|c: Uuid| json!({"enabled": false, "entries": [{"credential_id": c, "enabled": true}]}))
+                as fn(Uuid) -> Value,
+        ),
+    ] {
+        let foreign = app
+            .call(method.clone(), &path, Some(&b.token), Some(body_with(ca)))
+            .await;
+        let missing = app
+            .call(
+                method.clone(),
+                &path,
+                Some(&b.token),
+                Some(body_with(Uuid::new_v4())),
+            )
+            .await;
+        foreign.assert_error(422, "validation_failed");
+        assert_eq!(
+            (foreign.status, &foreign.body),
+            (missing.status, &missing.body),
+            "{method} {path}: a foreign credential id is answered differently from a missing one"
+        );
+    }
+
     let after_b = view(&app, &b, b.workspace).await;
     assert_eq!(after_b, before_b);
     assert!(ids(&after_b["api_keys"], "id").contains(&kb.to_string()));
@@ -327,10 +595,25 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
 
 #[tokio::test]
 async fn a_workspace_that_does_not_exist_is_not_found() {
-    let World { app, a, m, ka, .. } = world().await;
+    let World {
+        app,
+        a,
+        m,
+        ka,
+        ca,
+        ma,
+        ..
+    } = world().await;
     let counts = row_counts(&app).await;
     let ghost = Uuid::new_v4();
-    expect_all_not_found(&app, &a.token, workspace_routes(ghost, m.id, ka, &m.email)).await;
+    let targets = Targets {
+        member: m.id,
+        key: ka,
+        credential: ca,
+        model: ma,
+        email: &m.email,
+    };
+    expect_all_not_found(&app, &a.token, workspace_routes(ghost, &targets)).await;
     assert_eq!(row_counts(&app).await, counts);
     // The same answer as for another tenant's workspace: nothing tells them apart.
     let other = app.user("other").await;
@@ -387,7 +670,15 @@ async fn workspace_lists_show_only_ones_own_workspaces() {
 
 #[tokio::test]
 async fn a_removed_member_loses_access_like_a_stranger() {
-    let World { app, a, m, ka, .. } = world().await;
+    let World {
+        app,
+        a,
+        m,
+        ka,
+        ca,
+        ma,
+        ..
+    } = world().await;
     app.delete(
         &format!("/api/v1/workspaces/{}/members/{}", a.workspace, m.id),
         &a.token,
@@ -399,7 +690,16 @@ async fn a_removed_member_loses_access_like_a_stranger() {
     expect_all_not_found(
         &app,
         &m.token,
-        workspace_routes(a.workspace, a.id, ka, &m.email),
+        workspace_routes(
+            a.workspace,
+            &Targets {
+                member: a.id,
+                key: ka,
+                credential: ca,
+                model: ma,
+                email: &m.email,
+            },
+        ),
     )
     .await;
     assert_eq!(view(&app, &a, a.workspace).await, before);
