@@ -247,13 +247,20 @@ impl TestApp {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a child process to bind. Taken outside the kernel's
+/// ephemeral range, so servers that bind port 0 in parallel tests cannot grab it meanwhile.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 1000) as u16 * 20;
+    for _ in 0..2000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (seed + n) % 20_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 10000..30000");
 }
 
 /// Path of a binary built by `scripts/test` (`cargo build --workspace --bins`).
@@ -336,4 +343,38 @@ impl TestApp {
 /// Base64 of a 32-byte master key made of `byte`.
 pub fn master_key(byte: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// The private key scripts/test generated for this build's trusted license key.
+pub fn license_key_pem() -> Vec<u8> {
+    let path = std::env::var("ROTOR_TEST_LICENSE_KEY")
+        .expect("ROTOR_TEST_LICENSE_KEY is not set: run the tests with scripts/test");
+    std::fs::read(path).expect("read the test license key")
+}
+
+/// A license signed by the build's trusted key, expiring `ttl_secs` from now.
+pub fn license_token(features: &[&str], ttl_secs: i64, max_workspaces: Option<u64>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = rotor_api::license::Claims {
+        sub: "ACME Corp".into(),
+        edition: Some("enterprise".into()),
+        features: features.iter().map(|f| (*f).to_owned()).collect(),
+        max_workspaces,
+        iat: now,
+        exp: now + ttl_secs,
+        jti: Some(Uuid::new_v4().to_string()),
+    };
+    rotor_api::license::issue(&license_key_pem(), &claims).unwrap()
+}
+
+/// A year-long license granting load balancing.
+pub fn lb_license() -> String {
+    license_token(&["load_balancing"], 365 * 24 * 3600, None)
+}
+
+impl TestApp {
+    /// The load-balancing path of a model.
+    pub fn lb_path(workspace: Uuid, model: &str) -> String {
+        format!("/api/v1/workspaces/{workspace}/models/{model}/load-balancing")
+    }
 }

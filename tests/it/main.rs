@@ -12,5 +12,7 @@ mod credentials;
 mod embedded;
 mod encryption;
 mod hostile;
+mod license;
+mod load_balancing;
 mod roles;
 mod tenancy;

@@ -28,6 +28,26 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(value) = JsonBody::from_request(req, state).await?;
+        parse_value(value).map(ApiJson)
+    }
+}
+
+/// A well-formed JSON body whose shape is checked later, with [`JsonBody::parse`]: routes
+/// that name a target id answer 404 for a missing target before 422 for a bad body (§11).
+pub struct JsonBody(pub serde_json::Value);
+
+impl JsonBody {
+    /// The body as `T` (422 naming the field otherwise).
+    pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        parse_value(self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
@@ -54,8 +74,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
             .map_err(|_| too_large())?;
-        parse_json(&bytes).map(ApiJson)
+        Ok(JsonBody(syntax(&bytes)?))
     }
+}
+
+fn syntax(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!(
+                "request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -71,37 +105,22 @@ fn is_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Parses JSON with errors that name the field and never quote the input.
+/// Parses JSON text: 400 for malformed JSON, then 422 naming the field for a wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let syntax = |inner: &serde_json::Error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!(
-                "request body is not valid JSON (line {}, column {})",
-                inner.line(),
-                inner.column()
-            ),
-        )
-    };
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(value) => {
-            de.end().map_err(|e| syntax(&e))?;
-            Ok(value)
-        }
-        Err(err) => {
-            let inner = err.inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let (field, problem) =
-                        describe_data_error(&err.path().to_string(), &inner.to_string());
-                    Err(ApiError::field(&field, problem))
-                }
-                _ => Err(syntax(inner)),
-            }
-        }
+    parse_value(syntax(bytes)?)
+}
+
+/// Converts a JSON value to `T`. Only objects are accepted at the top (never arrays read by
+/// position); errors name the field and never quote the input.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
     }
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let (field, problem) =
+            describe_data_error(&err.path().to_string(), &err.inner().to_string());
+        ApiError::field(&field, problem)
+    })
 }
 
 fn describe_data_error(path: &str, message: &str) -> (String, String) {

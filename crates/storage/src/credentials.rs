@@ -458,3 +458,15 @@ pub async fn rewrap_all(pool: &PgPool, keyring: &Keyring) -> Result<u64> {
     tx.commit().await?;
     Ok(count)
 }
+
+/// 404 unless the credential exists in the workspace.
+pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<()> {
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM credentials WHERE workspace_id = $1 AND id = $2)",
+    )
+    .bind(workspace)
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    found.then_some(()).ok_or(Error::NotFound)
+}

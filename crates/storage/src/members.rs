@@ -199,3 +199,15 @@ pub async fn remove(
     tx.commit().await?;
     Ok(())
 }
+
+/// 404 unless `user_id` is a member of the workspace.
+pub async fn ensure_exists(pool: &PgPool, workspace_id: Uuid, user_id: Uuid) -> Result<()> {
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2)",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?;
+    found.then_some(()).ok_or(Error::NotFound)
+}

@@ -277,3 +277,15 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
     tx.commit().await?;
     Ok(())
 }
+
+/// 404 unless the model exists in the workspace.
+pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<()> {
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM models WHERE workspace_id = $1 AND id = $2)",
+    )
+    .bind(workspace)
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    found.then_some(()).ok_or(Error::NotFound)
+}

@@ -237,3 +237,12 @@ pub async fn count(pool: &PgPool) -> Result<i64> {
         .fetch_one(pool)
         .await?)
 }
+
+/// 404 unless the workspace exists (instance administrators' routes).
+pub async fn ensure_exists(pool: &PgPool, id: Uuid) -> Result<()> {
+    let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    found.then_some(()).ok_or(Error::NotFound)
+}

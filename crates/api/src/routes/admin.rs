@@ -2,7 +2,7 @@
 
 use crate::config::Deployment;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, InstanceAdmin, List, ListQuery, PathIds};
+use crate::extract::{ApiJson, InstanceAdmin, JsonBody, List, ListQuery, PathIds};
 use crate::license::{LicenseStatus, Rejected};
 use crate::state::AppState;
 use axum::extract::State;
@@ -19,6 +19,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_all_workspaces))
         .routes(routes!(set_plan))
+        .routes(routes!(license_status, install_license))
+        .routes(routes!(instance_events))
 }
 
 /// A plan to set.
@@ -73,8 +75,11 @@ pub async fn set_plan(
         ));
     }
     use axum::extract::FromRequest;
-    let ApiJson(change) = ApiJson::<PlanChange>::from_request(body, &state).await?;
+    let body = JsonBody::from_request(body, &state).await?;
     let ws = ids.uuid("ws")?;
+    rotor_storage::workspaces::ensure_exists(state.db(), ws).await?;
+    let change: PlanChange = body.parse()?;
+
     let updated =
         rotor_storage::workspaces::set_plan(state.db(), ws, admin.id, change.plan).await?;
     tracing::info!(workspace_id = %ws, plan = change.plan.as_str(), "plan changed");

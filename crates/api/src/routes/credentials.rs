@@ -2,7 +2,7 @@
 //! with the masked-value rule, validation against the provider, and safe deletion.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, FieldErrors, JsonBody, List, ListQuery, Manager, Member, PathIds};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -221,9 +221,12 @@ pub async fn update_credential(
     State(state): State<AppState>,
     member: Member<Manager>,
     ids: PathIds,
-    ApiJson(body): ApiJson<CredentialUpdate>,
+    body: JsonBody,
 ) -> ApiResult<Json<CredentialView>> {
     let id = ids.uuid("id")?;
+    credentials::ensure_exists(state.db(), member.workspace.id, id).await?;
+    let body: CredentialUpdate = body.parse()?;
+
     let mut errors = FieldErrors::default();
     let name = body.name.as_deref().map(|n| errors.name("name", n, 100));
     errors.finish()?;

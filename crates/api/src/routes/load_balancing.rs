@@ -3,7 +3,7 @@
 //! that leaves the pool enabled needs the `load_balancing` feature.
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Manager, Member, PathIds};
+use crate::extract::{JsonBody, Manager, Member, PathIds};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -213,9 +213,11 @@ pub async fn put_config(
     member: Member<Manager>,
     ids: PathIds,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<PutBody>,
+    body: JsonBody,
 ) -> ApiResult<Response> {
     let id = ids.uuid("id")?;
+    rotor_storage::models::ensure_exists(state.db(), member.workspace.id, id).await?;
+    let body: PutBody = body.parse()?;
     let entries = body
         .entries
         .into_iter()
@@ -257,9 +259,12 @@ pub async fn patch_config(
     member: Member<Manager>,
     ids: PathIds,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<PatchBody>,
+    body: JsonBody,
 ) -> ApiResult<Response> {
     let id = ids.uuid("id")?;
+    rotor_storage::models::ensure_exists(state.db(), member.workspace.id, id).await?;
+    let body: PatchBody = body.parse()?;
+
     let write = Write {
         enabled: body.enabled,
         cooldown_seconds: body.cooldown_seconds,

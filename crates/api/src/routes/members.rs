@@ -2,7 +2,7 @@
 //! `owner` and `admin` roles, and a workspace always keeps an owner.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, JsonBody, List, ListQuery, Manager, Member, PathIds};
 use crate::routes::auth::check_email;
 use crate::state::AppState;
 use axum::extract::State;
@@ -134,9 +134,12 @@ pub async fn update_member(
     State(state): State<AppState>,
     member: Member<Manager>,
     ids: PathIds,
-    ApiJson(body): ApiJson<MemberUpdate>,
+    body: JsonBody,
 ) -> ApiResult<Json<MemberView>> {
     let target = ids.uuid("user_id")?;
+    rotor_storage::members::ensure_exists(state.db(), member.workspace.id, target).await?;
+    let body: MemberUpdate = body.parse()?;
+
     let actor = member.workspace.role;
     let updated = rotor_storage::members::update_role(
         state.db(),

@@ -1,7 +1,7 @@
 //! Models: the names clients call, mapped to a provider model and a default credential.
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, FieldErrors, JsonBody, List, ListQuery, Manager, Member, PathIds};
 use crate::routes::load_balancing::summary;
 use crate::state::AppState;
 use axum::extract::State;
@@ -224,9 +224,12 @@ pub async fn update_model(
     State(state): State<AppState>,
     member: Member<Manager>,
     ids: PathIds,
-    ApiJson(body): ApiJson<ModelUpdate>,
+    body: JsonBody,
 ) -> ApiResult<Json<ModelView>> {
     let id = ids.uuid("id")?;
+    models::ensure_exists(state.db(), member.workspace.id, id).await?;
+    let body: ModelUpdate = body.parse()?;
+
     let mut errors = FieldErrors::default();
     let upstream = body
         .upstream_model

@@ -1,0 +1,827 @@
+//! Load-balancing pools: persistence across toggles, downgrades and license expiry; the gate
+//! matrix; validation; optimistic concurrency; credential deletion.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A workspace with three credentials of one provider and a model whose default is the first.
+struct Pool {
+    user: TestUser,
+    creds: Vec<Uuid>,
+    model: String,
+    path: String,
+}
+
+async fn pool(app: &TestApp, user: TestUser) -> Pool {
+    let mut creds = Vec::new();
+    for i in 0..3 {
+        creds.push(
+            app.compatible_credential(
+                &user,
+                user.workspace,
+                &format!("key-{i}"),
+                "sk-0123456789abcdef",
+                "https://x.example/v1",
+            )
+            .await,
+        );
+    }
+    let model = app
+        .model(&user, user.workspace, "openai_compatible", "gpt", creds[0])
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = TestApp::lb_path(user.workspace, &model);
+    Pool {
+        user,
+        creds,
+        model,
+        path,
+    }
+}
+
+fn entries(p: &Pool) -> Value {
+    json!([
+        {"credential_id": null, "enabled": true, "weight": 1},
+        {"credential_id": p.creds[1], "enabled": true, "weight": 2},
+        {"credential_id": p.creds[2], "enabled": false, "weight": 5},
+        {"credential_id": p.creds[1], "enabled": true},
+    ])
+}
+
+async fn licensed() -> TestApp {
+    spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await
+}
+
+#[tokio::test]
+async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
+    let app = spawn_app().await;
+    let p = pool(&app, app.user("u").await).await;
+    let r = app.get(&p.path, &p.user.token).await;
+    r.assert(200);
+    assert_eq!(r.headers["etag"], "\"1\"");
+    assert_eq!(
+        r.body,
+        json!({"enabled": false, "effective": false, "reason": "disabled", "cooldown_seconds": 60, "max_attempts": 3, "version": 1, "entries": []})
+    );
+}
+
+#[tokio::test]
+async fn toggling_off_and_on_keeps_every_entry() {
+    let app = licensed().await;
+    let p = pool(&app, app.user("u").await).await;
+    let put = app.put(&p.path, &p.user.token, json!({"enabled": true, "cooldown_seconds": 30, "max_attempts": 2, "entries": entries(&p)})).await;
+    put.assert(200);
+    assert_eq!(put.headers["etag"], "\"2\"");
+    assert_eq!(put.body["version"], 2);
+    assert_eq!(put.body["effective"], true);
+    assert!(put.body["reason"].is_null());
+    let stored = put.body["entries"].clone();
+    let names: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["credential_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default Config", "key-1", "key-2", "key-1"]);
+    assert_eq!(stored[3]["weight"], 1, "weight defaults to 1");
+    assert_eq!(
+        stored[0]["status"],
+        json!({"state": "available", "cooldown_remaining_s": 0})
+    );
+    assert_eq!(app.get(&p.path, &p.user.token).await.body, put.body);
+
+    let off = app
+        .patch(&p.path, &p.user.token, json!({"enabled": false}))
+        .await;
+    off.assert(200);
+    assert_eq!(
+        (
+            off.body["enabled"].clone(),
+            off.body["effective"].clone(),
+            off.body["reason"].clone()
+        ),
+        (json!(false), json!(false), json!("disabled"))
+    );
+    assert_eq!(off.body["version"], 3);
+    assert_eq!(
+        off.body["entries"], stored,
+        "disabling keeps ids, order, weights and flags"
+    );
+    assert_eq!(
+        (
+            off.body["cooldown_seconds"].clone(),
+            off.body["max_attempts"].clone()
+        ),
+        (json!(30), json!(2))
+    );
+    let models = app
+        .get(
+            &format!("/api/v1/workspaces/{}/models", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    assert_eq!(
+        models.body["data"][0]["load_balancing"],
+        json!({"enabled": false, "effective": false})
+    );
+
+    let on = app
+        .patch(&p.path, &p.user.token, json!({"enabled": true}))
+        .await;
+    on.assert(200);
+    assert_eq!(on.body["entries"], stored, "enabling again restores them");
+    assert_eq!(on.body["effective"], true);
+    assert_eq!(on.body["version"], 4);
+    let models = app
+        .get(
+            &format!("/api/v1/workspaces/{}/models", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    assert_eq!(
+        models.body["data"][0]["load_balancing"],
+        json!({"enabled": true, "effective": true})
+    );
+    let model = app
+        .get(
+            &format!("/api/v1/workspaces/{}/models/{}", p.user.workspace, p.model),
+            &p.user.token,
+        )
+        .await;
+    assert_eq!(
+        model.body["load_balancing"],
+        json!({"enabled": true, "effective": true})
+    );
+
+    // Enabling an enabled config is an ordinary write; a GET body can be PUT back unchanged.
+    let again = app
+        .patch(&p.path, &p.user.token, json!({"enabled": true}))
+        .await;
+    again.assert(200);
+    assert_eq!(again.body["version"], 5);
+    let mut body = again.body.clone();
+    body["cooldown_seconds"] = json!(45);
+    let round = app.put(&p.path, &p.user.token, body).await;
+    round.assert(200);
+    assert_eq!(
+        round.body["entries"], stored,
+        "entry ids sent back are kept"
+    );
+    assert_eq!(round.body["cooldown_seconds"], 45);
+
+    // The audit log has every change.
+    let audit = app
+        .get(
+            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    let lb: Vec<&Value> = audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "load_balancing.updated")
+        .collect();
+    assert_eq!(lb.len(), 5);
+    assert_eq!(lb[0]["target_id"], p.model.as_str());
+}
+
+#[tokio::test]
+async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
+    let app = spawn_app_with(&[("ROTOR_DEPLOYMENT", "saas")]).await;
+    let admin = app.user("admin").await;
+    let p = pool(&app, app.user("customer").await).await;
+    let plan = format!("/api/v1/admin/workspaces/{}/plan", p.user.workspace);
+    let ws = format!("/api/v1/workspaces/{}", p.user.workspace);
+
+    app.put(
+        &p.path,
+        &p.user.token,
+        json!({"enabled": true, "entries": entries(&p)}),
+    )
+    .await
+    .assert_error(403, "feature_not_available");
+    app.put(&plan, &admin.token, json!({"plan": "team"}))
+        .await
+        .assert(200);
+    assert_eq!(
+        app.get(&ws, &p.user.token).await.body["features"]["load_balancing"],
+        true
+    );
+    let on = app
+        .put(
+            &p.path,
+            &p.user.token,
+            json!({"enabled": true, "entries": entries(&p)}),
+        )
+        .await;
+    on.assert(200);
+    let stored = on.body["entries"].clone();
+
+    app.put(&plan, &admin.token, json!({"plan": "sandbox"}))
+        .await
+        .assert(200);
+    let r = app.get(&p.path, &p.user.token).await;
+    assert_eq!(
+        (r.body["enabled"].clone(), r.body["effective"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(r.body["reason"], "feature_not_available");
+    assert_eq!(r.body["entries"], stored, "a downgrade deletes nothing");
+    // Writes that leave it enabled are refused; disabling is allowed on every plan.
+    app.patch(&p.path, &p.user.token, json!({"cooldown_seconds": 10}))
+        .await
+        .assert_error(403, "feature_not_available");
+    let off = app
+        .patch(&p.path, &p.user.token, json!({"enabled": false}))
+        .await;
+    off.assert(200);
+    assert_eq!(off.body["entries"], stored);
+    app.patch(&p.path, &p.user.token, json!({"enabled": true}))
+        .await
+        .assert_error(403, "feature_not_available");
+    app.put(&plan, &admin.token, json!({"plan": "professional"}))
+        .await
+        .assert(200);
+    let back = app
+        .patch(&p.path, &p.user.token, json!({"enabled": true}))
+        .await;
+    back.assert(200);
+    assert_eq!(back.body["effective"], true);
+    assert_eq!(
+        back.body["entries"], stored,
+        "upgrading restores balancing with the same pool"
+    );
+}
+
+#[tokio::test]
+async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
+    let app = spawn_app_with(&[(
+        "ROTOR_LICENSE",
+        &license_token(&["load_balancing"], 3, None),
+    )])
+    .await;
+    let admin = app.user("admin").await;
+    let p = pool(&app, admin.clone()).await;
+    let on = app
+        .put(
+            &p.path,
+            &p.user.token,
+            json!({"enabled": true, "entries": entries(&p)}),
+        )
+        .await;
+    on.assert(200);
+    assert_eq!(on.body["effective"], true);
+    let stored = on.body["entries"].clone();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = app.get(&p.path, &p.user.token).await;
+        if r.body["effective"] == false {
+            assert_eq!(r.body["reason"], "feature_not_available");
+            assert_eq!(r.body["entries"], stored);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expiry was not noticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.get("/api/v1/admin/license", &admin.token).await.body["status"],
+        "expired"
+    );
+    let ws = app
+        .get(
+            &format!("/api/v1/workspaces/{}", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    assert_eq!(ws.body["features"]["load_balancing"], false);
+
+    app.put(
+        "/api/v1/admin/license",
+        &admin.token,
+        json!({"license": lb_license()}),
+    )
+    .await
+    .assert(200);
+    let r = app.get(&p.path, &p.user.token).await;
+    assert_eq!(r.body["effective"], true, "renewal restores balancing");
+    assert_eq!(r.body["entries"], stored);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Lic {
+    None,
+    Valid,
+    WithoutFeature,
+    Expired,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    PutEnabled,
+    PatchEnable,
+    TuneWhileEnabled,
+    PutDisabled,
+    PatchDisable,
+    DeleteCredential,
+}
+
+#[tokio::test]
+async fn gate_matrix_of_plans_licenses_and_write_kinds() {
+    for saas in [false, true] {
+        for lic in [Lic::None, Lic::Valid, Lic::WithoutFeature, Lic::Expired] {
+            let token = match lic {
+                Lic::None => String::new(),
+                Lic::Valid => lb_license(),
+                Lic::WithoutFeature => license_token(&["sso"], 3600, None),
+                Lic::Expired => license_token(&["load_balancing"], -10, None),
+            };
+            let app = spawn_app_with(&[
+                (
+                    "ROTOR_DEPLOYMENT",
+                    if saas { "saas" } else { "self-hosted" },
+                ),
+                ("ROTOR_LICENSE", &token),
+            ])
+            .await;
+            let _admin = app.user("admin").await;
+            for plan in ["sandbox", "team"] {
+                for kind in [
+                    Kind::PutEnabled,
+                    Kind::PatchEnable,
+                    Kind::TuneWhileEnabled,
+                    Kind::PutDisabled,
+                    Kind::PatchDisable,
+                    Kind::DeleteCredential,
+                ] {
+                    let p = pool(&app, app.user("u").await).await;
+                    // Plans are set directly: in self-hosted mode they must have no effect.
+                    sqlx::query("UPDATE workspaces SET plan = $2 WHERE id = $1")
+                        .bind(p.user.workspace)
+                        .bind(plan)
+                        .execute(&app.db)
+                        .await
+                        .unwrap();
+                    let feature = matches!(lic, Lic::Valid) || (saas && plan == "team");
+                    // Pools that are already enabled (as after a downgrade) are set up directly too.
+                    let preset_enabled = matches!(
+                        kind,
+                        Kind::TuneWhileEnabled | Kind::PatchDisable | Kind::DeleteCredential
+                    );
+                    if preset_enabled {
+                        sqlx::query("UPDATE lb_configs SET enabled = true WHERE model_id = $1")
+                            .bind(p.model.parse::<Uuid>().unwrap())
+                            .execute(&app.db)
+                            .await
+                            .unwrap();
+                        sqlx::query("INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) VALUES ($1, $2, $3, 0, NULL, true, 1), ($4, $2, $3, 1, $5, true, 1), ($6, $2, $3, 2, $7, true, 1)")
+                            .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.user.workspace)
+                            .bind(Uuid::new_v4()).bind(p.creds[1]).bind(Uuid::new_v4()).bind(p.creds[2])
+                            .execute(&app.db).await.unwrap();
+                    }
+                    let (method, path, body, needs_feature) = match kind {
+                        Kind::PutEnabled => (
+                            Method::PUT,
+                            p.path.clone(),
+                            Some(json!({"enabled": true, "entries": entries(&p)})),
+                            true,
+                        ),
+                        Kind::PatchEnable => {
+                            sqlx::query("INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) VALUES ($1, $2, $3, 0, $4, true, 1), ($5, $2, $3, 1, $6, true, 1)")
+                                .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.user.workspace).bind(p.creds[1])
+                                .bind(Uuid::new_v4()).bind(p.creds[2]).execute(&app.db).await.unwrap();
+                            (
+                                Method::PATCH,
+                                p.path.clone(),
+                                Some(json!({"enabled": true})),
+                                true,
+                            )
+                        }
+                        Kind::TuneWhileEnabled => (
+                            Method::PATCH,
+                            p.path.clone(),
+                            Some(json!({"cooldown_seconds": 5})),
+                            true,
+                        ),
+                        Kind::PutDisabled => (
+                            Method::PUT,
+                            p.path.clone(),
+                            Some(json!({"enabled": false, "entries": entries(&p)})),
+                            false,
+                        ),
+                        Kind::PatchDisable => (
+                            Method::PATCH,
+                            p.path.clone(),
+                            Some(json!({"enabled": false})),
+                            false,
+                        ),
+                        Kind::DeleteCredential => (
+                            Method::DELETE,
+                            format!(
+                                "/api/v1/workspaces/{}/credentials/{}",
+                                p.user.workspace, p.creds[2]
+                            ),
+                            None,
+                            false,
+                        ),
+                    };
+                    let before = app.get(&p.path, &p.user.token).await.body;
+                    let r = app.call(method, &path, Some(&p.user.token), body).await;
+                    let case = format!("saas={saas} license={lic:?} plan={plan} write={kind:?}");
+                    if needs_feature && !feature {
+                        r.assert_error(403, "feature_not_available");
+                        assert_eq!(
+                            app.get(&p.path, &p.user.token).await.body,
+                            before,
+                            "{case}: a refused write changed the pool"
+                        );
+                    } else {
+                        assert!(r.status.is_success(), "{case}: {} {}", r.status, r.body);
+                    }
+                    let ws = app
+                        .get(
+                            &format!("/api/v1/workspaces/{}", p.user.workspace),
+                            &p.user.token,
+                        )
+                        .await;
+                    assert_eq!(ws.body["features"]["load_balancing"], feature, "{case}");
+                    let after = app.get(&p.path, &p.user.token).await.body;
+                    if after["enabled"] == true {
+                        let expected = if feature {
+                            json!(null)
+                        } else {
+                            json!("feature_not_available")
+                        };
+                        if after["reason"] != json!("not_enough_entries") {
+                            assert_eq!(after["reason"], expected, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_pools_are_refused_and_change_nothing() {
+    let app = licensed().await;
+    let p = pool(&app, app.user("u").await).await;
+    let stranger = app.user("stranger").await;
+    let foreign = app
+        .compatible_credential(
+            &stranger,
+            stranger.workspace,
+            "theirs",
+            "sk-0123456789abcdef",
+            "https://x.example/v1",
+        )
+        .await;
+    let openai = app
+        .credential(
+            &p.user,
+            p.user.workspace,
+            "openai",
+            "oa",
+            json!({"api_key": "sk-0123456789abcdef"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = app
+        .put(
+            &p.path,
+            &p.user.token,
+            json!({"enabled": false, "entries": entries(&p)}),
+        )
+        .await;
+    good.assert(200);
+    let before = app.get(&p.path, &p.user.token).await;
+
+    let c = &p.creds;
+    for (body, code, field) in [
+        (
+            json!({"enabled": true, "entries": [{"credential_id": c[1]}]}),
+            "not_enough_entries",
+            "entries",
+        ),
+        (
+            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[1], "weight": 3}]}),
+            "not_enough_entries",
+            "entries",
+        ),
+        (
+            json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": c[0]}]}),
+            "not_enough_entries",
+            "entries",
+        ),
+        (
+            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[2], "enabled": false}]}),
+            "not_enough_entries",
+            "entries",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"credential_id": foreign}]}),
+            "validation_failed",
+            "entries[0].credential_id",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"credential_id": c[1]}, {"credential_id": openai}]}),
+            "validation_failed",
+            "entries[1].credential_id",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"credential_id": Uuid::new_v4()}]}),
+            "validation_failed",
+            "entries[0].credential_id",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 0}]}),
+            "validation_failed",
+            "entries[0].weight",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 101}]}),
+            "validation_failed",
+            "entries[0].weight",
+        ),
+        (
+            json!({"enabled": false, "cooldown_seconds": 0, "entries": []}),
+            "validation_failed",
+            "cooldown_seconds",
+        ),
+        (
+            json!({"enabled": false, "cooldown_seconds": 3601, "entries": []}),
+            "validation_failed",
+            "cooldown_seconds",
+        ),
+        (
+            json!({"enabled": false, "max_attempts": 0, "entries": []}),
+            "validation_failed",
+            "max_attempts",
+        ),
+        (
+            json!({"enabled": false, "max_attempts": 11, "entries": []}),
+            "validation_failed",
+            "max_attempts",
+        ),
+        (
+            json!({"enabled": false, "entries": [{"id": Uuid::new_v4(), "credential_id": c[1]}]}),
+            "validation_failed",
+            "entries[0].id",
+        ),
+        (
+            json!({"enabled": "yes", "entries": []}),
+            "validation_failed",
+            "enabled",
+        ),
+        (json!({"enabled": true}), "validation_failed", "entries"),
+    ] {
+        let r = app.put(&p.path, &p.user.token, body.clone()).await;
+        r.assert_error(422, code);
+        assert!(
+            r.body["error"]["details"]["fields"][field].is_string(),
+            "{body} → {}",
+            r.body
+        );
+        let now = app.get(&p.path, &p.user.token).await;
+        assert_eq!(now.body, before.body, "{body} changed the stored pool");
+    }
+    for body in [
+        json!({"cooldown_seconds": 0}),
+        json!({"max_attempts": 11}),
+        json!({"entries": []}),
+    ] {
+        app.patch(&p.path, &p.user.token, body)
+            .await
+            .assert_error(422, "validation_failed");
+    }
+    assert_eq!(app.get(&p.path, &p.user.token).await.body, before.body);
+}
+
+#[tokio::test]
+async fn if_match_guards_against_lost_updates() {
+    let app = licensed().await;
+    let p = pool(&app, app.user("u").await).await;
+    let url = app.url(&p.path);
+    let body = json!({"enabled": true, "entries": entries(&p)});
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let client = app.client.clone();
+        let (url, token, body) = (url.clone(), p.user.token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .put(url)
+                .bearer_auth(token)
+                .header("if-match", "\"1\"")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        15,
+        "{statuses:?}"
+    );
+    let r = app.get(&p.path, &p.user.token).await;
+    assert_eq!(r.body["version"], 2, "one write, one version");
+
+    let stale = app
+        .client
+        .patch(app.url(&p.path))
+        .bearer_auth(&p.user.token)
+        .header("if-match", "\"1\"")
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    let stale = TestApp::read(stale).await;
+    stale.assert_error(412, "version_conflict");
+    assert_eq!(app.get(&p.path, &p.user.token).await.body, r.body);
+    for tag in ["\"2\"", "*", "W/\"2\""] {
+        let ok = app
+            .client
+            .patch(app.url(&p.path))
+            .bearer_auth(&p.user.token)
+            .header("if-match", tag)
+            .json(&json!({"max_attempts": 4}))
+            .send()
+            .await
+            .unwrap();
+        let ok = TestApp::read(ok).await;
+        ok.assert(200);
+        let etag = ok.headers["etag"].to_str().unwrap().to_owned();
+        // The next one must name the new version.
+        assert_eq!(etag, format!("\"{}\"", ok.body["version"]));
+        if tag != "*" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
+    let app = licensed().await;
+    let p = pool(&app, app.user("u").await).await;
+    let r = app
+        .put(
+            &p.path,
+            &p.user.token,
+            json!({"enabled": true, "entries": entries(&p)}),
+        )
+        .await;
+    r.assert(200);
+    app.delete(
+        &format!(
+            "/api/v1/workspaces/{}/credentials/{}",
+            p.user.workspace, p.creds[1]
+        ),
+        &p.user.token,
+    )
+    .await
+    .assert(204);
+    let after = app.get(&p.path, &p.user.token).await;
+    assert_eq!(after.body["version"], 3);
+    let remaining: Vec<Value> = after.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["credential_id"].clone())
+        .collect();
+    assert_eq!(remaining, [json!(null), json!(p.creds[2].to_string())]);
+    assert_eq!(after.body["entries"][0]["id"], r.body["entries"][0]["id"]);
+    // Still switched on, but only one distinct enabled credential is left.
+    assert_eq!(
+        (
+            after.body["enabled"].clone(),
+            after.body["effective"].clone(),
+            after.body["reason"].clone()
+        ),
+        (json!(true), json!(false), json!("not_enough_entries"))
+    );
+    let audit = app
+        .get(
+            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    let e = audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["action"] == "load_balancing.updated"
+                && e["details"]["reason"] == "credential_deleted"
+        })
+        .cloned()
+        .unwrap();
+    assert_eq!(e["target_id"], p.model.as_str());
+    assert_eq!(e["details"]["entries_removed"], 2);
+
+    // Deleting the model removes its pool.
+    app.delete(
+        &format!("/api/v1/workspaces/{}/models/{}", p.user.workspace, p.model),
+        &p.user.token,
+    )
+    .await
+    .assert(204);
+    app.get(&p.path, &p.user.token)
+        .await
+        .assert_error(404, "not_found");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM lb_entries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn pool_routes_are_tenant_scoped_and_role_checked() {
+    let app = licensed().await;
+    let p = pool(&app, app.user("owner").await).await;
+    let stranger = app.user("stranger").await;
+    let normal = app.user("normal").await;
+    app.add_member(&p.user, p.user.workspace, &normal, "normal")
+        .await;
+    let cooldowns = format!("{}/cooldowns", p.path);
+    let body = json!({"enabled": false, "entries": entries(&p)});
+    for (method, path, body, write) in [
+        (Method::GET, p.path.clone(), None, false),
+        (Method::PUT, p.path.clone(), Some(body.clone()), true),
+        (
+            Method::PATCH,
+            p.path.clone(),
+            Some(json!({"enabled": false})),
+            true,
+        ),
+        (Method::DELETE, cooldowns.clone(), None, true),
+    ] {
+        app.call(method.clone(), &path, Some(&stranger.token), body.clone())
+            .await
+            .assert_error(404, "not_found");
+        let theirs = path.replace(
+            &p.user.workspace.to_string(),
+            &stranger.workspace.to_string(),
+        );
+        app.call(method.clone(), &theirs, Some(&stranger.token), body.clone())
+            .await
+            .assert_error(404, "not_found");
+        let r = app
+            .call(method.clone(), &path, Some(&normal.token), body.clone())
+            .await;
+        if write {
+            r.assert_error(403, "forbidden");
+        } else {
+            r.assert(200);
+        }
+    }
+    assert_eq!(
+        app.get(&p.path, &p.user.token).await.body["version"],
+        1,
+        "nothing changed"
+    );
+    app.delete(&cooldowns, &p.user.token).await.assert(204);
+    let audit = app
+        .get(
+            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
+            &p.user.token,
+        )
+        .await;
+    assert_eq!(
+        audit.body["data"][0]["action"],
+        "load_balancing.cooldowns_cleared"
+    );
+    app.get(
+        &TestApp::lb_path(p.user.workspace, &Uuid::new_v4().to_string()),
+        &p.user.token,
+    )
+    .await
+    .assert_error(404, "not_found");
+    app.get(
+        &TestApp::lb_path(p.user.workspace, "not-a-uuid"),
+        &p.user.token,
+    )
+    .await
+    .assert_error(404, "not_found");
+}
