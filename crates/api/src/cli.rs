@@ -285,11 +285,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let result = async {
         let app = Application::build(config).await?;
         tracing::info!(address = %app.local_addr()?, "rotor listening");
-        app.run_until_stopped(shutdown_signal()).await
+        app.run_until_stopped(shutdown_signal()).await?;
+        tracing::info!("rotor stopped");
+        anyhow::Ok(())
     }
     .await;
     stop_embedded(embedded).await;
-    tracing::info!("rotor stopped");
     report(result)
 }
 

@@ -189,7 +189,8 @@ impl From<rotor_storage::Error> for ApiError {
             E::Unreadable => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "credential_unreadable",
-                "the credential's secrets cannot be decrypted; re-enter them or check the master keys",
+                "the credential's secrets cannot be decrypted: send them again in clear (PATCH) or check the master keys",
+
             ),
             E::Invalid { code, fields } => {
                 let names: Vec<&str> = fields.keys().map(String::as_str).collect();

@@ -302,10 +302,10 @@ pub async fn update(
     let mut details = Map::new();
     let mut config = current.config.clone();
     if let Some(changes) = patch.config {
-        if !current.readable {
-            return Err(Error::Unreadable);
-        }
+        // An unreadable credential can be repaired by sending every secret in clear: the merge
+        // then starts from no secrets, so masked values cannot stand in for lost ones.
         let provider = providers::find(&current.provider).ok_or(Error::Unreadable)?;
+
         config = providers::merge(provider, &current.config, changes).map_err(|e| match e {
             MergeError::Invalid(fields) => Error::Invalid {
                 code: "validation_failed",
