@@ -1,18 +1,29 @@
-//! A mock OpenAI-compatible (and Azure-shaped) provider on a local port. Its behaviour is
-//! scripted by the API key a request carries, and it records every request it receives so
-//! tests can assert what reached the "provider".
+//! A mock OpenAI-compatible (and Azure-shaped) provider on a local port, scripted by the API key
+//! each request carries, recording every request so tests can assert what reached the
+//! "provider". Used in-process by the end-to-end tests and as the `mock-upstream` binary by
+//! the benchmarks.
 //!
-//! Keys: containing `unauthorized` → 401, `forbidden` → 403, `ratelimited` → 429 with
-//! `Retry-After: 7`, `broken` → 500, `redirect` → 302 to `/redirected`; anything else → 200.
-//! Every error body carries [`BODY_CANARY`] so tests can check it is never echoed.
+//! A key is `_`-separated words; each word may script the answer:
+//! - `s<NNN>`: answer that status with an OpenAI error body;
+//! - `ra<N>`: `Retry-After: N`; `rad<N>`: `Retry-After` as an HTTP date N s ahead;
+//!   `rams<N>`: `retry-after-ms: N`; `rr<D>` / `rt<D>`: `x-ratelimit-reset-requests/-tokens: D`;
+//! - `delay<MS>`: wait before the headers; `gap<MS>`: wait between stream chunks;
+//!   `chunks<N>`: stream N content chunks (default 3); `drop<N>`: break the stream after N chunks;
+//! - older words: `unauthorized` → 401, `forbidden` → 403, `ratelimited` → 429 with
+//!   `Retry-After: 7`, `broken` → 500, `redirect` → 302 to `/redirected`.
+//!
+//! Every error body carries [`BODY_CANARY`], so tests can check it is never echoed by Rotor
+//! where it must not be.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// A marker the mock puts in its bodies.
 pub const BODY_CANARY: &str = "PROVIDER-BODY-CANARY";
@@ -26,21 +37,32 @@ pub struct Recorded {
     pub uri: String,
     /// The key it carried (Bearer or `api-key`), if any.
     pub key: Option<String>,
+    /// The `model` of a JSON body.
+    pub model: Option<String>,
+    /// The body.
+    pub body: Bytes,
 }
+
+type Log = Arc<Mutex<Vec<Recorded>>>;
 
 /// A running mock provider.
 #[derive(Clone)]
 pub struct MockUpstream {
     /// Where it listens.
     pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<Recorded>>>,
+    log: Log,
 }
 
 impl MockUpstream {
     /// Starts the mock on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts the mock on `addr`.
+    pub async fn start_on(addr: &str) -> std::io::Result<Self> {
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(log.clone());
         tokio::spawn(async move {
@@ -58,6 +80,18 @@ impl MockUpstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
+
+    /// The keys of the requests received so far, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.requests().into_iter().filter_map(|r| r.key).collect()
+    }
+
+    /// Forgets what was received.
+    pub fn reset(&self) {
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
+        }
+    }
 }
 
 fn key_of(headers: &HeaderMap) -> Option<String> {
@@ -68,49 +102,110 @@ fn key_of(headers: &HeaderMap) -> Option<String> {
     auth.strip_prefix("Bearer ").map(str::to_owned)
 }
 
-fn respond(status: StatusCode, body: String) -> Response {
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
     Response::builder()
         .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
+        .header("content-type", content_type)
+        .body(body.into())
         .unwrap_or_default()
 }
 
+/// The value of a scripted word `prefix<value>` in the key.
+fn word<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    key.split('_')
+        .find_map(|w| w.strip_prefix(prefix).filter(|v| !v.is_empty()))
+}
+
+fn number(key: &str, prefix: &str) -> Option<u64> {
+    key.split('_')
+        .find_map(|w| w.strip_prefix(prefix).and_then(|v| v.parse().ok()))
+}
+
 async fn handle(
-    State(log): State<Arc<Mutex<Vec<Recorded>>>>,
+    State(log): State<Log>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let key = key_of(&headers);
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let model = json
+        .as_ref()
+        .and_then(|j| j.get("model"))
+        .and_then(|m| m.as_str())
+        .map(str::to_owned);
     if let Ok(mut l) = log.lock() {
         l.push(Recorded {
             method: method.to_string(),
             uri: uri.to_string(),
             key: key.clone(),
+            model: model.clone(),
+            body: body.clone(),
         });
     }
     let key = key.unwrap_or_default();
+    if let Some(ms) = number(&key, "delay") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let error = |status: StatusCode, kind: &str| {
         respond(
             status,
-            format!(r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}"}}}}"#),
+            "application/json",
+            format!(
+                r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}", "param": null, "code": "{kind}"}}}}"#
+            ),
         )
     };
-    if key.contains("unauthorized") {
-        return error(StatusCode::UNAUTHORIZED, "invalid_api_key");
-    }
-    if key.contains("forbidden") {
-        return error(StatusCode::FORBIDDEN, "forbidden");
-    }
-    if key.contains("ratelimited") {
-        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded");
-        r.headers_mut()
-            .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+    let scripted = number(&key, "s")
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    let status = if key.contains("unauthorized") {
+        Some(StatusCode::UNAUTHORIZED)
+    } else if key.contains("forbidden") {
+        Some(StatusCode::FORBIDDEN)
+    } else if key.contains("ratelimited") {
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    } else if key.contains("broken") {
+        Some(StatusCode::INTERNAL_SERVER_ERROR)
+    } else {
+        scripted.filter(|s| !s.is_success())
+    };
+    if let Some(status) = status {
+        let mut r = error(
+            status,
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                "rate_limit_exceeded"
+            } else {
+                "mock_error"
+            },
+        );
+        let h = r.headers_mut();
+        if key.contains("ratelimited") {
+            h.insert("retry-after", HeaderValue::from_static("7"));
+        }
+        if let Some(v) = number(&key, "ra").and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
+        {
+            h.insert("retry-after", v);
+        }
+        if let Some(n) = number(&key, "rad") {
+            let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(n));
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                h.insert("retry-after", v);
+            }
+        }
+        if let Some(v) =
+            number(&key, "rams").and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
+        {
+            h.insert("retry-after-ms", v);
+        }
+        if let Some(v) = word(&key, "rr").and_then(|d| HeaderValue::from_str(d).ok()) {
+            h.insert("x-ratelimit-reset-requests", v);
+        }
+        if let Some(v) = word(&key, "rt").and_then(|d| HeaderValue::from_str(d).ok()) {
+            h.insert("x-ratelimit-reset-tokens", v);
+        }
         return r;
-    }
-    if key.contains("broken") {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
     }
     if key.contains("redirect") && uri.path() != "/redirected" {
         return Response::builder()
@@ -119,10 +214,91 @@ async fn handle(
             .body(Body::empty())
             .unwrap_or_default();
     }
+    let model = model.unwrap_or_else(|| "mock-model".to_owned());
+    let path = uri.path();
+    if path.ends_with("/chat/completions") {
+        let stream = json
+            .as_ref()
+            .and_then(|j| j.get("stream"))
+            .and_then(|s| s.as_bool())
+            .unwrap_or(false);
+        if stream {
+            let include_usage = json
+                .as_ref()
+                .and_then(|j| j.pointer("/stream_options/include_usage"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            return stream_response(&key, model, include_usage);
+        }
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            format!(
+                r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
+            ),
+        );
+    }
+    if path.ends_with("/embeddings") {
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            format!(
+                r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":3,"total_tokens":3}}}}"#
+            ),
+        );
+    }
     respond(
         StatusCode::OK,
+        "application/json",
         format!(
             r#"{{"object": "list", "data": [{{"id": "mock-model", "object": "model"}}], "note": "{BODY_CANARY}"}}"#
         ),
+    )
+}
+
+fn stream_response(key: &str, model: String, include_usage: bool) -> Response {
+    let gap = Duration::from_millis(number(key, "gap").unwrap_or(0));
+    let chunks = number(key, "chunks").unwrap_or(3);
+    let drop_after = number(key, "drop");
+    let mut events: Vec<String> = (0..chunks)
+        .map(|i| {
+            format!(
+                "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+            )
+        })
+        .collect();
+    events.push(format!(
+        "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"
+    ));
+    if include_usage {
+        events.push(format!(
+            "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n",
+            5 + chunks
+        ));
+    }
+    events.push("data: [DONE]\n\n".to_owned());
+    let stream = futures_util::stream::unfold(
+        (events.into_iter().enumerate(), gap, drop_after),
+        |(mut it, gap, drop_after)| async move {
+            let (i, event) = it.next()?;
+            if i > 0 && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            if drop_after.is_some_and(|n| i as u64 >= n) {
+                return Some((
+                    Err(std::io::Error::other("mock stream dropped")),
+                    (it, gap, drop_after),
+                ));
+            }
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(event)),
+                (it, gap, drop_after),
+            ))
+        },
+    );
+    respond(
+        StatusCode::OK,
+        "text/event-stream",
+        Body::from_stream(stream),
     )
 }

@@ -39,6 +39,8 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "load-balancing", description = "A model's credential pool"),
         (name = "admin", description = "Instance administration"),
         (name = "health", description = "Probes"),
+        (name = "gateway", description = "OpenAI-compatible gateway (API key auth)"),
+
     )
 )]
 struct ApiDoc;
@@ -59,6 +61,17 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A workspace API key (rk-…), for the OpenAI-compatible /v1 gateway",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -66,6 +79,7 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .nest("/api/v1", routes::api_v1())
+        .merge(crate::gateway::router())
 }
 
 /// The OpenAPI document of every documented route.
@@ -79,8 +93,10 @@ pub fn router(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .route("/metrics", axum::routing::get(crate::observe::metrics_endpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::invalidate_after_write))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(

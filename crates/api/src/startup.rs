@@ -6,6 +6,12 @@ use crate::config::Config;
 use crate::state::{AppState, Parts};
 use anyhow::Context;
 use rotor_dispatch::client::Upstream;
+use rotor_dispatch::clock::SystemClock;
+use rotor_dispatch::engine::{Engine, Settings};
+use rotor_dispatch::state::memory::MemoryState;
+use rotor_dispatch::state::AnyState;
+use std::sync::Arc;
+
 use rotor_dispatch::policy::AddressPolicy;
 use rotor_storage::crypto::Keyring;
 use std::future::Future;
@@ -64,6 +70,22 @@ impl Application {
         let passwords = Passwords::new().await?;
         let license = crate::license::load(&db, config.license.as_deref()).await?;
         let jwt = Jwt::new(&secret);
+        let settings = Settings {
+            upstream_timeout: config.upstream_timeout,
+            request_deadline: config.request_deadline,
+            stream_idle_timeout: config.stream_idle_timeout,
+        };
+        let dispatch_state = Arc::new(AnyState::Memory(MemoryState::default()));
+        let engine = Engine::new(
+            upstream.clone(),
+            dispatch_state,
+            Arc::new(SystemClock),
+            settings,
+        );
+        let metrics = crate::observe::recorder()?;
+        let keys = rotor_storage::api_keys::all_live(&db)
+            .await
+            .context("cannot load the API keys")?;
         let state = AppState::new(Parts {
             config,
             db,
@@ -72,7 +94,10 @@ impl Application {
             keyring,
             upstream,
             license,
+            engine,
+            metrics,
         });
+        state.gateway().load_keys(keys);
         Ok(Self { listener, state })
     }
 

@@ -2,13 +2,23 @@
 
 use crate::auth::{Jwt, Passwords};
 use crate::config::{Config, Deployment};
+use crate::gateway::cache::GatewayCache;
 use crate::license::LicenseState;
 use crate::throttle::LoginThrottle;
+use metrics_exporter_prometheus::PrometheusHandle;
 use rotor_dispatch::client::Upstream;
+use rotor_dispatch::engine::Engine;
+use rotor_dispatch::state::AnyState;
 use rotor_storage::crypto::Keyring;
 use rotor_storage::Plan;
 use sqlx::PgPool;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How often `last_used_at` of one API key is written at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Handles every request needs.
 #[derive(Clone)]
@@ -32,11 +42,17 @@ pub struct Parts {
     pub upstream: Upstream,
     /// License.
     pub license: LicenseState,
+    /// Dispatcher.
+    pub engine: Engine<AnyState>,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
 }
 
 struct Inner {
     parts: Parts,
     throttle: LoginThrottle,
+    gateway: GatewayCache,
+    touched: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl AppState {
@@ -46,6 +62,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 parts,
                 throttle: LoginThrottle::default(),
+                gateway: GatewayCache::default(),
+                touched: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -90,6 +108,21 @@ impl AppState {
         &self.inner.parts.license
     }
 
+    /// The gateway's in-memory keys and routes.
+    pub fn gateway(&self) -> &GatewayCache {
+        &self.inner.gateway
+    }
+
+    /// The dispatcher.
+    pub fn engine(&self) -> &Engine<AnyState> {
+        &self.inner.parts.engine
+    }
+
+    /// The Prometheus renderer.
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.parts.metrics
+    }
+
     /// Whether a workspace on `plan` may use load balancing: a valid license that grants it,
     /// or, in saas mode only, a paid plan. Evaluated at call time, so expiry is noticed live.
     pub fn has_load_balancing(&self, plan: Plan) -> bool {
@@ -105,5 +138,48 @@ impl AppState {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Writes an API key's `last_used_at` in the background, at most once a minute per key.
+    pub fn touch_key(&self, id: Uuid) {
+        let due = match self.inner.touched.lock() {
+            Ok(mut t) => {
+                let now = Instant::now();
+                let due = t
+                    .get(&id)
+                    .is_none_or(|last| now.duration_since(*last) >= TOUCH_EVERY);
+                if due {
+                    t.insert(id, now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            let db = self.db().clone();
+            tokio::spawn(async move {
+                if let Err(e) = rotor_storage::api_keys::touch(&db, id).await {
+                    tracing::debug!(error = %e, "could not record API key use");
+                }
+            });
+        }
+    }
+
+    /// Applies a change to a workspace: its routes are dropped and its keys reloaded, so the
+    /// next gateway request sees the change.
+    pub async fn invalidate_workspace(&self, workspace: Uuid) {
+        let keys = match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(error = %e, workspace_id = %workspace, "could not reload API keys after a change");
+                None
+            }
+        };
+        self.gateway().invalidate_workspace(workspace, keys);
+    }
+
+    /// Applies an instance-wide change (license): every route is dropped.
+    pub fn invalidate_all(&self) {
+        self.gateway().invalidate_all_routes();
     }
 }

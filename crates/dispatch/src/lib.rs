@@ -3,6 +3,11 @@
 //! weighted round-robin balancer with cooldowns and failover. Knows nothing of Postgres: it is
 //! handed resolved targets with decrypted credentials.
 
+pub mod balancer;
 pub mod client;
+pub mod clock;
+pub mod cooldown;
+pub mod engine;
 pub mod policy;
+pub mod state;
 pub mod target;

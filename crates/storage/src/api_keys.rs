@@ -125,3 +125,42 @@ pub async fn delete(pool: &PgPool, workspace_id: Uuid, actor: Uuid, id: Uuid) ->
     tx.commit().await?;
     Ok(())
 }
+
+/// What the gateway needs to know of a live key (loaded at startup, never the key itself).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveKey {
+    /// Key id.
+    pub id: Uuid,
+    /// Its workspace.
+    pub workspace_id: Uuid,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// Allowed model names (`None`: all).
+    pub allowed_models: Option<Vec<String>>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+const LIVE: &str = "SELECT id, workspace_id, key_hash, allowed_models, expires_at FROM api_keys";
+
+/// Every key of the instance (the gateway's in-memory table).
+pub async fn all_live(pool: &PgPool) -> Result<Vec<LiveKey>> {
+    Ok(sqlx::query_as(LIVE).fetch_all(pool).await?)
+}
+
+/// Every key of one workspace (to refresh the table after a change).
+pub async fn live_for_workspace(pool: &PgPool, workspace_id: Uuid) -> Result<Vec<LiveKey>> {
+    Ok(sqlx::query_as(&format!("{LIVE} WHERE workspace_id = $1"))
+        .bind(workspace_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Records that the gateway accepted a key (callers limit this to once a minute per key).
+pub async fn touch(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

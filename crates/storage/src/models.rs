@@ -289,3 +289,26 @@ pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<(
     .await?;
     found.then_some(()).ok_or(Error::NotFound)
 }
+
+/// A model of the workspace by the name clients use.
+pub async fn get_by_name(pool: &PgPool, workspace: Uuid, name: &str) -> Result<Option<Model>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND name = $2"
+    ))
+    .bind(workspace)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Model::from))
+}
+
+/// Every model of the workspace, oldest first (the gateway's `/v1/models`).
+pub async fn all(pool: &PgPool, workspace: Uuid) -> Result<Vec<Model>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(workspace)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Model::from).collect())
+}

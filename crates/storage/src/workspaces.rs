@@ -246,3 +246,12 @@ pub async fn ensure_exists(pool: &PgPool, id: Uuid) -> Result<()> {
         .await?;
     found.then_some(()).ok_or(Error::NotFound)
 }
+
+/// A workspace's plan.
+pub async fn plan(pool: &PgPool, id: Uuid) -> Result<Plan> {
+    let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM workspaces WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    plan.map(|p| parse_plan(&p)).ok_or(Error::NotFound)
+}

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rotor_dispatch::state::{Cooldown, PoolKey, StateBackend};
 use rotor_storage::load_balancing::{self as lb, Config, EntryInput, Write};
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +33,46 @@ pub struct EntryStatus {
     pub state: &'static str,
     /// Seconds until the credential is back in the rotation.
     pub cooldown_remaining_s: u64,
+    /// The upstream error that last cooled this credential (kept after the cooldown ends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+/// What last took a credential out of the rotation.
+#[derive(Serialize, ToSchema)]
+pub struct LastError {
+    /// The upstream HTTP status (null for connect errors and timeouts).
+    pub status: Option<u16>,
+    /// `rate_limited`, `rejected`, `upstream_error`, `unreachable`, `timeout` or `stream_error`.
+    pub reason: &'static str,
+    /// When it happened.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+fn entry_status(cooldown: Option<&Cooldown>, now_ms: u64) -> EntryStatus {
+    let Some(cd) = cooldown else {
+        return EntryStatus {
+            state: "available",
+            cooldown_remaining_s: 0,
+            last_error: None,
+        };
+    };
+    let remaining_ms = cd.until_ms.saturating_sub(now_ms);
+    let at = chrono::DateTime::from_timestamp_millis(i64::try_from(cd.at_ms).unwrap_or(0))
+        .unwrap_or_default();
+    EntryStatus {
+        state: if remaining_ms > 0 {
+            "cooling_down"
+        } else {
+            "available"
+        },
+        cooldown_remaining_s: remaining_ms.div_ceil(1000),
+        last_error: Some(LastError {
+            status: cd.status,
+            reason: cd.reason.as_str(),
+            at,
+        }),
+    }
 }
 
 /// One entry of the pool.
@@ -107,7 +149,14 @@ pub struct PatchBody {
     pub max_attempts: Option<i32>,
 }
 
-fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
+async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
+    let pool = PoolKey {
+        workspace: member.workspace.id,
+        model: c.model_id,
+    };
+    let cooldowns = state.engine().state().cooldowns(pool).await;
+    let now_ms = state.engine().clock().now_ms();
+    let default_credential = c.default_credential;
     let feature = state.has_load_balancing(member.workspace.plan);
     let reason = c.reason(feature);
     let version = c.version;
@@ -127,10 +176,10 @@ fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
                 credential_name: e.credential_name,
                 enabled: e.enabled,
                 weight: e.weight,
-                status: EntryStatus {
-                    state: "available",
-                    cooldown_remaining_s: 0,
-                },
+                status: entry_status(
+                    cooldowns.get(&e.credential_id.unwrap_or(default_credential)),
+                    now_ms,
+                ),
             })
             .collect(),
     };
@@ -187,7 +236,7 @@ pub async fn get_config(
 ) -> ApiResult<Response> {
     let id = ids.uuid("id")?;
     let config = lb::get(state.db(), member.workspace.id, id).await?;
-    Ok(view(&state, &member, config))
+    Ok(view(&state, &member, config).await)
 }
 
 /// Replace the pool (owners and admins). Enabling needs the feature (403) and two distinct
@@ -292,7 +341,7 @@ async fn save(
     )
     .await?;
     tracing::info!(model_id = %model, version = config.version, enabled = config.enabled, "load balancing updated");
-    Ok(view(state, member, config))
+    Ok(view(state, member, config).await)
 }
 
 /// Put every credential of the model back in the rotation (owners and admins).
@@ -311,6 +360,15 @@ pub async fn clear_cooldowns(
 ) -> ApiResult<StatusCode> {
     let id = ids.uuid("id")?;
     lb::record_cooldowns_cleared(state.db(), member.workspace.id, id, member.user.id).await?;
+    state
+        .engine()
+        .state()
+        .clear(PoolKey {
+            workspace: member.workspace.id,
+            model: id,
+        })
+        .await;
+
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,101 @@
+//! Building a dispatch route from the database: the model, its pool with the Default Config
+//! resolved to the current default credential, and every credential decrypted. Credentials that
+//! cannot be decrypted are skipped (logged and counted), never sent.
+
+use crate::gateway::cache::CachedRoute;
+use crate::state::AppState;
+use rotor_dispatch::engine::{Route, RouteEntry};
+use rotor_dispatch::state::PoolKey;
+use rotor_storage::credentials::Credential;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Resolves `model` of `workspace`; `None` when the workspace has no such model.
+pub async fn resolve(
+    state: &AppState,
+    workspace: Uuid,
+    model: &str,
+) -> Result<Option<CachedRoute>, rotor_storage::Error> {
+    let db = state.db();
+    let Some(m) = rotor_storage::models::get_by_name(db, workspace, model).await? else {
+        return Ok(None);
+    };
+    let plan = rotor_storage::workspaces::plan(db, workspace).await?;
+    let config = rotor_storage::load_balancing::get(db, workspace, m.id).await?;
+
+    let mut wanted: Vec<Uuid> = vec![m.credential_id];
+    wanted.extend(
+        config
+            .entries
+            .iter()
+            .filter(|e| e.enabled)
+            .map(|e| e.credential_id.unwrap_or(m.credential_id)),
+    );
+    wanted.sort();
+    wanted.dedup();
+    let mut targets: HashMap<Uuid, Arc<rotor_dispatch::target::Target>> = HashMap::new();
+    for id in wanted {
+        let credential: Credential =
+            match rotor_storage::credentials::get(db, state.keyring(), workspace, id).await {
+                Ok(c) => c,
+                Err(rotor_storage::Error::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+        match crate::targets::target(&credential) {
+            Some(t) => {
+                targets.insert(id, Arc::new(t));
+            }
+            None => {
+                tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
+                metrics::counter!(
+                    "rotor_credentials_unreadable_total",
+                    &[
+                        ("workspace_id", workspace.to_string()),
+                        ("credential_id", id.to_string())
+                    ]
+                )
+                .increment(1);
+            }
+        }
+    }
+    let entry = |credential_id: Uuid, weight: i32| {
+        targets.get(&credential_id).map(|t| RouteEntry {
+            credential_id,
+            weight: u32::try_from(weight).unwrap_or(1).max(1),
+            target: t.clone(),
+        })
+    };
+    let entries: Vec<RouteEntry> = config
+        .entries
+        .iter()
+        .filter(|e| e.enabled)
+        .filter_map(|e| entry(e.credential_id.unwrap_or(m.credential_id), e.weight))
+        .collect();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    config.version.hash(&mut hasher);
+    m.credential_id.hash(&mut hasher);
+    for e in &entries {
+        (e.credential_id, e.weight).hash(&mut hasher);
+    }
+    let route = Route {
+        pool: PoolKey {
+            workspace,
+            model: m.id,
+        },
+        model: m.name.clone(),
+        upstream_model: m.upstream_model.clone(),
+        pool_ready: config.enabled && config.distinct_enabled() >= 2,
+        default: entry(m.credential_id, 1),
+        entries,
+        cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
+        max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),
+        signature: hasher.finish(),
+    };
+    Ok(Some(CachedRoute {
+        route,
+        plan,
+        created_at: m.created_at,
+    }))
+}
