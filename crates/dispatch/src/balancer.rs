@@ -37,16 +37,27 @@ impl Rotation {
     /// Picks the next entry among those `available` says may serve; `None` when none may.
     /// `weights[i]` is entry i's weight (≥ 1).
     pub fn pick(&mut self, weights: &[u32], available: impl Fn(usize) -> bool) -> Option<usize> {
-        if self.current.len() != weights.len() {
-            self.current = vec![0; weights.len()];
+        self.pick_with(weights.len(), |i| weights[i], available)
+    }
+
+    /// [`Rotation::pick`] over `n` entries whose weights come from `weight` (no allocation).
+    pub fn pick_with(
+        &mut self,
+        n: usize,
+        weight: impl Fn(usize) -> u32,
+        available: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.current.len() != n {
+            self.current = vec![0; n];
         }
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
-        for (i, &w) in weights.iter().enumerate() {
+        for i in 0..n {
             if !available(i) {
                 continue;
             }
-            let w = i64::from(w.max(1));
+            let w = i64::from(weight(i).max(1));
+
             self.current[i] += w;
             total += w;
             match best {

@@ -101,10 +101,13 @@ pub fn choose(
     cooling_until: impl Fn(Uuid) -> Option<u64>,
     now_ms: u64,
 ) -> Pick {
-    let weights: Vec<u32> = candidates.iter().map(|c| c.weight).collect();
     let untried = |i: usize| !tried.contains(&candidates[i].credential);
     let cooling = |i: usize| cooling_until(candidates[i].credential).filter(|u| *u > now_ms);
-    if let Some(i) = rotation.pick(&weights, |i| untried(i) && cooling(i).is_none()) {
+    if let Some(i) = rotation.pick_with(
+        candidates.len(),
+        |i| candidates[i].weight,
+        |i| untried(i) && cooling(i).is_none(),
+    ) {
         return Pick::Entry(i);
     }
     let soonest = (0..candidates.len())
