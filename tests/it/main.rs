@@ -15,6 +15,7 @@ mod gateway;
 mod hostile;
 mod license;
 mod load_balancing;
+mod replicas;
 mod roles;
 mod sdk;
 mod tenancy;

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod targets;
 pub mod telemetry;
 pub mod throttle;

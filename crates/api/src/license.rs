@@ -411,3 +411,26 @@ pub async fn load(db: &sqlx::PgPool, setting: Option<&str>) -> anyhow::Result<Li
     }
     Ok(state)
 }
+
+/// Re-reads the stored licenses and makes the valid one installed last active (another replica
+/// may have installed one).
+pub async fn reload(db: &sqlx::PgPool, state: &LicenseState) -> Result<(), rotor_storage::Error> {
+    let now = Utc::now();
+    let mut newest_expired = None;
+    for token in rotor_storage::licenses::tokens_newest_first(db).await? {
+        match state.verifier().verify(&token, now) {
+            Verdict::Valid(c) => {
+                state.activate(c);
+                return Ok(());
+            }
+            Verdict::Expired(c) => {
+                newest_expired.get_or_insert(c);
+            }
+            Verdict::Invalid => {}
+        }
+    }
+    if let Some(c) = newest_expired {
+        state.activate(c);
+    }
+    Ok(())
+}

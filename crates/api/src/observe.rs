@@ -99,9 +99,9 @@ pub async fn invalidate_after_write(
     let response = next.run(req).await;
     if write && response.status().is_success() && path.starts_with("/api/v1/") {
         if let Some(ws) = workspace_of(&path) {
-            state.invalidate_workspace(ws).await;
+            crate::sync::publish(&state, crate::sync::Change::Workspace(ws)).await;
         } else if path == "/api/v1/admin/license" {
-            state.invalidate_all();
+            crate::sync::publish(&state, crate::sync::Change::License).await;
         }
     }
     response

@@ -9,6 +9,8 @@ use rotor_dispatch::client::Upstream;
 use rotor_dispatch::clock::SystemClock;
 use rotor_dispatch::engine::{Engine, Settings};
 use rotor_dispatch::state::memory::MemoryState;
+use rotor_dispatch::state::redis::RedisState;
+
 use rotor_dispatch::state::AnyState;
 use std::sync::Arc;
 
@@ -75,7 +77,17 @@ impl Application {
             request_deadline: config.request_deadline,
             stream_idle_timeout: config.stream_idle_timeout,
         };
-        let dispatch_state = Arc::new(AnyState::Memory(MemoryState::default()));
+        let dispatch_state = Arc::new(match &config.redis_url {
+            Some(url) => {
+                let redis = RedisState::start(url).await.context("invalid REDIS_URL")?;
+                if !redis.is_shared() {
+                    tracing::warn!("Redis does not answer yet: dispatch starts on in-process state and switches when it does");
+                }
+                AnyState::Redis(redis)
+            }
+            None => AnyState::Memory(MemoryState::default()),
+        });
+
         let engine = Engine::new(
             upstream.clone(),
             dispatch_state,
@@ -98,6 +110,8 @@ impl Application {
             metrics,
         });
         state.gateway().load_keys(keys);
+        crate::sync::spawn_listener(state.clone());
+
         Ok(Self { listener, state })
     }
 

@@ -53,6 +53,7 @@ struct Inner {
     throttle: LoginThrottle,
     gateway: GatewayCache,
     touched: Mutex<HashMap<Uuid, Instant>>,
+    instance: Uuid,
 }
 
 impl AppState {
@@ -64,8 +65,14 @@ impl AppState {
                 throttle: LoginThrottle::default(),
                 gateway: GatewayCache::default(),
                 touched: Mutex::new(HashMap::new()),
+                instance: Uuid::new_v4(),
             }),
         }
+    }
+
+    /// This process's id among the replicas (to ignore its own notifications).
+    pub fn instance(&self) -> Uuid {
+        self.inner.instance
     }
 
     /// The validated settings.

@@ -2,6 +2,7 @@
 //! shared through Redis when replicas must act as one (scale-out).
 
 pub mod memory;
+pub mod redis;
 
 use crate::cooldown::Reason;
 use std::collections::HashMap;
@@ -126,6 +127,8 @@ pub fn choose(
 pub enum AnyState {
     /// In-process state.
     Memory(memory::MemoryState),
+    /// Shared through Redis (with in-process fallback).
+    Redis(std::sync::Arc<redis::RedisState>),
 }
 
 impl StateBackend for AnyState {
@@ -139,24 +142,28 @@ impl StateBackend for AnyState {
     ) -> Pick {
         match self {
             AnyState::Memory(m) => m.pick(pool, signature, candidates, tried, now_ms).await,
+            AnyState::Redis(r) => r.pick(pool, signature, candidates, tried, now_ms).await,
         }
     }
 
     async fn cool(&self, pool: PoolKey, credential: Uuid, cooldown: Cooldown) {
         match self {
             AnyState::Memory(m) => m.cool(pool, credential, cooldown).await,
+            AnyState::Redis(r) => r.cool(pool, credential, cooldown).await,
         }
     }
 
     async fn cooldowns(&self, pool: PoolKey) -> HashMap<Uuid, Cooldown> {
         match self {
             AnyState::Memory(m) => m.cooldowns(pool).await,
+            AnyState::Redis(r) => r.cooldowns(pool).await,
         }
     }
 
     async fn clear(&self, pool: PoolKey) {
         match self {
             AnyState::Memory(m) => m.clear(pool).await,
+            AnyState::Redis(r) => r.clear(pool).await,
         }
     }
 }

@@ -1,0 +1,281 @@
+//! Shared dispatch state in Redis: one rotation and one set of cooldowns for every replica.
+//! A pick is one round trip (a Lua script that reads the cooldowns, advances the smooth
+//! weighted round-robin and stores it); keys carry a `{workspace:model}` hash tag so a pick
+//! touches one slot (Redis Cluster works too) and expire after a day of disuse.
+//!
+//! Fail-open: when Redis stops answering, dispatch continues on in-process state (logged
+//! once, counted in `rotor_redis_fallback_total`), and a background probe switches back as soon
+//! as Redis answers again.
+
+use super::memory::MemoryState;
+use super::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
+use crate::cooldown::Reason;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long one Redis call may take before dispatch falls back to in-process state.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often a down Redis is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Idle lifetime of a pool's keys.
+const TTL_MS: u64 = 24 * 3600 * 1000;
+
+const PICK: &str = r#"
+local sig = ARGV[1]
+local now = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local cur = {}
+local state = redis.call('GET', KEYS[1])
+if state then
+  local s, rest = string.match(state, '^([^|]*)|(.*)$')
+  if s == sig then
+    for v in string.gmatch(rest, '[^,]+') do cur[#cur + 1] = tonumber(v) end
+  end
+end
+if #cur ~= n then
+  cur = {}
+  for i = 1, n do cur[i] = 0 end
+end
+local cds = redis.call('HGETALL', KEYS[2])
+local until_by = {}
+for i = 1, #cds, 2 do
+  until_by[cds[i]] = tonumber(string.match(cds[i + 1], '^(%d+)'))
+end
+local total = 0
+local best = -1
+local soonest = -1
+for i = 1, n do
+  local base = 3 + (i - 1) * 3
+  local cred = ARGV[base + 1]
+  local w = tonumber(ARGV[base + 2])
+  if ARGV[base + 3] ~= '1' then
+    local u = until_by[cred]
+    if u and u > now then
+      if soonest < 0 or u < soonest then soonest = u end
+    else
+      cur[i] = cur[i] + w
+      total = total + w
+      if best < 0 or cur[i] > cur[best] then best = i end
+    end
+  end
+end
+if best < 0 then
+  if soonest >= 0 then return {-1, soonest - now} end
+  return {-2, 0}
+end
+cur[best] = cur[best] - total
+local parts = {}
+for i = 1, n do parts[i] = string.format('%.0f', cur[i]) end
+redis.call('SET', KEYS[1], sig .. '|' .. table.concat(parts, ','), 'PX', ARGV[#ARGV])
+return {best - 1, 0}
+"#;
+
+const COOL: &str = r#"
+local new_until = tonumber(ARGV[2])
+local reason = ARGV[3]
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local ou, oreason = string.match(old, '^(%d+)|([^|]*)|')
+  if ou and tonumber(ou) > new_until then
+    new_until = tonumber(ou)
+    reason = oreason
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', new_until) .. '|' .. reason .. '|' .. ARGV[4] .. '|' .. ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"#;
+
+/// Rotation and cooldowns in Redis, with in-process fallback.
+pub struct RedisState {
+    client: redis::Client,
+    conn: RwLock<Option<ConnectionManager>>,
+    healthy: AtomicBool,
+    fallback: MemoryState,
+    pick: Script,
+    cool: Script,
+}
+
+fn keys(pool: PoolKey) -> (String, String) {
+    let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
+    (format!("rotor:{tag}:rot"), format!("rotor:{tag}:cd"))
+}
+
+fn parse_reason(s: &str) -> Reason {
+    match s {
+        "rejected" => Reason::Rejected,
+        "upstream_error" => Reason::UpstreamError,
+        "unreachable" => Reason::Unreachable,
+        "timeout" => Reason::Timeout,
+        "stream_error" => Reason::StreamError,
+        _ => Reason::RateLimited,
+    }
+}
+
+fn parse_cooldown(v: &str) -> Option<Cooldown> {
+    let mut parts = v.split('|');
+    let until_ms = parts.next()?.parse().ok()?;
+    let reason = parse_reason(parts.next()?);
+    let status = parts.next().and_then(|s| s.parse().ok());
+    let at_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some(Cooldown { until_ms, reason, status, at_ms })
+}
+
+impl RedisState {
+    /// Connects to `url` (without failing if Redis is down: dispatch then starts on in-process
+    /// state and switches over when Redis answers) and starts the probe.
+    pub async fn start(url: &str) -> Result<Arc<Self>, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let state = Arc::new(Self {
+            client,
+            conn: RwLock::new(None),
+            healthy: AtomicBool::new(false),
+            fallback: MemoryState::default(),
+            pick: Script::new(PICK),
+            cool: Script::new(COOL),
+        });
+        state.probe().await;
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let Some(state) = weak.upgrade() else { break };
+                if !state.healthy.load(Ordering::Relaxed) {
+                    state.probe().await;
+                }
+            }
+        });
+        Ok(state)
+    }
+
+    /// Whether picks currently go to Redis.
+    pub fn is_shared(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    async fn probe(&self) {
+        let existing = self.conn.read().ok().and_then(|c| c.clone());
+        let conn = match existing {
+            Some(c) => Some(c),
+            None => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(CALL_TIMEOUT)
+                    .set_response_timeout(CALL_TIMEOUT)
+                    .set_number_of_retries(1);
+                match tokio::time::timeout(Duration::from_secs(2), ConnectionManager::new_with_config(self.client.clone(), config)).await {
+                    Ok(Ok(c)) => {
+                        if let Ok(mut slot) = self.conn.write() {
+                            *slot = Some(c.clone());
+                        }
+                        Some(c)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some(mut conn) = conn else { return };
+        let pong: Result<Result<String, _>, _> =
+            tokio::time::timeout(CALL_TIMEOUT, redis::cmd("PING").query_async(&mut conn)).await;
+        if matches!(pong, Ok(Ok(_))) && !self.healthy.swap(true, Ordering::Relaxed) {
+            tracing::warn!("Redis answers: dispatch state is shared again");
+        }
+    }
+
+    fn down(&self, what: &str, error: &dyn std::fmt::Display) {
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::error!(operation = what, error = %error, "Redis stopped answering: dispatch continues on in-process state");
+        }
+        metrics::counter!("rotor_redis_fallback_total").increment(1);
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.conn.read().ok().and_then(|c| c.clone())
+    }
+
+    async fn call<T: redis::FromRedisValue>(&self, what: &str, invocation: redis::ScriptInvocation<'_>) -> Option<T> {
+        let mut conn = self.connection()?;
+        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.down(what, &e);
+                None
+            }
+            Err(_) => {
+                self.down(what, &"timed out");
+                None
+            }
+        }
+    }
+}
+
+impl StateBackend for RedisState {
+    async fn pick(&self, pool: PoolKey, signature: u64, candidates: &[Candidate], tried: &[Uuid], now_ms: u64) -> Pick {
+        let (rot, cd) = keys(pool);
+        let mut inv = self.pick.prepare_invoke();
+        inv.key(&rot).key(&cd).arg(signature.to_string()).arg(now_ms).arg(candidates.len());
+        for c in candidates {
+            inv.arg(c.credential.simple().to_string()).arg(c.weight).arg(if tried.contains(&c.credential) { "1" } else { "0" });
+        }
+        inv.arg(TTL_MS);
+        match self.call::<(i64, i64)>("pick", inv).await {
+            Some((i, _)) if i >= 0 => Pick::Entry(usize::try_from(i).unwrap_or(0)),
+            Some((-1, retry)) => Pick::AllCooling { retry_after_ms: u64::try_from(retry).unwrap_or(0) },
+            Some(_) => Pick::Exhausted,
+            None => self.fallback.pick(pool, signature, candidates, tried, now_ms).await,
+        }
+    }
+
+    async fn cool(&self, pool: PoolKey, credential: Uuid, cooldown: Cooldown) {
+        // Kept locally too, so a fallback honours cooldowns started while Redis was up.
+        self.fallback.cool(pool, credential, cooldown).await;
+        let (_, cd) = keys(pool);
+        let mut inv = self.cool.prepare_invoke();
+        inv.key(&cd)
+            .arg(credential.simple().to_string())
+            .arg(cooldown.until_ms)
+            .arg(cooldown.reason.as_str())
+            .arg(cooldown.status.map(|s| s.to_string()).unwrap_or_default())
+            .arg(cooldown.at_ms)
+            .arg(TTL_MS.max(cooldown.until_ms.saturating_sub(cooldown.at_ms) + TTL_MS));
+        let _ = self.call::<i64>("cool", inv).await;
+    }
+
+    async fn cooldowns(&self, pool: PoolKey) -> HashMap<Uuid, Cooldown> {
+        let Some(mut conn) = self.connection() else { return self.fallback.cooldowns(pool).await };
+        let (_, cd) = keys(pool);
+        let fetched: Result<Result<HashMap<String, String>, _>, _> =
+            tokio::time::timeout(CALL_TIMEOUT, redis::cmd("HGETALL").arg(&cd).query_async(&mut conn)).await;
+        match fetched {
+            Ok(Ok(map)) => map
+                .into_iter()
+                .filter_map(|(k, v)| Some((Uuid::parse_str(&k).ok()?, parse_cooldown(&v)?)))
+                .collect(),
+            Ok(Err(e)) => {
+                self.down("cooldowns", &e);
+                self.fallback.cooldowns(pool).await
+            }
+            Err(_) => {
+                self.down("cooldowns", &"timed out");
+                self.fallback.cooldowns(pool).await
+            }
+        }
+    }
+
+    async fn clear(&self, pool: PoolKey) {
+        self.fallback.clear(pool).await;
+        let Some(mut conn) = self.connection() else { return };
+        let (_, cd) = keys(pool);
+        let done: Result<Result<i64, _>, _> = tokio::time::timeout(CALL_TIMEOUT, redis::cmd("DEL").arg(&cd).query_async(&mut conn)).await;
+        if !matches!(done, Ok(Ok(_))) {
+            self.down("clear", &"failed");
+        }
+    }
+}
