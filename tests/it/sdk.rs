@@ -6,7 +6,8 @@ use crate::helpers::*;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::{
-    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions, CreateChatCompletionRequestArgs, CreateEmbeddingRequestArgs,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
+    CreateChatCompletionRequestArgs, CreateEmbeddingRequestArgs,
 };
 use async_openai::Client;
 use futures_util::StreamExt;
@@ -14,7 +15,11 @@ use rotor_tests::mock::MockUpstream;
 use serde_json::json;
 
 fn client(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
-    Client::with_config(OpenAIConfig::new().with_api_key(key).with_api_base(app.url("/v1")))
+    Client::with_config(
+        OpenAIConfig::new()
+            .with_api_key(key)
+            .with_api_base(app.url("/v1")),
+    )
 }
 
 #[tokio::test]
@@ -22,11 +27,23 @@ async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
     let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
     let mock = MockUpstream::start().await.unwrap();
     let u = app.user("u").await;
-    let a = app.compatible_credential(&u, u.workspace, "a", "sk_sdk_a_0001", &mock.url("/v1")).await;
-    let b = app.compatible_credential(&u, u.workspace, "b", "sk_sdk_b_0002", &mock.url("/v1")).await;
-    let model = app.model(&u, u.workspace, "openai_compatible", "team-gpt", a).await;
+    let a = app
+        .compatible_credential(&u, u.workspace, "a", "sk_sdk_a_0001", &mock.url("/v1"))
+        .await;
+    let b = app
+        .compatible_credential(&u, u.workspace, "b", "sk_sdk_b_0002", &mock.url("/v1"))
+        .await;
+    let model = app
+        .model(&u, u.workspace, "openai_compatible", "team-gpt", a)
+        .await;
     let path = TestApp::lb_path(u.workspace, model["id"].as_str().unwrap());
-    app.put(&path, &u.token, json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": b}]})).await.assert(200);
+    app.put(
+        &path,
+        &u.token,
+        json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": b}]}),
+    )
+    .await
+    .assert(200);
     app.post(
         &format!("/api/v1/workspaces/{}/models", u.workspace),
         &u.token,
@@ -40,24 +57,52 @@ async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
     for _ in 0..2 {
         let request = CreateChatCompletionRequestArgs::default()
             .model("team-gpt")
-            .messages([ChatCompletionRequestUserMessageArgs::default().content("Say hello").build().unwrap().into()])
+            .messages([ChatCompletionRequestUserMessageArgs::default()
+                .content("Say hello")
+                .build()
+                .unwrap()
+                .into()])
             .build()
             .unwrap();
-        let response = openai.chat().create(request).await.expect("chat completion through Rotor");
-        assert_eq!(response.choices[0].message.content.as_deref(), Some("Hello from the mock."));
+        let response = openai
+            .chat()
+            .create(request)
+            .await
+            .expect("chat completion through Rotor");
+        assert_eq!(
+            response.choices[0].message.content.as_deref(),
+            Some("Hello from the mock.")
+        );
         assert_eq!(response.usage.unwrap().total_tokens, 12);
     }
-    assert_eq!(mock.keys(), ["sk_sdk_a_0001", "sk_sdk_b_0002"], "the two requests were balanced");
-    assert!(mock.requests().iter().all(|r| r.model.as_deref() == Some("team-gpt")));
+    assert_eq!(
+        mock.keys(),
+        ["sk_sdk_a_0001", "sk_sdk_b_0002"],
+        "the two requests were balanced"
+    );
+    assert!(mock
+        .requests()
+        .iter()
+        .all(|r| r.model.as_deref() == Some("team-gpt")));
 
     let request = CreateChatCompletionRequestArgs::default()
         .model("team-gpt")
         .stream(true)
-        .stream_options(ChatCompletionStreamOptions { include_usage: true })
-        .messages([ChatCompletionRequestUserMessageArgs::default().content("Stream please").build().unwrap().into()])
+        .stream_options(ChatCompletionStreamOptions {
+            include_usage: true,
+        })
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("Stream please")
+            .build()
+            .unwrap()
+            .into()])
         .build()
         .unwrap();
-    let mut stream = openai.chat().create_stream(request).await.expect("stream through Rotor");
+    let mut stream = openai
+        .chat()
+        .create_stream(request)
+        .await
+        .expect("stream through Rotor");
     let mut text = String::new();
     let mut usage = None;
     while let Some(chunk) = stream.next().await {
@@ -74,12 +119,21 @@ async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
 
     let embedding = openai
         .embeddings()
-        .create(CreateEmbeddingRequestArgs::default().model("embedder").input("hello").build().unwrap())
+        .create(
+            CreateEmbeddingRequestArgs::default()
+                .model("embedder")
+                .input("hello")
+                .build()
+                .unwrap(),
+        )
         .await
         .expect("embedding through Rotor");
     assert_eq!(embedding.data[0].embedding, [0.1, 0.2, 0.3]);
     let last = mock.requests().pop().unwrap();
-    assert_eq!((last.uri.as_str(), last.model.as_deref()), ("/v1/embeddings", Some("text-embedding-3-small")));
+    assert_eq!(
+        (last.uri.as_str(), last.model.as_deref()),
+        ("/v1/embeddings", Some("text-embedding-3-small"))
+    );
 
     let models = openai.models().list().await.expect("model list");
     let mut ids: Vec<String> = models.data.into_iter().map(|m| m.id).collect();
@@ -93,7 +147,11 @@ async fn async_openai_sees_rotor_errors_in_openai_shape() {
     let bad = client(&app, "rk-not-a-real-key");
     let request = CreateChatCompletionRequestArgs::default()
         .model("anything")
-        .messages([ChatCompletionRequestUserMessageArgs::default().content("hi").build().unwrap().into()])
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hi")
+            .build()
+            .unwrap()
+            .into()])
         .build()
         .unwrap();
     match bad.chat().create(request).await {
@@ -107,7 +165,11 @@ async fn async_openai_sees_rotor_errors_in_openai_shape() {
     let (_, key) = app.api_key(&u, u.workspace, "k").await;
     let request = CreateChatCompletionRequestArgs::default()
         .model("no-such-model")
-        .messages([ChatCompletionRequestUserMessageArgs::default().content("hi").build().unwrap().into()])
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hi")
+            .build()
+            .unwrap()
+            .into()])
         .build()
         .unwrap();
     match client(&app, &key).chat().create(request).await {
