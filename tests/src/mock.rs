@@ -41,6 +41,8 @@ pub struct Recorded {
     pub model: Option<String>,
     /// The body.
     pub body: Bytes,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 type Log = Arc<Mutex<Vec<Recorded>>>;
@@ -142,6 +144,7 @@ async fn handle(
             key: key.clone(),
             model: model.clone(),
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
     }
     let key = key.unwrap_or_default();
