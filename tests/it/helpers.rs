@@ -153,6 +153,19 @@ impl TestApp {
         Self::read(req.send().await.expect("request")).await
     }
 
+    /// Reads any answer, 5xx included (gateway errors such as 502/504 are documented).
+    pub async fn read_any(resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub async fn read(resp: reqwest::Response) -> Resp {
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -524,5 +537,119 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A private PostgreSQL for tests that stop it (run as the `postgres` account when root).
+pub struct PgProcess {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    bin: std::path::PathBuf,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl PgProcess {
+    fn command(&self, program: &str) -> std::process::Command {
+        let exe = self.bin.join(program);
+        let mut c = if is_root() {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+                .arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        };
+        c.current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    }
+
+    /// Creates and starts a cluster on a free port.
+    pub fn start() -> Self {
+        let bin = std::path::PathBuf::from(
+            std::env::var("ROTOR_TEST_PG_BIN").expect("ROTOR_TEST_PG_BIN: run scripts/test"),
+        );
+        let dir = std::env::temp_dir().join(format!("rotor-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            assert!(std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let pg = Self {
+            dir,
+            port: free_port(),
+            bin,
+        };
+        let data = pg.dir.join("data");
+        assert!(pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync"])
+            .status()
+            .unwrap()
+            .success());
+        pg.resume();
+        pg
+    }
+
+    /// `postgres://…` of the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server at once (as a crash or an outage would).
+    pub fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w"])
+            .status();
+    }
+
+    /// Starts (again) on the same port.
+    pub fn resume(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let ok = self
+            .command("pg_ctl")
+            .arg("start")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "-t", "30", "-l"])
+            .arg(self.dir.join("log"))
+            .arg("-o")
+            .arg(options)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "postgres did not start");
+    }
+}
+
+impl Drop for PgProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
