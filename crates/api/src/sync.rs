@@ -42,7 +42,12 @@ fn decode(payload: &str) -> Option<(Uuid, Change)> {
 pub async fn publish(state: &AppState, change: Change) {
     apply(state, change).await;
     let payload = encode(state.instance(), change);
-    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(state.db()).await {
+    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(&payload)
+        .execute(state.db())
+        .await
+    {
         tracing::warn!(error = %e, "could not notify other replicas of a change");
     }
 }
@@ -121,8 +126,14 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         let (me, ws) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(decode(&encode(me, Change::Workspace(ws))), Some((me, Change::Workspace(ws))));
-        assert_eq!(decode(&encode(me, Change::License)), Some((me, Change::License)));
+        assert_eq!(
+            decode(&encode(me, Change::Workspace(ws))),
+            Some((me, Change::Workspace(ws)))
+        );
+        assert_eq!(
+            decode(&encode(me, Change::License)),
+            Some((me, Change::License))
+        );
         assert_eq!(decode("garbage"), None);
     }
 }

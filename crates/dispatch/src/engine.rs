@@ -300,7 +300,9 @@ impl<S: StateBackend> Engine<S> {
         let mut attempts = 0u32;
         let mut upstream_time = Duration::ZERO;
 
-        while attempts < max_attempts {
+        // One iteration per distinct credential tried (an address refused by the policy counts
+        // as tried, though no upstream call is made).
+        for _ in 0..max_attempts {
             let entry = if call.balanced {
                 match self
                     .state

@@ -123,7 +123,12 @@ fn parse_cooldown(v: &str) -> Option<Cooldown> {
     let reason = parse_reason(parts.next()?);
     let status = parts.next().and_then(|s| s.parse().ok());
     let at_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    Some(Cooldown { until_ms, reason, status, at_ms })
+    Some(Cooldown {
+        until_ms,
+        reason,
+        status,
+        at_ms,
+    })
 }
 
 impl RedisState {
@@ -167,7 +172,12 @@ impl RedisState {
                     .set_connection_timeout(CALL_TIMEOUT)
                     .set_response_timeout(CALL_TIMEOUT)
                     .set_number_of_retries(1);
-                match tokio::time::timeout(Duration::from_secs(2), ConnectionManager::new_with_config(self.client.clone(), config)).await {
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    ConnectionManager::new_with_config(self.client.clone(), config),
+                )
+                .await
+                {
                     Ok(Ok(c)) => {
                         if let Ok(mut slot) = self.conn.write() {
                             *slot = Some(c.clone());
@@ -200,7 +210,11 @@ impl RedisState {
         self.conn.read().ok().and_then(|c| c.clone())
     }
 
-    async fn call<T: redis::FromRedisValue>(&self, what: &str, invocation: redis::ScriptInvocation<'_>) -> Option<T> {
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
         let mut conn = self.connection()?;
         match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Some(v),
@@ -217,19 +231,42 @@ impl RedisState {
 }
 
 impl StateBackend for RedisState {
-    async fn pick(&self, pool: PoolKey, signature: u64, candidates: &[Candidate], tried: &[Uuid], now_ms: u64) -> Pick {
+    async fn pick(
+        &self,
+        pool: PoolKey,
+        signature: u64,
+        candidates: &[Candidate],
+        tried: &[Uuid],
+        now_ms: u64,
+    ) -> Pick {
         let (rot, cd) = keys(pool);
         let mut inv = self.pick.prepare_invoke();
-        inv.key(&rot).key(&cd).arg(signature.to_string()).arg(now_ms).arg(candidates.len());
+        inv.key(&rot)
+            .key(&cd)
+            .arg(signature.to_string())
+            .arg(now_ms)
+            .arg(candidates.len());
         for c in candidates {
-            inv.arg(c.credential.simple().to_string()).arg(c.weight).arg(if tried.contains(&c.credential) { "1" } else { "0" });
+            inv.arg(c.credential.simple().to_string())
+                .arg(c.weight)
+                .arg(if tried.contains(&c.credential) {
+                    "1"
+                } else {
+                    "0"
+                });
         }
         inv.arg(TTL_MS);
         match self.call::<(i64, i64)>("pick", inv).await {
             Some((i, _)) if i >= 0 => Pick::Entry(usize::try_from(i).unwrap_or(0)),
-            Some((-1, retry)) => Pick::AllCooling { retry_after_ms: u64::try_from(retry).unwrap_or(0) },
+            Some((-1, retry)) => Pick::AllCooling {
+                retry_after_ms: u64::try_from(retry).unwrap_or(0),
+            },
             Some(_) => Pick::Exhausted,
-            None => self.fallback.pick(pool, signature, candidates, tried, now_ms).await,
+            None => {
+                self.fallback
+                    .pick(pool, signature, candidates, tried, now_ms)
+                    .await
+            }
         }
     }
 
@@ -249,10 +286,15 @@ impl StateBackend for RedisState {
     }
 
     async fn cooldowns(&self, pool: PoolKey) -> HashMap<Uuid, Cooldown> {
-        let Some(mut conn) = self.connection() else { return self.fallback.cooldowns(pool).await };
+        let Some(mut conn) = self.connection() else {
+            return self.fallback.cooldowns(pool).await;
+        };
         let (_, cd) = keys(pool);
-        let fetched: Result<Result<HashMap<String, String>, _>, _> =
-            tokio::time::timeout(CALL_TIMEOUT, redis::cmd("HGETALL").arg(&cd).query_async(&mut conn)).await;
+        let fetched: Result<Result<HashMap<String, String>, _>, _> = tokio::time::timeout(
+            CALL_TIMEOUT,
+            redis::cmd("HGETALL").arg(&cd).query_async(&mut conn),
+        )
+        .await;
         match fetched {
             Ok(Ok(map)) => map
                 .into_iter()
@@ -271,9 +313,15 @@ impl StateBackend for RedisState {
 
     async fn clear(&self, pool: PoolKey) {
         self.fallback.clear(pool).await;
-        let Some(mut conn) = self.connection() else { return };
+        let Some(mut conn) = self.connection() else {
+            return;
+        };
         let (_, cd) = keys(pool);
-        let done: Result<Result<i64, _>, _> = tokio::time::timeout(CALL_TIMEOUT, redis::cmd("DEL").arg(&cd).query_async(&mut conn)).await;
+        let done: Result<Result<i64, _>, _> = tokio::time::timeout(
+            CALL_TIMEOUT,
+            redis::cmd("DEL").arg(&cd).query_async(&mut conn),
+        )
+        .await;
         if !matches!(done, Ok(Ok(_))) {
             self.down("clear", &"failed");
         }
