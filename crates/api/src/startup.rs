@@ -19,6 +19,7 @@ use rotor_storage::crypto::Keyring;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -138,10 +139,15 @@ impl Application {
             tracing::info!("shutdown requested: finishing in-flight requests");
             let _ = stopping_tx.send(());
         };
+        // Small writes (stream chunks) go out at once instead of waiting for delayed ACKs.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
+
         .with_graceful_shutdown(signal);
         let grace = async move {
             if stopping_rx.await.is_ok() {
