@@ -14,12 +14,12 @@ use rotor_dispatch::state::redis::RedisState;
 use rotor_dispatch::state::AnyState;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use rotor_dispatch::policy::AddressPolicy;
 use rotor_storage::crypto::Keyring;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -147,7 +147,6 @@ impl Application {
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-
         .with_graceful_shutdown(signal);
         let grace = async move {
             if stopping_rx.await.is_ok() {

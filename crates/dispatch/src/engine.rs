@@ -10,6 +10,7 @@ use crate::state::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
 use crate::target::{ProviderKind, Target};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
+use metrics::{Counter, Histogram};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct RouteEntry {
     pub weight: u32,
     /// Where and how to call it.
     pub target: Arc<Target>,
+    /// Its metric handles.
+    pub metrics: Arc<EntryMetrics>,
 }
 
 /// A model resolved for dispatch: its pool with decrypted credentials.
@@ -62,6 +65,8 @@ pub struct Route {
     pub max_attempts: u32,
     /// Identifies the pool's composition (a change restarts the rotation).
     pub signature: u64,
+    /// Handles for answers no credential gave (credential_id empty).
+    pub metrics: Arc<EntryMetrics>,
 }
 
 /// Which OpenAI endpoint a request is for.
@@ -118,6 +123,8 @@ pub struct Relay {
     pub body: RelayBody,
     /// The credential whose answer this is.
     pub credential_id: Uuid,
+    /// That credential's metric handles.
+    pub metrics: Arc<EntryMetrics>,
 }
 
 /// Why no upstream answer can be relayed.
@@ -169,18 +176,111 @@ enum Last {
     Blocked,
 }
 
-fn labels(
-    route: &Route,
-    credential: Uuid,
-    key: &'static str,
-    value: &'static str,
-) -> [(&'static str, String); 4] {
-    [
-        ("workspace_id", route.pool.workspace.to_string()),
-        ("model", route.model.clone()),
-        ("credential_id", credential.to_string()),
-        (key, value.to_owned()),
-    ]
+/// Outcome labels, in the order of the handle arrays.
+pub const OUTCOMES: [&str; 6] = [
+    "ok",
+    "client_error",
+    "rate_limited",
+    "upstream_error",
+    "timeout",
+    "blocked",
+];
+const REASONS: [Reason; 6] = [
+    Reason::RateLimited,
+    Reason::Rejected,
+    Reason::UpstreamError,
+    Reason::Unreachable,
+    Reason::Timeout,
+    Reason::StreamError,
+];
+
+fn outcome_index(outcome: &str) -> usize {
+    OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(3)
+}
+
+/// Metric handles of one credential of one route, registered once when the route is resolved,
+/// so the hot path only increments atomics.
+pub struct EntryMetrics {
+    requests: [Counter; 6],
+    attempts: [Counter; 6],
+    cooldowns: [Counter; 6],
+    latency: Histogram,
+    prompt: Counter,
+    completion: Counter,
+    overhead: Histogram,
+}
+
+impl std::fmt::Debug for EntryMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntryMetrics")
+    }
+}
+
+impl EntryMetrics {
+    /// Handles labelled with the workspace, model and credential.
+    pub fn new(workspace: Uuid, model: &str, credential: Option<Uuid>) -> Self {
+        let base = |extra: Option<(&'static str, &'static str)>| {
+            let mut l = vec![
+                metrics::Label::new("workspace_id", workspace.to_string()),
+                metrics::Label::new("model", model.to_owned()),
+                metrics::Label::new(
+                    "credential_id",
+                    credential.map(|c| c.to_string()).unwrap_or_default(),
+                ),
+            ];
+            if let Some((k, v)) = extra {
+                l.push(metrics::Label::new(k, v));
+            }
+            l
+        };
+        Self {
+            requests: OUTCOMES
+                .map(|o| metrics::counter!("rotor_requests_total", base(Some(("outcome", o))))),
+            attempts: OUTCOMES.map(|o| {
+                metrics::counter!("rotor_upstream_attempts_total", base(Some(("outcome", o))))
+            }),
+            cooldowns: REASONS.map(|r| {
+                metrics::counter!(
+                    "rotor_cooldowns_started_total",
+                    base(Some(("reason", r.as_str())))
+                )
+            }),
+            latency: metrics::histogram!("rotor_upstream_latency_seconds", base(None)),
+            prompt: metrics::counter!("rotor_tokens_total", base(Some(("kind", "prompt")))),
+            completion: metrics::counter!("rotor_tokens_total", base(Some(("kind", "completion")))),
+            overhead: metrics::histogram!(
+                "rotor_overhead_seconds",
+                vec![
+                    metrics::Label::new("workspace_id", workspace.to_string()),
+                    metrics::Label::new("model", model.to_owned())
+                ]
+            ),
+        }
+    }
+
+    /// Counts a client request answered with `outcome`.
+    pub fn request(&self, outcome: &str) {
+        self.requests[outcome_index(outcome)].increment(1);
+    }
+
+    /// Records the time Rotor itself spent on a request.
+    pub fn overhead(&self, seconds: f64) {
+        self.overhead.record(seconds);
+    }
+
+    fn attempt(&self, outcome: &str) {
+        self.attempts[outcome_index(outcome)].increment(1);
+    }
+
+    fn cooldown(&self, reason: Reason) {
+        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.cooldowns[i].increment(1);
+    }
+
+    fn tokens(&self, prompt: u64, completion: u64) {
+        self.prompt.increment(prompt);
+        self.completion.increment(completion);
+    }
 }
 
 fn outcome_label(status: u16) -> &'static str {
@@ -234,7 +334,7 @@ impl<S: StateBackend> Engine<S> {
     async fn cool(
         &self,
         call: &Call<'_>,
-        credential: Uuid,
+        entry: &RouteEntry,
         duration: Duration,
         reason: Reason,
         status: Option<u16>,
@@ -242,6 +342,7 @@ impl<S: StateBackend> Engine<S> {
         if !call.balanced {
             return;
         }
+        let credential = entry.credential_id;
         let now = self.clock.now_ms();
         let until_ms = now + u64::try_from(duration.as_millis()).unwrap_or(u64::MAX / 2);
         self.state
@@ -256,11 +357,7 @@ impl<S: StateBackend> Engine<S> {
                 },
             )
             .await;
-        metrics::counter!(
-            "rotor_cooldowns_started_total",
-            &labels(call.route, credential, "reason", reason.as_str())
-        )
-        .increment(1);
+        entry.metrics.cooldown(reason);
         tracing::info!(
             workspace_id = %call.route.pool.workspace, model = %call.route.model, credential_id = %credential,
             reason = reason.as_str(), seconds = duration.as_secs(), "credential cooling down"
@@ -338,11 +435,7 @@ impl<S: StateBackend> Engine<S> {
             }
             let url = Self::url(&entry.target, call.endpoint, &route.upstream_model);
             if self.upstream.check_url(&url).is_err() {
-                metrics::counter!(
-                    "rotor_upstream_attempts_total",
-                    &labels(route, credential, "outcome", "blocked")
-                )
-                .increment(1);
+                entry.metrics.attempt("blocked");
                 last = Some(Last::Blocked);
                 continue;
             }
@@ -360,23 +453,11 @@ impl<S: StateBackend> Engine<S> {
             .await;
             let waited = t0.elapsed();
             upstream_time += waited;
-            metrics::histogram!(
-                "rotor_upstream_latency_seconds",
-                &[
-                    ("workspace_id", route.pool.workspace.to_string()),
-                    ("model", route.model.clone()),
-                    ("credential_id", credential.to_string())
-                ]
-            )
-            .record(waited.as_secs_f64());
+            entry.metrics.latency.record(waited.as_secs_f64());
             let response = match sent {
                 Err(_) => {
-                    metrics::counter!(
-                        "rotor_upstream_attempts_total",
-                        &labels(route, credential, "outcome", "timeout")
-                    )
-                    .increment(1);
-                    self.cool(&call, credential, TRANSIENT, Reason::Timeout, None)
+                    entry.metrics.attempt("timeout");
+                    self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                         .await;
                     last = Some(Last::Timeout);
                     continue;
@@ -388,19 +469,15 @@ impl<S: StateBackend> Engine<S> {
                         CallError::Timeout => ("timeout", Last::Timeout),
                         CallError::Unreachable => ("upstream_error", Last::Unavailable),
                     };
-                    metrics::counter!(
-                        "rotor_upstream_attempts_total",
-                        &labels(route, credential, "outcome", label)
-                    )
-                    .increment(1);
+                    entry.metrics.attempt(label);
                     match kind {
                         CallError::BlockedAddress => {}
                         CallError::Timeout => {
-                            self.cool(&call, credential, TRANSIENT, Reason::Timeout, None)
+                            self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                                 .await
                         }
                         CallError::Unreachable => {
-                            self.cool(&call, credential, TRANSIENT, Reason::Unreachable, None)
+                            self.cool(&call, entry, TRANSIENT, Reason::Unreachable, None)
                                 .await
                         }
                     }
@@ -411,17 +488,13 @@ impl<S: StateBackend> Engine<S> {
                 Ok(Ok(r)) => r,
             };
             let status = response.status().as_u16();
-            metrics::counter!(
-                "rotor_upstream_attempts_total",
-                &labels(route, credential, "outcome", outcome_label(status))
-            )
-            .increment(1);
+            entry.metrics.attempt(outcome_label(status));
             let content_type = response.headers().get(CONTENT_TYPE).cloned();
             let retry_after = response.headers().get(RETRY_AFTER).cloned();
             if let Some((duration, reason)) =
                 cooldown::for_status(status, response.headers(), route.cooldown_seconds)
             {
-                self.cool(&call, credential, duration, reason, Some(status))
+                self.cool(&call, entry, duration, reason, Some(status))
                     .await;
                 let t1 = Instant::now();
                 let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
@@ -435,6 +508,7 @@ impl<S: StateBackend> Engine<S> {
                         retry_after,
                         body: RelayBody::Full(body),
                         credential_id: credential,
+                        metrics: entry.metrics.clone(),
                     })
                 });
                 continue;
@@ -442,7 +516,7 @@ impl<S: StateBackend> Engine<S> {
             // A success, or a client error that is the caller's to see: relay it.
             let success = (200..300).contains(&status);
             let body = if call.stream && success {
-                RelayBody::Stream(self.relay_stream(&call, credential, response))
+                RelayBody::Stream(self.relay_stream(&call, entry, response))
             } else {
                 let t1 = Instant::now();
                 let remaining = deadline
@@ -452,7 +526,7 @@ impl<S: StateBackend> Engine<S> {
                     Ok(Ok(b)) => b,
                     _ => {
                         upstream_time += t1.elapsed();
-                        self.cool(&call, credential, TRANSIENT, Reason::Timeout, None)
+                        self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                             .await;
                         last = Some(Last::Timeout);
                         continue;
@@ -460,7 +534,7 @@ impl<S: StateBackend> Engine<S> {
                 };
                 upstream_time += t1.elapsed();
                 if success {
-                    record_usage(route, credential, &body);
+                    record_usage(&entry.metrics, &body);
                 }
                 RelayBody::Full(body)
             };
@@ -471,6 +545,7 @@ impl<S: StateBackend> Engine<S> {
                     retry_after,
                     body,
                     credential_id: credential,
+                    metrics: entry.metrics.clone(),
                 }),
                 attempts,
                 upstream_time,
@@ -496,7 +571,7 @@ impl<S: StateBackend> Engine<S> {
     fn relay_stream(
         &self,
         call: &Call<'_>,
-        credential: Uuid,
+        entry: &RouteEntry,
         response: reqwest::Response,
     ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
         struct Relaying<S> {
@@ -505,7 +580,7 @@ impl<S: StateBackend> Engine<S> {
             state: Arc<S>,
             clock: Arc<dyn Clock>,
             pool: PoolKey,
-            route: Route,
+            metrics: Arc<EntryMetrics>,
             credential: Uuid,
             balanced: bool,
             usage: UsageScanner,
@@ -517,8 +592,8 @@ impl<S: StateBackend> Engine<S> {
             state: self.state.clone(),
             clock: self.clock.clone(),
             pool: call.route.pool,
-            route: call.route.clone(),
-            credential,
+            metrics: entry.metrics.clone(),
+            credential: entry.credential_id,
             balanced: call.balanced,
             usage: UsageScanner::default(),
             done: false,
@@ -534,7 +609,7 @@ impl<S: StateBackend> Engine<S> {
                 }
                 Ok(None) => {
                     if let Some((prompt, completion)) = st.usage.totals() {
-                        count_tokens(&st.route, st.credential, prompt, completion);
+                        st.metrics.tokens(prompt, completion);
                     }
                     None
                 }
@@ -545,8 +620,7 @@ impl<S: StateBackend> Engine<S> {
                         let until_ms = now + TRANSIENT.as_millis() as u64;
                         let cd = Cooldown { until_ms, reason: Reason::StreamError, status: None, at_ms: now };
                         st.state.cool(st.pool, st.credential, cd).await;
-                        metrics::counter!("rotor_cooldowns_started_total", &labels(&st.route, st.credential, "reason", "stream_error"))
-                            .increment(1);
+                        st.metrics.cooldown(Reason::StreamError);
                     }
                     tracing::warn!(credential_id = %st.credential, "upstream stream broke after it started");
                     let event = "data: {\"error\": {\"message\": \"the upstream stream ended unexpectedly\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_stream_error\"}}\n\n";
@@ -579,18 +653,6 @@ async fn read_limited(response: reqwest::Response, limit: usize, deadline: Insta
         .unwrap_or_default()
 }
 
-fn count_tokens(route: &Route, credential: Uuid, prompt: u64, completion: u64) {
-    for (kind, n) in [("prompt", prompt), ("completion", completion)] {
-        if n > 0 {
-            metrics::counter!(
-                "rotor_tokens_total",
-                &labels(route, credential, "kind", kind)
-            )
-            .increment(n);
-        }
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct Usage {
     #[serde(default)]
@@ -604,9 +666,9 @@ struct WithUsage {
     usage: Option<Usage>,
 }
 
-fn record_usage(route: &Route, credential: Uuid, body: &[u8]) {
+fn record_usage(metrics: &EntryMetrics, body: &[u8]) {
     if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body) {
-        count_tokens(route, credential, u.prompt_tokens, u.completion_tokens);
+        metrics.tokens(u.prompt_tokens, u.completion_tokens);
     }
 }
 

@@ -287,14 +287,6 @@ async fn proxy_inner(
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
-    let labels = |credential: String, outcome: &'static str| {
-        [
-            ("workspace_id", route.pool.workspace.to_string()),
-            ("model", route.model.clone()),
-            ("credential_id", credential),
-            ("outcome", outcome.to_owned()),
-        ]
-    };
     let mut response = match outcome.result {
         Ok(relay) => {
             let status = StatusCode::from_u16(relay.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -304,11 +296,7 @@ async fn proxy_inner(
                 400..=499 => "client_error",
                 _ => "upstream_error",
             };
-            metrics::counter!(
-                "rotor_requests_total",
-                &labels(relay.credential_id.to_string(), class)
-            )
-            .increment(1);
+            relay.metrics.request(class);
             let body = match relay.body {
                 RelayBody::Full(b) => Body::from(b),
                 RelayBody::Stream(s) => Body::from_stream(s),
@@ -366,20 +354,13 @@ async fn proxy_inner(
                     "upstream_error",
                 ),
             };
-            metrics::counter!("rotor_requests_total", &labels(String::new(), class)).increment(1);
+            route.metrics.request(class);
             e.into_response()
         }
     };
     response.headers_mut().insert(ATTEMPTS, attempts);
     let overhead = started.elapsed().saturating_sub(outcome.upstream_time);
-    metrics::histogram!(
-        "rotor_overhead_seconds",
-        &[
-            ("workspace_id", route.pool.workspace.to_string()),
-            ("model", route.model.clone())
-        ]
-    )
-    .record(overhead.as_secs_f64());
+    route.metrics.overhead(overhead.as_secs_f64());
     set_overhead(&mut response, overhead);
     Ok(response)
 }

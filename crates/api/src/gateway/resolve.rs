@@ -4,7 +4,7 @@
 
 use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
-use rotor_dispatch::engine::{Route, RouteEntry};
+use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
 use rotor_dispatch::state::PoolKey;
 use rotor_storage::credentials::Credential;
 use std::collections::HashMap;
@@ -60,11 +60,18 @@ pub async fn resolve(
             }
         }
     }
-    let entry = |credential_id: Uuid, weight: i32| {
+    let mut entry_metrics: HashMap<Uuid, Arc<EntryMetrics>> = HashMap::new();
+    let mut entry = |credential_id: Uuid, weight: i32| {
         targets.get(&credential_id).map(|t| RouteEntry {
             credential_id,
             weight: u32::try_from(weight).unwrap_or(1).max(1),
             target: t.clone(),
+            metrics: entry_metrics
+                .entry(credential_id)
+                .or_insert_with(|| {
+                    Arc::new(EntryMetrics::new(workspace, &m.name, Some(credential_id)))
+                })
+                .clone(),
         })
     };
     let entries: Vec<RouteEntry> = config
@@ -92,6 +99,7 @@ pub async fn resolve(
         cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
         max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),
         signature: hasher.finish(),
+        metrics: Arc::new(EntryMetrics::new(workspace, &m.name, None)),
     };
     Ok(Some(CachedRoute {
         route,
