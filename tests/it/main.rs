@@ -21,4 +21,5 @@ mod load_balancing;
 mod replicas;
 mod roles;
 mod sdk;
+mod statuses;
 mod tenancy;

@@ -377,7 +377,9 @@ async fn proxy_inner(
         (status = 404, body = OpenAiError, description = "model_not_found"),
         (status = 413, body = OpenAiError, description = "payload_too_large"),
         (status = 429, body = OpenAiError, description = "all_credentials_cooling_down (Retry-After), or the provider's 429"),
+        (status = 500, body = OpenAiError, description = "credential_unreadable (no credential of the model can be decrypted)"),
         (status = 502, body = OpenAiError, description = "upstream_unavailable, upstream_credential_rejected or upstream_address_blocked"),
+        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down)"),
         (status = 504, body = OpenAiError, description = "upstream_timeout"),
     ))]
 pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
@@ -395,7 +397,9 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         (status = 404, body = OpenAiError, description = "model_not_found"),
         (status = 413, body = OpenAiError, description = "payload_too_large"),
         (status = 429, body = OpenAiError, description = "all_credentials_cooling_down"),
+        (status = 500, body = OpenAiError, description = "credential_unreadable (no credential of the model can be decrypted)"),
         (status = 502, body = OpenAiError, description = "upstream errors"),
+        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down)"),
         (status = 504, body = OpenAiError, description = "upstream_timeout"),
     ))]
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
@@ -428,6 +432,7 @@ pub struct ModelList {
 #[utoipa::path(get, path = "/v1/models", tag = "gateway", security(("api_key" = [])), responses(
     (status = 200, body = ModelList),
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
+    (status = 503, body = OpenAiError, description = "database_unavailable"),
 ))]
 pub async fn list_models(
     State(state): State<AppState>,
@@ -466,6 +471,7 @@ pub async fn list_models(
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
     (status = 403, body = OpenAiError, description = "model_not_allowed"),
     (status = 404, body = OpenAiError, description = "model_not_found"),
+    (status = 503, body = OpenAiError, description = "database_unavailable"),
 ))]
 pub async fn get_model(
     State(state): State<AppState>,
@@ -480,7 +486,7 @@ pub async fn get_model(
             GatewayError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",
-                "retry shortly",
+                "the model cannot be loaded; retry shortly",
             )
         })?
         .ok_or_else(|| {
