@@ -338,3 +338,47 @@ async fn serial_a_pick_is_one_redis_round_trip() {
         .collect();
     assert!(others.is_empty(), "no other round trips: {others:?}");
 }
+
+#[tokio::test]
+async fn a_replica_whose_listen_connection_drops_reconnects_and_reloads() {
+    let redis =
+        std::env::var("ROTOR_TEST_REDIS_URL").expect("ROTOR_TEST_REDIS_URL: run scripts/test");
+    let mock = MockUpstream::start().await.unwrap();
+    let c = cluster(&redis, &mock, &["sk_ls_a", "sk_ls_b"], 60).await;
+    let client = reqwest::Client::new();
+    assert_eq!(chat(&client, &c.b, &c.key).await.status(), 200);
+    // Cut every LISTEN connection of this database (both replicas'), then revoke the key at
+    // once: the notification may well be lost, so only the reconnect-and-reload saves B.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&c.admin.db)
+    .await
+    .unwrap();
+    assert!(
+        killed.len() >= 2,
+        "both replicas were listening: {killed:?}"
+    );
+    sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(c.key_id)
+        .execute(&c.admin.db)
+        .await
+        .unwrap();
+    let cut = Instant::now();
+    loop {
+        let status = chat(&client, &c.b, &c.key).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(
+            status, 200,
+            "the replica kept serving from its cache meanwhile"
+        );
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "replica B did not reload after its listen connection dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
