@@ -392,23 +392,7 @@ pub async fn load(db: &sqlx::PgPool, setting: Option<&str>) -> anyhow::Result<Li
             }
         }
     }
-    let now = Utc::now();
-    let mut newest_expired = None;
-    for token in rotor_storage::licenses::tokens_newest_first(db).await? {
-        match state.verifier().verify(&token, now) {
-            Verdict::Valid(c) => {
-                state.activate(c);
-                return Ok(state);
-            }
-            Verdict::Expired(c) => {
-                newest_expired.get_or_insert(c);
-            }
-            Verdict::Invalid => {}
-        }
-    }
-    if let Some(c) = newest_expired {
-        state.activate(c);
-    }
+    reload(db, &state).await?;
     Ok(state)
 }
 
