@@ -266,7 +266,7 @@ fn stream_response(key: &str, model: String, include_usage: bool) -> Response {
     let mut events: Vec<String> = (0..chunks)
         .map(|i| {
             format!(
-                "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+                "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"sent_ns\":__SENT_NS__,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
             )
         })
         .collect();
@@ -293,6 +293,12 @@ fn stream_response(key: &str, model: String, include_usage: bool) -> Response {
                     (it, gap, drop_after),
                 ));
             }
+            // When the chunk leaves the mock (wall clock), so a reader can measure relay latency.
+            let sent_ns = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let event = event.replace("__SENT_NS__", &sent_ns.to_string());
             Some((
                 Ok::<_, std::io::Error>(Bytes::from(event)),
                 (it, gap, drop_after),
