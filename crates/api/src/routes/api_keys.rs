@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// What it is for.
-    #[schema(example = "chatbot-prod")]
+    #[schema(example = "chatbot-prod", min_length = 1, max_length = 100)]
     pub name: String,
     /// Model names the key may call (omit for all of the workspace's models).
     pub allowed_models: Option<Vec<String>>,

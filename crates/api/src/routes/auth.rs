@@ -31,13 +31,17 @@ pub const MAX_PASSWORD: usize = 1024;
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// Email address, used to sign in.
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", min_length = 3, max_length = 254)]
     pub email: String,
     /// At least 8 characters.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 1024
+    )]
     pub password: String,
     /// Display name.
-    #[schema(example = "Ada")]
+    #[schema(example = "Ada", min_length = 1, max_length = 100)]
     pub name: String,
 }
 

@@ -42,7 +42,7 @@ pub struct NewCredential {
     #[schema(example = "openai")]
     pub provider: String,
     /// Name, unique per provider in the workspace.
-    #[schema(example = "team-key-1")]
+    #[schema(example = "team-key-1", min_length = 1, max_length = 100)]
     pub name: String,
     /// Fields of the provider's credential schema.
     #[schema(value_type = Object, example = json!({"api_key": "sk-…", "base_url": "https://api.openai.com/v1"}))]

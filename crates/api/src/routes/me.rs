@@ -41,6 +41,7 @@ pub struct PasswordChange {
     /// The password in use now.
     pub current_password: String,
     /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -91,7 +92,7 @@ pub async fn change_password(
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What it is for.
-    #[schema(example = "terraform")]
+    #[schema(example = "terraform", min_length = 1, max_length = 100)]
     pub name: String,
     /// Optional expiry (RFC 3339, in the future).
     pub expires_at: Option<DateTime<Utc>>,

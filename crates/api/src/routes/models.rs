@@ -31,7 +31,7 @@ pub struct NewModelRequest {
     #[schema(example = "openai")]
     pub provider: String,
     /// What clients send in `model`; unique in the workspace.
-    #[schema(example = "gpt-4o")]
+    #[schema(example = "gpt-4o", min_length = 1, max_length = 200)]
     pub name: String,
     /// The provider's model name (defaults to `name`).
     pub upstream_model: Option<String>,

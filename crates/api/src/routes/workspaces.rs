@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     /// Name, 1 to 100 characters.
-    #[schema(example = "Research")]
+    #[schema(example = "Research", min_length = 1, max_length = 100)]
     pub name: String,
 }
 
