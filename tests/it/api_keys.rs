@@ -171,3 +171,54 @@ async fn workspaces_can_be_created_listed_renamed_and_paged() {
         .assert_error(422, "validation_failed");
     assert_eq!(app.get(&path, &u.token).await.body["name"], "Renamed");
 }
+
+#[tokio::test]
+async fn last_used_at_is_recorded_after_gateway_use_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let (id, key) = app.api_key(&owner, owner.workspace, "app").await;
+    let path = format!("/api/v1/workspaces/{}/api-keys", owner.workspace);
+    let used = |body: &serde_json::Value| {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id.to_string())
+            .unwrap()["last_used_at"]
+            .clone()
+    };
+    assert!(used(&app.get(&path, &owner.token).await.body).is_null());
+    // Any authenticated gateway call counts as a use.
+    let r = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let first = loop {
+        let v = used(&app.get(&path, &owner.token).await.body);
+        if !v.is_null() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last_used_at was never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // A second use within the minute does not write again.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let r = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(used(&app.get(&path, &owner.token).await.body), first);
+}
