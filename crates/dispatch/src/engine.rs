@@ -283,7 +283,8 @@ impl EntryMetrics {
     }
 }
 
-fn outcome_label(status: u16) -> &'static str {
+/// The `outcome` label of an upstream answer with `status`.
+pub fn outcome_label(status: u16) -> &'static str {
     match status {
         200..=399 => "ok",
         429 => "rate_limited",

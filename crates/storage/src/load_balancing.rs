@@ -99,6 +99,9 @@ pub struct Write {
     pub if_match: Option<Vec<i64>>,
 }
 
+/// (model_id, id, credential_id, credential name, enabled, weight)
+type ModelEntryRow = (Uuid, Uuid, Option<Uuid>, Option<String>, bool, i32);
+
 /// (id, credential_id, credential name, enabled, weight)
 type EntryRow = (Uuid, Option<Uuid>, Option<String>, bool, i32);
 
@@ -157,15 +160,51 @@ pub async fn get_many(
     workspace: Uuid,
     models: &[Uuid],
 ) -> Result<HashMap<Uuid, Config>> {
-    let mut conn = pool.acquire().await?;
-    let mut out = HashMap::new();
-    for &m in models {
-        match load(&mut conn, workspace, m, false).await {
-            Ok(c) => {
-                out.insert(m, c);
-            }
-            Err(Error::NotFound) => {}
-            Err(e) => return Err(e),
+    // Two queries for the whole page, not two per model.
+    let heads: Vec<(Uuid, Uuid, bool, i32, i32, i64)> = sqlx::query_as(
+        "SELECT c.model_id, m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
+         FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
+         WHERE c.workspace_id = $1 AND c.model_id = ANY($2)",
+    )
+    .bind(workspace)
+    .bind(models)
+    .fetch_all(pool)
+    .await?;
+    let rows: Vec<ModelEntryRow> = sqlx::query_as(
+        "SELECT e.model_id, e.id, e.credential_id, cr.name, e.enabled, e.weight FROM lb_entries e \
+         LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id \
+         WHERE e.workspace_id = $1 AND e.model_id = ANY($2) ORDER BY e.model_id, e.position",
+    )
+    .bind(workspace)
+    .bind(models)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<Uuid, Config> = heads
+        .into_iter()
+        .map(
+            |(model_id, default_credential, enabled, cooldown_seconds, max_attempts, version)| {
+                let config = Config {
+                    model_id,
+                    default_credential,
+                    enabled,
+                    cooldown_seconds,
+                    max_attempts,
+                    version,
+                    entries: Vec::new(),
+                };
+                (model_id, config)
+            },
+        )
+        .collect();
+    for (model_id, id, credential_id, name, enabled, weight) in rows {
+        if let Some(c) = out.get_mut(&model_id) {
+            c.entries.push(Entry {
+                id,
+                credential_id,
+                credential_name: name.unwrap_or_else(|| DEFAULT_CONFIG_NAME.to_owned()),
+                enabled,
+                weight,
+            });
         }
     }
     Ok(out)

@@ -227,17 +227,21 @@ pub fn normalize_url(value: &str) -> Option<String> {
     ok.then(|| url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Names every key of `config` the provider's schema does not have.
+fn unknown_fields(provider: &Provider, config: &Map<String, Value>) -> FieldProblems {
+    config
+        .keys()
+        .filter(|key| !provider.fields.iter().any(|f| f.name == key.as_str()))
+        .map(|key| (format!("config.{key}"), "unknown field".to_owned()))
+        .collect()
+}
+
 /// Validates a new credential's config: unknown, missing and wrongly typed fields are named.
 pub fn validate_new(
     provider: &Provider,
     config: &Map<String, Value>,
 ) -> Result<SplitConfig, FieldProblems> {
-    let mut problems = FieldProblems::new();
-    for key in config.keys() {
-        if !provider.fields.iter().any(|f| f.name == key) {
-            problems.insert(format!("config.{key}"), "unknown field".into());
-        }
-    }
+    let mut problems = unknown_fields(provider, config);
     let mut out = SplitConfig::default();
     for spec in provider.fields {
         let value = match config.get(spec.name) {
@@ -298,12 +302,7 @@ pub fn merge(
     current: &SplitConfig,
     patch: &Map<String, Value>,
 ) -> Result<SplitConfig, MergeError> {
-    let mut problems = FieldProblems::new();
-    for key in patch.keys() {
-        if !provider.fields.iter().any(|f| f.name == key) {
-            problems.insert(format!("config.{key}"), "unknown field".into());
-        }
-    }
+    let mut problems = unknown_fields(provider, patch);
     let mut out = SplitConfig::default();
     let mut secrets_in_clear = Vec::new();
     let mut url_changed = false;

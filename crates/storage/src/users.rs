@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Serialises signups so that exactly one user can be the first (and admin).
-const SIGNUP_LOCK: i64 = 0x526f_746f_7201;
+pub(crate) const SIGNUP_LOCK: i64 = 0x526f_746f_7201;
 
 #[derive(sqlx::FromRow)]
 struct UserRow {

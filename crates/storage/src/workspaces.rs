@@ -73,7 +73,7 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     // Same lock as signup: the workspace count checked by `allow` cannot race.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(0x526f_746f_7201_i64)
+        .bind(crate::users::SIGNUP_LOCK)
         .execute(&mut *tx)
         .await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces")

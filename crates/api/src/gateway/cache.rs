@@ -31,8 +31,6 @@ pub struct CachedRoute {
     pub route: Route,
     /// The workspace's plan (a plan change invalidates the workspace).
     pub plan: Plan,
-    /// The model's creation time (for `/v1/models`).
-    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Default)]

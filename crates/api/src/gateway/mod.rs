@@ -290,12 +290,7 @@ async fn proxy_inner(
     let mut response = match outcome.result {
         Ok(relay) => {
             let status = StatusCode::from_u16(relay.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let class = match relay.status {
-                200..=399 => "ok",
-                429 => "rate_limited",
-                400..=499 => "client_error",
-                _ => "upstream_error",
-            };
+            let class = rotor_dispatch::engine::outcome_label(relay.status);
             relay.metrics.request(class);
             let body = match relay.body {
                 RelayBody::Full(b) => Body::from(b),

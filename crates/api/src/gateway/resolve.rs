@@ -101,9 +101,5 @@ pub async fn resolve(
         signature: hasher.finish(),
         metrics: Arc::new(EntryMetrics::new(workspace, &m.name, None)),
     };
-    Ok(Some(CachedRoute {
-        route,
-        plan,
-        created_at: m.created_at,
-    }))
+    Ok(Some(CachedRoute { route, plan }))
 }
