@@ -411,7 +411,7 @@ struct Fx {
     to_remove: TestUser,
     /// Changes their password.
     changes_password: TestUser,
-    /// Ten failed logins: throttled.
+    /// Ten failed logins and ten wrong current passwords: throttled.
     throttled: TestUser,
 
     // main: the owner's workspace
@@ -497,6 +497,13 @@ impl Fx {
             main.login(&throttled.email, "not the password")
                 .await
                 .assert_error(401, "invalid_credentials");
+            main.post(
+                "/api/v1/me/password",
+                &throttled.token,
+                json!({"current_password": "not the password", "new_password": "a brand new password"}),
+            )
+            .await
+            .assert_error(422, "validation_failed");
         }
 
         // main: credentials and models.

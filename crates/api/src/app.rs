@@ -96,7 +96,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(crate::observe::metrics_endpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::invalidate_after_write))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(

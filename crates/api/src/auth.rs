@@ -1,5 +1,5 @@
 //! Credentials of people and programs: argon2id passwords (hashed off the async runtime, at
-//! most one per core), HS256 session JWTs with the algorithm pinned, and random bearer tokens
+//! most one per core, at most [`MAX_QUEUED`] waiting), HS256 session JWTs with the algorithm pinned, and random bearer tokens
 //! stored only as SHA-256 hashes.
 
 use crate::config::JwtSecret;
@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -18,12 +19,26 @@ use uuid::Uuid;
 /// How long a session JWT lives.
 pub const TOKEN_TTL_SECS: i64 = 3600;
 
+/// Most hashes that wait for a core; beyond, logins answer 503 `busy` at once (DESIGN §12).
+pub const MAX_QUEUED: usize = 64;
+
 /// Hashes and verifies passwords on the blocking pool, bounded to the number of cores so a
-/// burst of logins queues instead of starving the runtime.
+/// burst of logins queues instead of starving the runtime, and with a bounded queue so a
+/// flood cannot hold unbounded memory or time.
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
     dummy_hash: Arc<str>,
+}
+
+/// One place in the hashing queue, given back on drop.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Passwords {
@@ -39,36 +54,52 @@ impl Passwords {
         let dummy_hash = tokio::task::spawn_blocking(move || hash_blocking(&dummy)).await??;
         Ok(Self {
             permits,
+            queued: Arc::new(AtomicUsize::new(0)),
             dummy_hash: dummy_hash.into(),
         })
     }
 
+    /// A core to hash on: at once if one is free, after waiting in a queue of at most
+    /// [`MAX_QUEUED`] otherwise, or 503 `busy`.
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::busy());
+        }
+        let _place = Queued(self.queued.clone());
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal())
+    }
+
     /// argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal())?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(|e| {
-                tracing::error!(error = %e, "password hashing failed");
-                ApiError::internal()
-            })
+        let permit = self.permit().await?;
+        // The permit moves into the task: a client that goes away does not free the core early.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_blocking(&password)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ApiError::internal()
+        })
     }
 
     /// Whether `password` matches `hash`; with `None`, checks against the dummy hash (always false).
     pub async fn verify(&self, hash: Option<String>, password: String) -> Result<bool, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal())?;
+        let permit = self.permit().await?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             PasswordHash::new(&hash)
                 .map(|parsed| {
                     Argon2::default()

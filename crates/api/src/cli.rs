@@ -136,6 +136,12 @@ pub struct ServeArgs {
     /// Largest gateway request body (default 32MiB).
     #[arg(long, env = "ROTOR_GATEWAY_MAX_BODY")]
     gateway_max_body: Option<String>,
+    /// Largest non-streamed upstream answer held (default 64MiB).
+    #[arg(long, env = "ROTOR_UPSTREAM_MAX_BODY")]
+    upstream_max_body: Option<String>,
+    /// Most connections open at once (default 10000).
+    #[arg(long, env = "ROTOR_MAX_CONNECTIONS")]
+    max_connections: Option<String>,
     /// Bearer token for /metrics (unset: loopback clients only).
     #[arg(long, env = "ROTOR_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -169,6 +175,8 @@ impl ServeArgs {
             ("ROTOR_REQUEST_DEADLINE", &self.request_deadline),
             ("ROTOR_STREAM_IDLE_TIMEOUT", &self.stream_idle_timeout),
             ("ROTOR_GATEWAY_MAX_BODY", &self.gateway_max_body),
+            ("ROTOR_UPSTREAM_MAX_BODY", &self.upstream_max_body),
+            ("ROTOR_MAX_CONNECTIONS", &self.max_connections),
             ("ROTOR_METRICS_TOKEN", &self.metrics_token),
             ("ROTOR_TRUSTED_PROXIES", &self.trusted_proxies),
             ("ROTOR_DATA_DIR", &self.data_dir),

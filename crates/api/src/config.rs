@@ -92,6 +92,10 @@ pub struct Config {
     pub stream_idle_timeout: Duration,
     /// Largest gateway request body, in bytes.
     pub gateway_max_body: usize,
+    /// Largest non-streamed upstream answer held, in bytes (streams are cut there).
+    pub upstream_max_body: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
     /// Bearer token required by `/metrics` (loopback only when unset).
     pub metrics_token: Option<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -150,6 +154,8 @@ pub const VARIABLES: &[&str] = &[
     "ROTOR_REQUEST_DEADLINE",
     "ROTOR_STREAM_IDLE_TIMEOUT",
     "ROTOR_GATEWAY_MAX_BODY",
+    "ROTOR_UPSTREAM_MAX_BODY",
+    "ROTOR_MAX_CONNECTIONS",
     "ROTOR_METRICS_TOKEN",
     "ROTOR_TRUSTED_PROXIES",
     "ROTOR_DATA_DIR",
@@ -247,6 +253,28 @@ impl Config {
                 )
             })?,
         };
+        let upstream_max_body = match get("ROTOR_UPSTREAM_MAX_BODY") {
+            None => 64 * 1024 * 1024,
+            Some(v) => parse_size(&v).filter(|n| *n > 0).ok_or_else(|| {
+                bad(
+                    "ROTOR_UPSTREAM_MAX_BODY",
+                    "expected a size such as 67108864, 64MiB or 512KiB",
+                )
+            })?,
+        };
+        let max_connections = match get("ROTOR_MAX_CONNECTIONS") {
+            None => 10_000,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "ROTOR_MAX_CONNECTIONS",
+                        "expected a number of connections from 1 to 1000000",
+                    )
+                })?,
+        };
         let metrics_token = get("ROTOR_METRICS_TOKEN");
         let trusted_proxies = match get("ROTOR_TRUSTED_PROXIES") {
             None => Vec::new(),
@@ -287,6 +315,8 @@ impl Config {
             request_deadline,
             stream_idle_timeout,
             gateway_max_body,
+            upstream_max_body,
+            max_connections,
             metrics_token,
             trusted_proxies,
             data_dir,
@@ -415,6 +445,8 @@ mod tests {
         assert_eq!(c.deployment, Deployment::SelfHosted);
         assert!(!c.signup_open);
         assert_eq!(c.gateway_max_body, 32 * 1024 * 1024);
+        assert_eq!(c.upstream_max_body, 64 * 1024 * 1024);
+        assert_eq!(c.max_connections, 10_000);
     }
 
     #[test]
@@ -440,6 +472,8 @@ mod tests {
             ("ROTOR_UPSTREAM_TIMEOUT", "-1"),
             ("ROTOR_REQUEST_DEADLINE", "soon"),
             ("ROTOR_GATEWAY_MAX_BODY", "12XB"),
+            ("ROTOR_UPSTREAM_MAX_BODY", "0"),
+            ("ROTOR_MAX_CONNECTIONS", "many"),
             ("ROTOR_TRUSTED_PROXIES", "10.0.0.0/99"),
             ("ROTOR_UPSTREAM_ALLOW", "not a host!"),
             ("ROTOR_LOG_FORMAT", "xml"),

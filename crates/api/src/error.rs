@@ -134,6 +134,26 @@ impl ApiError {
         e
     }
 
+    /// 503: too many password hashes are waiting; retry in a second.
+    pub fn busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is busy; retry in a second",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 408: the request body did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body was not received in time",
+        )
+    }
+
     /// 503: the database does not answer.
     pub fn database_unavailable() -> Self {
         Self::new(

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 /// Largest management request body.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Longest a management body may take to arrive (408 after, DESIGN §12).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A JSON body: `application/json` (415 otherwise), at most 1 MiB (413), well-formed (400),
 /// of the right shape (422 naming the field). Error messages never echo the input.
@@ -42,6 +44,11 @@ impl JsonBody {
     /// The body as `T` (422 naming the field otherwise).
     pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
         parse_value(self.0)
+    }
+
+    /// The body as `T`, U+0000 allowed: for login, which answers such input 401 itself.
+    pub fn parse_allowing_nul<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        parse_shape(self.0)
     }
 }
 
@@ -71,8 +78,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if declared.is_some_and(|n| n > MAX_BODY as u64) {
             return Err(too_large());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
+        let bytes = tokio::time::timeout(BODY_TIMEOUT, read)
             .await
+            .map_err(|_| ApiError::request_timeout())?
             .map_err(|_| too_large())?;
         Ok(JsonBody(syntax(&bytes)?))
     }
@@ -113,6 +122,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Converts a JSON value to `T`. Only objects are accepted at the top (never arrays read by
 /// position); errors name the field and never quote the input.
 pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if let Some(field) = nul_field(&value, "") {
+        return Err(ApiError::field(&field, "must not contain U+0000"));
+    }
+    parse_shape(value)
+}
+
+/// The path of the first string (or object key) holding U+0000, which PostgreSQL cannot store
+/// in text: `body`, `config.api_key`, `allowed_models[2]`. A key is named by its parent.
+pub fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
+    let here = || {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(here),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, &format!("{}[{i}]", here()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(here());
+            }
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            nul_field(v, &child)
+        }),
+        _ => None,
+    }
+}
+
+fn parse_shape<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
@@ -541,6 +588,22 @@ mod tests {
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         let e = parse_json::<Body>(br#"{"email": "a", "n": 1} trailing"#).unwrap_err();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn nul_anywhere_is_named_by_its_field() {
+        let v = serde_json::json!({"name": "ok", "config": {"api_key": "sk\0"}});
+        assert_eq!(nul_field(&v, "").as_deref(), Some("config.api_key"));
+        let v = serde_json::json!({"allowed_models": ["a", "b\0"]});
+        assert_eq!(nul_field(&v, "").as_deref(), Some("allowed_models[1]"));
+        let v = serde_json::json!({"config": {"x\0": 1}});
+        assert_eq!(nul_field(&v, "").as_deref(), Some("config"));
+        assert_eq!(
+            nul_field(&serde_json::json!({"a": ["b", {"c": 1}]}), ""),
+            None
+        );
+        let e = parse_json::<Body>(br#"{"email": "a\u0000", "n": 1}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]

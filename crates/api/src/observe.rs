@@ -1,15 +1,13 @@
 //! Prometheus metrics (`/metrics`: the bearer `ROTOR_METRICS_TOKEN`, or loopback clients when
-//! it is unset) and the middleware that applies management writes to the gateway's cache.
+//! it is unset).
 
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use uuid::Uuid;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -54,16 +52,21 @@ pub async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Re
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
-        None => req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| c.0.ip().is_loopback()),
+        // A loopback peer that forwards for someone (a local reverse proxy) does not make
+        // the world loopback (DESIGN §12).
+        None => {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .is_some_and(|c| c.0.ip().is_loopback())
+                && !req.headers().contains_key("x-forwarded-for")
+                && !req.headers().contains_key(header::FORWARDED)
+        }
     };
     if !allowed {
         return crate::error::ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "metrics need the metrics token (or a loopback client)",
+            "metrics need the metrics token (or a direct loopback client)",
         )
         .into_response();
     }
@@ -77,52 +80,4 @@ pub async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Re
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The workspace a management path writes to, if any.
-fn workspace_of(path: &str) -> Option<Uuid> {
-    let rest = path
-        .strip_prefix("/api/v1/workspaces/")
-        .or_else(|| path.strip_prefix("/api/v1/admin/workspaces/"))?;
-    Uuid::parse_str(rest.split('/').next()?).ok()
-}
-
-/// After a successful management write, drops what the gateway cached for the workspace (or
-/// everything, for a license change) so the next request sees the change.
-pub async fn invalidate_after_write(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    if write && response.status().is_success() && path.starts_with("/api/v1/") {
-        if let Some(ws) = workspace_of(&path) {
-            crate::sync::publish(&state, crate::sync::Change::Workspace(ws)).await;
-        } else if path == "/api/v1/admin/license" {
-            crate::sync::publish(&state, crate::sync::Change::License).await;
-        }
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workspace_paths() {
-        let ws = Uuid::new_v4();
-        assert_eq!(
-            workspace_of(&format!("/api/v1/workspaces/{ws}/models/x")),
-            Some(ws)
-        );
-        assert_eq!(
-            workspace_of(&format!("/api/v1/admin/workspaces/{ws}/plan")),
-            Some(ws)
-        );
-        assert_eq!(workspace_of("/api/v1/workspaces"), None);
-        assert_eq!(workspace_of("/v1/chat/completions"), None);
-    }
 }

@@ -77,6 +77,7 @@ impl Application {
             upstream_timeout: config.upstream_timeout,
             request_deadline: config.request_deadline,
             stream_idle_timeout: config.stream_idle_timeout,
+            max_body: config.upstream_max_body,
         };
         let dispatch_state = Arc::new(match &config.redis_url {
             Some(url) => {

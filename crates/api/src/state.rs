@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 /// How often `last_used_at` of one API key is written at most.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Pause between two tries of a failed key reload.
+const RELOAD_RETRY: Duration = Duration::from_millis(250);
 
 /// Handles every request needs.
 #[derive(Clone)]
@@ -173,16 +175,63 @@ impl AppState {
     }
 
     /// Applies a change to a workspace: its routes are dropped and its keys reloaded, so the
-    /// next gateway request sees the change.
+    /// next gateway request sees the change. If the keys cannot be reloaded, the workspace's
+    /// keys are refused and the reload retried until it succeeds (fail closed).
     pub async fn invalidate_workspace(&self, workspace: Uuid) {
-        let keys = match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
-            Ok(k) => Some(k),
+        match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
+            Ok(keys) => self.gateway().invalidate_workspace(workspace, Some(keys)),
             Err(e) => {
-                tracing::warn!(error = %e, workspace_id = %workspace, "could not reload API keys after a change");
-                None
+                tracing::warn!(error = %e, workspace_id = %workspace, "could not reload API keys after a change: refusing them until a reload succeeds");
+                self.gateway().invalidate_workspace(workspace, None);
+                if self.gateway().mark_stale(workspace) {
+                    let state = self.clone();
+                    tokio::spawn(async move { state.reload_until_fresh(workspace).await });
+                }
             }
-        };
-        self.gateway().invalidate_workspace(workspace, keys);
+        }
+    }
+
+    async fn reload_until_fresh(&self, workspace: Uuid) {
+        loop {
+            tokio::time::sleep(RELOAD_RETRY).await;
+            match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
+                Ok(keys) => {
+                    self.gateway().invalidate_workspace(workspace, Some(keys));
+                    tracing::info!(workspace_id = %workspace, "API keys reloaded");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, workspace_id = %workspace, "API key reload failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// Reloads every key; until it succeeds every key is refused (notifications may have been
+    /// missed while the listen connection was down).
+    pub async fn reload_all_keys(&self) {
+        let mut first = true;
+        loop {
+            match rotor_storage::api_keys::all_live(self.db()).await {
+                Ok(keys) => {
+                    self.gateway().load_keys(keys);
+                    return;
+                }
+                Err(e) => {
+                    if first {
+                        tracing::warn!(error = %e, "could not reload API keys: refusing them until a reload succeeds");
+                        self.gateway().mark_all_stale();
+                        first = false;
+                    }
+                    tokio::time::sleep(RELOAD_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// A write to `workspace` committed: applied here now, and on every replica within 1 s.
+    pub async fn committed(&self, workspace: Uuid) {
+        crate::sync::publish(self, crate::sync::Change::Workspace(workspace)).await;
     }
 
     /// Applies an instance-wide change (license): every route is dropped.

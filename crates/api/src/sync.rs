@@ -38,18 +38,43 @@ fn decode(payload: &str) -> Option<(Uuid, Change)> {
     Some((from, change))
 }
 
-/// Applies a change here and tells the other replicas.
+/// How long a failed NOTIFY is retried before giving up (the others' reconnect reloads too).
+const NOTIFY_RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Applies a committed change here and tells the other replicas. Called by the code that
+/// commits a write, after the commit, never inferred from a request's URL (DESIGN §12).
 pub async fn publish(state: &AppState, change: Change) {
     apply(state, change).await;
     let payload = encode(state.instance(), change);
-    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+    if notify(state, &payload).await {
+        return;
+    }
+    tracing::warn!("could not notify other replicas of a change; retrying");
+    let state = state.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        while started.elapsed() < NOTIFY_RETRY_FOR {
+            tokio::time::sleep(pause).await;
+            if notify(&state, &payload).await {
+                tracing::info!("other replicas notified of a change after a retry");
+                return;
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        tracing::error!(
+            "gave up notifying other replicas of a change; they apply it when they next reconnect"
+        );
+    });
+}
+
+async fn notify(state: &AppState, payload: &str) -> bool {
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(&payload)
+        .bind(payload)
         .execute(state.db())
         .await
-    {
-        tracing::warn!(error = %e, "could not notify other replicas of a change");
-    }
+        .is_ok()
 }
 
 async fn apply(state: &AppState, change: Change) {
@@ -66,10 +91,7 @@ async fn apply(state: &AppState, change: Change) {
 
 /// Everything again (after the listen connection was lost: notifications may have been missed).
 async fn reload_all(state: &AppState) {
-    match rotor_storage::api_keys::all_live(state.db()).await {
-        Ok(keys) => state.gateway().load_keys(keys),
-        Err(e) => tracing::warn!(error = %e, "could not reload API keys"),
-    }
+    state.reload_all_keys().await;
     if let Err(e) = crate::license::reload(state.db(), state.license()).await {
         tracing::warn!(error = %e, "could not reload the license");
     }

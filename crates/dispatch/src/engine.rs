@@ -28,6 +28,8 @@ pub struct Settings {
     pub request_deadline: Duration,
     /// Longest silence between two stream chunks.
     pub stream_idle_timeout: Duration,
+    /// Largest upstream answer held in memory; streams are cut there (DESIGN §12).
+    pub max_body: usize,
 }
 
 /// One credential that can serve a route.
@@ -148,6 +150,8 @@ pub enum Failure {
     Blocked,
     /// No credential of the model can be decrypted.
     Unreadable,
+    /// The provider's answer exceeded the configured maximum size.
+    TooLarge,
 }
 
 /// What dispatch produced, with how many upstream calls it made and how long they took.
@@ -523,8 +527,19 @@ impl<S: StateBackend> Engine<S> {
                 let remaining = deadline
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1));
-                let body = match tokio::time::timeout(remaining, response.bytes()).await {
+                let read = read_bounded(response, self.settings.max_body);
+                let body = match tokio::time::timeout(remaining, read).await {
                     Ok(Ok(b)) => b,
+                    Ok(Err(Bounded::TooLarge)) => {
+                        upstream_time += t1.elapsed();
+                        entry.metrics.attempt("upstream_error");
+                        tracing::warn!(credential_id = %credential, limit = self.settings.max_body, "upstream answer too large; not relayed");
+                        return Outcome {
+                            result: Err(Failure::TooLarge),
+                            attempts,
+                            upstream_time,
+                        };
+                    }
                     _ => {
                         upstream_time += t1.elapsed();
                         self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
@@ -585,6 +600,7 @@ impl<S: StateBackend> Engine<S> {
             credential: Uuid,
             balanced: bool,
             usage: UsageScanner,
+            left: usize,
             done: bool,
         }
         let st = Relaying {
@@ -597,6 +613,7 @@ impl<S: StateBackend> Engine<S> {
             credential: entry.credential_id,
             balanced: call.balanced,
             usage: UsageScanner::default(),
+            left: self.settings.max_body,
             done: false,
         };
         futures_util::stream::unfold(st, |mut st| async move {
@@ -604,7 +621,14 @@ impl<S: StateBackend> Engine<S> {
                 return None;
             }
             match tokio::time::timeout(st.idle, st.upstream.next()).await {
+                Ok(Some(Ok(chunk))) if chunk.len() > st.left => {
+                    st.done = true;
+                    tracing::warn!(credential_id = %st.credential, "upstream stream exceeded the maximum size; cut");
+                    let event = "data: {\"error\": {\"message\": \"the upstream answer exceeded the maximum size\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_response_too_large\"}}\n\n";
+                    Some((Ok(Bytes::from_static(event.as_bytes())), st))
+                }
                 Ok(Some(Ok(chunk))) => {
+                    st.left -= chunk.len();
                     st.usage.feed(&chunk);
                     Some((Ok(chunk), st))
                 }
@@ -631,6 +655,48 @@ impl<S: StateBackend> Engine<S> {
         })
         .boxed()
     }
+}
+
+/// Why a bounded read stopped.
+enum Bounded {
+    /// Over the limit (by its `Content-Length` or by what arrived).
+    TooLarge,
+    /// The connection broke.
+    Broken,
+}
+
+/// The whole answer, unless it is larger than `limit` (then nothing more is read).
+async fn read_bounded(response: reqwest::Response, limit: usize) -> Result<Bytes, Bounded> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Bounded::TooLarge);
+    }
+    let capacity = response.content_length().unwrap_or(0) as usize;
+    let mut stream = response.bytes_stream();
+    let first = match stream.next().await {
+        None => return Ok(Bytes::new()),
+        Some(Err(_)) => return Err(Bounded::Broken),
+        Some(Ok(chunk)) => chunk,
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let mut len = first.len();
+    if len > limit {
+        return Err(Bounded::TooLarge);
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Bounded::Broken)?;
+        len += chunk.len();
+        if len > limit {
+            return Err(Bounded::TooLarge);
+        }
+        out.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(capacity.max(first.len() * 2));
+            v.extend_from_slice(&first);
+            v
+        })
+        .extend_from_slice(&chunk);
+    }
+    // A body that came in one chunk is relayed without a copy.
+    Ok(out.map_or(first, Bytes::from))
 }
 
 async fn read_limited(response: reqwest::Response, limit: usize, deadline: Instant) -> Bytes {

@@ -346,7 +346,13 @@ pub fn merge(
                 continue;
             }
         };
-        if spec.is_url && value.is_some() && value != current_value {
+        // The effective URL is what a call would use: a cleared field falls back to the
+        // default, which is a new host for the stored secret just the same (DESIGN §12).
+        let effective = |v: &Option<String>| v.clone().or_else(|| spec.default.map(str::to_owned));
+        if spec.is_url
+            && patch.contains_key(spec.name)
+            && effective(&value) != effective(&current_value)
+        {
             url_changed = true;
         }
         store(spec, value, &mut out, &mut problems);
@@ -427,5 +433,44 @@ mod tests {
             merge(p, &cur, &obj(json!({"base_url": null}))),
             Err(MergeError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn clearing_a_url_to_its_default_needs_the_secret_too() {
+        let p = find("openai").unwrap();
+        let cur = validate_new(
+            p,
+            &obj(json!({"api_key": "sk-1234567890abcdef", "base_url": "https://proxy.example/v1"})),
+        )
+        .unwrap();
+        let masked = cur.secrets["api_key"].masked();
+        for patch in [
+            json!({"base_url": null}),
+            json!({"base_url": null, "api_key": masked}),
+            json!({"base_url": "https://api.openai.com/v1"}),
+        ] {
+            assert!(
+                matches!(
+                    merge(p, &cur, &obj(patch.clone())),
+                    Err(MergeError::SecretRequired(_))
+                ),
+                "{patch}"
+            );
+        }
+        let back = merge(
+            p,
+            &cur,
+            &obj(json!({"base_url": null, "api_key": "sk-new-key-000000"})),
+        )
+        .unwrap();
+        assert_eq!(back.plain["base_url"], "https://api.openai.com/v1");
+        // Already on the default: clearing it changes nothing and needs no secret.
+        assert!(merge(p, &back, &obj(json!({"base_url": null}))).is_ok());
+        assert!(merge(
+            p,
+            &cur,
+            &obj(json!({"base_url": "https://proxy.example/v1/"}))
+        )
+        .is_ok());
     }
 }

@@ -2,6 +2,8 @@
 //! (by SHA-256) and the resolved routes (model → pool → decrypted credentials). A workspace's
 //! entries are dropped and reloaded whenever something that affects them changes; a
 //! generation counter keeps a resolve that raced with a change from caching stale data.
+//! When the keys of a workspace could not be reloaded after a change, that workspace's keys
+//! are refused (fail closed) until a reload succeeds: a revocation is never missed silently.
 
 use chrono::{DateTime, Utc};
 use rotor_dispatch::engine::Route;
@@ -38,6 +40,21 @@ struct Tables {
     keys: HashMap<Vec<u8>, Arc<KeyInfo>>,
     routes: HashMap<(Uuid, String), Arc<CachedRoute>>,
     generations: HashMap<Uuid, u64>,
+    /// Workspaces whose keys may be out of date (a reload after a change failed).
+    stale: HashSet<Uuid>,
+    /// Every key may be out of date (a reload after a lost listen connection failed).
+    all_stale: bool,
+}
+
+/// What the gateway knows of a presented key.
+#[derive(Debug, Clone)]
+pub enum KeyLookup {
+    /// A live key.
+    Live(Arc<KeyInfo>),
+    /// No live key has this hash.
+    Unknown,
+    /// The key's workspace changed and its keys are being reloaded: refused meanwhile.
+    Reloading,
 }
 
 /// The gateway cache.
@@ -57,17 +74,52 @@ fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
 }
 
 impl GatewayCache {
-    /// Replaces every key (startup, or a reload after reconnecting).
+    /// Replaces every key (startup, or a reload after reconnecting); nothing is stale after.
     pub fn load_keys(&self, keys: Vec<LiveKey>) {
         if let Ok(mut t) = self.tables.write() {
             t.keys = keys.into_iter().map(key_info).collect();
             t.routes.clear();
+            t.stale.clear();
+            t.all_stale = false;
         }
     }
 
-    /// The key with this SHA-256, if live.
-    pub fn key(&self, hash: &[u8]) -> Option<Arc<KeyInfo>> {
-        self.tables.read().ok()?.keys.get(hash).cloned()
+    /// The key with this SHA-256.
+    pub fn key(&self, hash: &[u8]) -> KeyLookup {
+        let Ok(t) = self.tables.read() else {
+            return KeyLookup::Reloading;
+        };
+        match t.keys.get(hash) {
+            None => KeyLookup::Unknown,
+            Some(_) if t.all_stale => KeyLookup::Reloading,
+            Some(k) if !t.stale.is_empty() && t.stale.contains(&k.workspace_id) => {
+                KeyLookup::Reloading
+            }
+            Some(k) => KeyLookup::Live(k.clone()),
+        }
+    }
+
+    /// Forgets one key at once (its revocation committed here), before any reload.
+    pub fn remove_key(&self, id: Uuid) {
+        if let Ok(mut t) = self.tables.write() {
+            t.keys.retain(|_, k| k.id != id);
+        }
+    }
+
+    /// Refuses a workspace's keys until [`GatewayCache::invalidate_workspace`] gets fresh ones;
+    /// true if it was not refused already.
+    pub fn mark_stale(&self, workspace: Uuid) -> bool {
+        self.tables
+            .write()
+            .map(|mut t| t.stale.insert(workspace))
+            .unwrap_or(false)
+    }
+
+    /// Refuses every key until [`GatewayCache::load_keys`].
+    pub fn mark_all_stale(&self) {
+        if let Ok(mut t) = self.tables.write() {
+            t.all_stale = true;
+        }
     }
 
     /// The cached route of a model, if any.
@@ -112,6 +164,7 @@ impl GatewayCache {
             if let Some(keys) = keys {
                 t.keys.retain(|_, k| k.workspace_id != workspace);
                 t.keys.extend(keys.into_iter().map(key_info));
+                t.stale.remove(&workspace);
             }
         }
     }

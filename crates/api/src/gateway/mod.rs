@@ -2,6 +2,7 @@
 //! from the route cache, dispatch with failover, and OpenAI-shaped errors. The official OpenAI
 //! SDKs work unchanged with `base_url = http://host:port/v1`.
 
+pub mod body;
 pub mod cache;
 pub mod resolve;
 
@@ -12,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use cache::{CachedRoute, KeyInfo};
+use cache::{CachedRoute, KeyInfo, KeyLookup};
 use rotor_dispatch::engine::{Call, Endpoint, Failure, RelayBody};
 use serde::Serialize;
 use std::sync::Arc;
@@ -129,10 +130,19 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<KeyInfo>, G
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
         .ok_or_else(GatewayError::invalid_key)?;
-    let key = state
-        .gateway()
-        .key(&crate::auth::sha256(token))
-        .ok_or_else(GatewayError::invalid_key)?;
+    let key = match state.gateway().key(&crate::auth::sha256(token)) {
+        KeyLookup::Live(key) => key,
+        KeyLookup::Unknown => return Err(GatewayError::invalid_key()),
+        KeyLookup::Reloading => {
+            let mut e = GatewayError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_keys_reloading",
+                "API keys are being reloaded after a change; retry shortly",
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+    };
     if key.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
         return Err(GatewayError::invalid_key());
     }
@@ -152,19 +162,21 @@ fn allowed(key: &KeyInfo, model: &str) -> Result<(), GatewayError> {
     }
 }
 
+fn model_not_found(model: &str) -> GatewayError {
+    GatewayError::new(
+        StatusCode::NOT_FOUND,
+        "model_not_found",
+        format!("the model `{}` does not exist", model.escape_debug()),
+    )
+    .param("model")
+}
+
 async fn route_for(
     state: &AppState,
     key: &KeyInfo,
     model: &str,
 ) -> Result<Arc<CachedRoute>, GatewayError> {
-    let not_found = || {
-        GatewayError::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("the model `{model}` does not exist"),
-        )
-        .param("model")
-    };
+    let not_found = || model_not_found(model);
     if let Some(r) = state.gateway().route(key.workspace_id, model) {
         return Ok(r);
     }
@@ -184,31 +196,6 @@ async fn route_for(
         .gateway()
         .store_route(key.workspace_id, model, generation, route.clone());
     Ok(route)
-}
-
-/// Parses the body: a JSON object with a string `model`; returns it, the model and `stream`.
-fn parse_body(
-    body: &[u8],
-) -> Result<(serde_json::Map<String, serde_json::Value>, String, bool), GatewayError> {
-    let bad = |m: &str| {
-        GatewayError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            m.to_owned(),
-        )
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| bad("the request body is not valid JSON"))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(bad("the request body must be a JSON object"));
-    };
-    let model = map
-        .get("model")
-        .and_then(|m| m.as_str())
-        .ok_or_else(|| bad("`model` is required").param("model"))?
-        .to_owned();
-    let stream = map.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
-    Ok((map, model, stream))
 }
 
 async fn read_body(state: &AppState, req: Request) -> Result<Bytes, GatewayError> {
@@ -258,22 +245,30 @@ async fn proxy_inner(
     started: Instant,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, req.headers())?;
-    let body = read_body(state, req).await?;
-    let (mut map, model, stream) = parse_body(&body)?;
-    allowed(&key, &model)?;
-    let cached = route_for(state, &key, &model).await?;
-    let route = &cached.route;
-    map.insert(
-        "model".into(),
-        serde_json::Value::String(route.upstream_model.clone()),
-    );
-    let body = Bytes::from(serde_json::to_vec(&map).map_err(|_| {
-        GatewayError::new(
+    let raw = read_body(state, req).await?;
+    let scanned = body::scan(&raw).map_err(|e| {
+        let err = GatewayError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "invalid body",
-        )
-    })?);
+            e.message(),
+        );
+        match e.param() {
+            Some(p) => err.param(p),
+            None => err,
+        }
+    })?;
+    let (model, stream) = (scanned.model.as_str(), scanned.stream);
+    if model.contains('\0') {
+        // PostgreSQL cannot hold such a name, so no model has it: no query is made.
+        return Err(model_not_found(model));
+    }
+    allowed(&key, model)?;
+    let cached = route_for(state, &key, model).await?;
+    let route = &cached.route;
+    let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
+    // The request's bytes are freed before the upstream call: only the rewritten body stays.
+    drop(scanned);
+    drop(raw);
     let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
     let outcome = state
         .engine()
@@ -325,7 +320,7 @@ async fn proxy_inner(
                     let mut e = GatewayError::new(
                         StatusCode::TOO_MANY_REQUESTS,
                         "all_credentials_cooling_down",
-                        format!("every credential of `{model}` is cooling down after rate limits; retry in {retry_after_s} s"),
+                        format!("every credential of `{}` is cooling down after rate limits; retry in {retry_after_s} s", route.model),
                     );
                     e.retry_after = Some(retry_after_s);
                     (e, "rate_limited")
@@ -343,6 +338,10 @@ async fn proxy_inner(
                 Failure::Blocked => (
                     GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_address_blocked", "the provider's address is refused by this instance's upstream policy"),
                     "blocked",
+                ),
+                Failure::TooLarge => (
+                    GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_response_too_large", "the provider's answer exceeds this instance's ROTOR_UPSTREAM_MAX_BODY"),
+                    "upstream_error",
                 ),
                 Failure::Unreadable => (
                     GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable", "no credential of this model can be decrypted"),
@@ -373,8 +372,8 @@ async fn proxy_inner(
         (status = 413, body = OpenAiError, description = "payload_too_large"),
         (status = 429, body = OpenAiError, description = "all_credentials_cooling_down (Retry-After), or the provider's 429"),
         (status = 500, body = OpenAiError, description = "credential_unreadable (no credential of the model can be decrypted)"),
-        (status = 502, body = OpenAiError, description = "upstream_unavailable, upstream_credential_rejected or upstream_address_blocked"),
-        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down)"),
+        (status = 502, body = OpenAiError, description = "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large"),
+        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
         (status = 504, body = OpenAiError, description = "upstream_timeout"),
     ))]
 pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
@@ -394,7 +393,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         (status = 429, body = OpenAiError, description = "all_credentials_cooling_down"),
         (status = 500, body = OpenAiError, description = "credential_unreadable (no credential of the model can be decrypted)"),
         (status = 502, body = OpenAiError, description = "upstream errors"),
-        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down)"),
+        (status = 503, body = OpenAiError, description = "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
         (status = 504, body = OpenAiError, description = "upstream_timeout"),
     ))]
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
@@ -427,7 +426,7 @@ pub struct ModelList {
 #[utoipa::path(get, path = "/v1/models", tag = "gateway", security(("api_key" = [])), responses(
     (status = 200, body = ModelList),
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
-    (status = 503, body = OpenAiError, description = "database_unavailable"),
+    (status = 503, body = OpenAiError, description = "database_unavailable or api_keys_reloading"),
 ))]
 pub async fn list_models(
     State(state): State<AppState>,
@@ -466,7 +465,7 @@ pub async fn list_models(
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
     (status = 403, body = OpenAiError, description = "model_not_allowed"),
     (status = 404, body = OpenAiError, description = "model_not_found"),
-    (status = 503, body = OpenAiError, description = "database_unavailable"),
+    (status = 503, body = OpenAiError, description = "database_unavailable or api_keys_reloading"),
 ))]
 pub async fn get_model(
     State(state): State<AppState>,
@@ -474,6 +473,9 @@ pub async fn get_model(
     headers: HeaderMap,
 ) -> Result<Json<ModelObject>, GatewayError> {
     let key = authenticate(&state, &headers)?;
+    if name.contains('\0') {
+        return Err(model_not_found(&name));
+    }
     allowed(&key, &name)?;
     let m = rotor_storage::models::get_by_name(state.db(), key.workspace_id, &name)
         .await

@@ -82,6 +82,7 @@ pub async fn set_plan(
 
     let updated =
         rotor_storage::workspaces::set_plan(state.db(), ws, admin.id, change.plan).await?;
+    state.committed(ws).await;
     tracing::info!(workspace_id = %ws, plan = change.plan.as_str(), "plan changed");
     Ok(Json(updated))
 }
@@ -129,6 +130,7 @@ pub async fn install_license(
         .await?
     {
         Ok(claims) => {
+            crate::sync::publish(&state, crate::sync::Change::License).await;
             tracing::info!(licensee = %claims.sub, expires_at = %claims.expires_at(), "license installed");
             Ok(Json(state.license().status(chrono::Utc::now())))
         }

@@ -111,6 +111,7 @@ pub async fn create_key(
     let api_key =
         rotor_storage::api_keys::create(state.db(), member.workspace.id, member.user.id, key)
             .await?;
+    state.committed(member.workspace.id).await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -136,5 +137,8 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let id = ids.uuid("id")?;
     rotor_storage::api_keys::delete(state.db(), member.workspace.id, member.user.id, id).await?;
+    // The key goes from this replica's table at once, whatever the reload below does.
+    state.gateway().remove_key(id);
+    state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

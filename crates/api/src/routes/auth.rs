@@ -2,8 +2,9 @@
 
 use crate::auth::TOKEN_TTL_SECS;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ClientAddr, FieldErrors};
+use crate::extract::{ApiJson, ClientAddr, FieldErrors, JsonBody};
 use crate::state::AppState;
+use crate::throttle;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -84,7 +85,7 @@ pub struct TokenResponse {
 /// Checks an email's shape (not deliverability) and returns it trimmed.
 pub fn check_email(errors: &mut FieldErrors, field: &str, email: &str) -> String {
     let email = email.trim();
-    let valid = email.len() <= 254
+    let valid = email.len() <= throttle::MAX_EMAIL
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
@@ -115,7 +116,7 @@ pub fn check_password(errors: &mut FieldErrors, field: &str, password: &str) {
     (status = 413, body = ErrorBody, description = "payload_too_large"),
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (Retry-After: 1)"),
 ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -179,23 +180,32 @@ pub async fn signup(
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed"),
     (status = 429, body = ErrorBody, description = "too_many_requests, with Retry-After"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (too many password checks waiting; Retry-After: 1)"),
 ))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
-    ApiJson(body): ApiJson<LoginRequest>,
+    body: JsonBody,
 ) -> ApiResult<Json<TokenResponse>> {
-    let email = body.email.trim();
-    if let Some(wait) = state.throttle().check(email, addr) {
-        return Err(ApiError::too_many_requests(wait));
-    }
-    let found = if email.len() <= 254 {
-        rotor_storage::users::find_by_email(state.db(), email).await?
-    } else {
-        None
+    let body: LoginRequest = body.parse_allowing_nul()?;
+    let invalid = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "invalid email or password",
+        )
     };
-    let (user, hash) = match found {
+    let email = body.email.trim();
+    // No account can have such an email: answered before any state is kept or query made.
+    if email.len() > throttle::MAX_EMAIL || email.contains('\0') {
+        return Err(invalid());
+    }
+    // The slot is taken before the password is checked, so concurrent guesses cannot all pass.
+    let slot = state
+        .throttle()
+        .take(email, addr)
+        .map_err(ApiError::too_many_requests)?;
+    let (user, hash) = match rotor_storage::users::find_by_email(state.db(), email).await? {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
@@ -207,16 +217,9 @@ pub async fn login(
     let ok = state.passwords().verify(hash, password).await?;
     let user = match (ok, user) {
         (true, Some(user)) => user,
-        _ => {
-            state.throttle().fail(email, addr);
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "invalid email or password",
-            ));
-        }
+        _ => return Err(invalid()),
     };
-    state.throttle().succeed(email);
+    state.throttle().succeeded(slot);
     let access_token = state.jwt().issue(user.id, user.token_version)?;
     Ok(Json(TokenResponse {
         access_token,

@@ -176,6 +176,7 @@ pub async fn create_credential(
         config,
     )
     .await?;
+    state.committed(member.workspace.id).await;
     Ok((StatusCode::CREATED, Json(CredentialView::from(&created))))
 }
 
@@ -243,6 +244,7 @@ pub async fn update_credential(
         patch,
     )
     .await?;
+    state.committed(member.workspace.id).await;
     Ok(Json(CredentialView::from(&updated)))
 }
 
@@ -263,6 +265,7 @@ pub async fn delete_credential(
 ) -> ApiResult<StatusCode> {
     let id = ids.uuid("id")?;
     credentials::delete(state.db(), member.workspace.id, id, member.user.id).await?;
+    state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

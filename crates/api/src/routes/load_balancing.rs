@@ -340,6 +340,7 @@ async fn save(
         feature,
     )
     .await?;
+    state.committed(member.workspace.id).await;
     tracing::info!(model_id = %model, version = config.version, enabled = config.enabled, "load balancing updated");
     Ok(view(state, member, config).await)
 }
@@ -368,7 +369,7 @@ pub async fn clear_cooldowns(
             model: id,
         })
         .await;
-
+    state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,7 +1,7 @@
 //! The signed-in user: profile, password change and personal access tokens for automation.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, AuthUser, ClientAddr, FieldErrors, List, ListQuery, PathIds};
+use crate::extract::{ApiJson, AuthUser, FieldErrors, List, ListQuery, PathIds};
 use crate::routes::auth::check_password;
 use crate::state::AppState;
 use axum::extract::State;
@@ -54,33 +54,34 @@ pub struct PasswordChange {
     (status = 413, body = ErrorBody, description = "payload_too_large"),
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed (including a wrong current_password)"),
-    (status = 429, body = ErrorBody, description = "too_many_requests"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    (status = 429, body = ErrorBody, description = "too_many_requests (10 wrong current_password in 15 minutes)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (Retry-After: 1)"),
 ))]
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    if let Some(wait) = state.throttle().check(&user.email, addr) {
-        return Err(ApiError::too_many_requests(wait));
-    }
     let mut errors = FieldErrors::default();
     check_password(&mut errors, "new_password", &body.new_password);
     errors.finish()?;
+    // As for login, the slot is taken before `current_password` is checked.
+    let slot = state
+        .throttle()
+        .take_user(user.id)
+        .map_err(ApiError::too_many_requests)?;
     let stored = rotor_storage::users::password_hash(state.db(), user.id).await?;
     if !state
         .passwords()
         .verify(Some(stored.clone()), body.current_password)
         .await?
     {
-        state.throttle().fail(&user.email, addr);
         return Err(ApiError::field(
             "current_password",
             "does not match the current password",
         ));
     }
+    state.throttle().user_succeeded(slot);
     let new_hash = state.passwords().hash(body.new_password).await?;
     rotor_storage::users::change_password(state.db(), user.id, &stored, &new_hash).await?;
     tracing::info!(user_id = %user.id, "password changed");

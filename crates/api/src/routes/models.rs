@@ -181,6 +181,7 @@ pub async fn create_model(
         credential_id: body.credential_id,
     };
     let model = models::create(state.db(), member.workspace.id, member.user.id, new).await?;
+    state.committed(member.workspace.id).await;
     let lb = LoadBalancingSummary {
         enabled: false,
         effective: false,
@@ -245,6 +246,7 @@ pub async fn update_model(
         upstream.as_deref(),
     )
     .await?;
+    state.committed(member.workspace.id).await;
     Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }
 
@@ -264,5 +266,6 @@ pub async fn delete_model(
 ) -> ApiResult<StatusCode> {
     let id = ids.uuid("id")?;
     models::delete(state.db(), member.workspace.id, id, member.user.id).await?;
+    state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -152,6 +152,7 @@ pub async fn update_workspace(
         errors.finish()?;
         if name != ws.name {
             rotor_storage::workspaces::rename(state.db(), ws.id, member.user.id, &name).await?;
+            state.committed(ws.id).await;
             ws.name = name;
         }
     }
