@@ -114,6 +114,12 @@ pub async fn spawn_app_on(database_url: &str, vars: &[(&str, &str)]) -> TestApp 
     for (k, v) in vars {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
+    // SaaS mode needs a license that grants `saas` (DESIGN §12): tests that do not bring
+    // their own get one that grants nothing else.
+    let saas = map.get("ROTOR_DEPLOYMENT").is_some_and(|d| d == "saas");
+    if saas && map.get("ROTOR_LICENSE").is_none_or(|l| l.is_empty()) {
+        map.insert("ROTOR_LICENSE".into(), saas_license());
+    }
     let config = Config::from_vars(&map).expect("test config");
     let app = Application::build(config).await.expect("build app");
     let addr = app.local_addr().unwrap();
@@ -383,6 +389,11 @@ pub fn license_token(features: &[&str], ttl_secs: i64, max_workspaces: Option<u6
 /// A year-long license granting load balancing.
 pub fn lb_license() -> String {
     license_token(&["load_balancing"], 365 * 24 * 3600, None)
+}
+
+/// A year-long license for saas mode only (it grants no workspace feature).
+pub fn saas_license() -> String {
+    license_token(&["saas"], 365 * 24 * 3600, None)
 }
 
 impl TestApp {

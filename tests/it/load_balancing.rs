@@ -338,19 +338,30 @@ enum Kind {
 async fn gate_matrix_of_plans_licenses_and_write_kinds() {
     for saas in [false, true] {
         for lic in [Lic::None, Lic::Valid, Lic::WithoutFeature, Lic::Expired] {
+            // In saas mode the license must also grant `saas`; with an expired one, the
+            // `saas` license installed before is the one in force.
+            let with_saas = |f: &[&'static str]| {
+                let mut f = f.to_vec();
+                if saas {
+                    f.push("saas");
+                }
+                f
+            };
             let token = match lic {
                 Lic::None => String::new(),
-                Lic::Valid => lb_license(),
-                Lic::WithoutFeature => license_token(&["sso"], 3600, None),
-                Lic::Expired => license_token(&["load_balancing"], -10, None),
+                Lic::Valid => license_token(&with_saas(&["load_balancing"]), 3600, None),
+                Lic::WithoutFeature => license_token(&with_saas(&["sso"]), 3600, None),
+                Lic::Expired => license_token(&with_saas(&["load_balancing"]), -10, None),
             };
-            let app = spawn_app_with(&[
-                (
-                    "ROTOR_DEPLOYMENT",
-                    if saas { "saas" } else { "self-hosted" },
-                ),
-                ("ROTOR_LICENSE", &token),
-            ])
+            let mode = if saas { "saas" } else { "self-hosted" };
+            let db = fresh_database().await;
+            if saas && matches!(lic, Lic::Expired) {
+                spawn_app_on(&db, &[("ROTOR_DEPLOYMENT", mode)]).await;
+            }
+            let app = spawn_app_on(
+                &db,
+                &[("ROTOR_DEPLOYMENT", mode), ("ROTOR_LICENSE", &token)],
+            )
             .await;
             let _admin = app.user("admin").await;
             for plan in ["sandbox", "team"] {

@@ -466,6 +466,7 @@ impl Fx {
             ("ROTOR_LICENSE", licensed.as_str()),
             ("ROTOR_UPSTREAM_TIMEOUT", "2"),
             ("ROTOR_GATEWAY_MAX_BODY", "64KiB"),
+            ("ROTOR_UPSTREAM_MAX_BODY", "1MiB"),
         ];
         let saas_vars = [("ROTOR_DEPLOYMENT", "saas")];
         let limit_vars = [("ROTOR_LICENSE", one_workspace.as_str())];
@@ -523,6 +524,7 @@ impl Fx {
         let limited = cred("limited", "sk_limited_s429_ra7").await;
         let rejected = cred("rejected", "sk_unauthorized").await;
         let slow = cred("slow", "sk_delay6000").await;
+        let huge = cred("huge", "sk_huge4").await;
         let closed_port = format!("http://127.0.0.1:{}/v1", free_port());
         let unreachable = main
             .compatible_credential(&owner, ws, "unreachable", "sk_x", &closed_port)
@@ -547,6 +549,7 @@ impl Fx {
         model("limited", limited).await;
         model("rejected", rejected).await;
         model("slow", slow).await;
+        model("huge", huge).await;
         model("unreachable", unreachable).await;
         model("blocked", blocked).await;
         // Its only credential is tampered with below: the gateway cannot decrypt it.
@@ -1693,6 +1696,9 @@ fn live_cases() -> Vec<Case<Fx>> {
         }),
         live("POST", CHAT, 502, "upstream_address_blocked", |f| {
             f.gw(&f.key, "POST", CHAT).json(chat_body("blocked"))
+        }),
+        live("POST", CHAT, 502, "upstream_response_too_large", |f| {
+            f.gw(&f.key, "POST", CHAT).json(chat_body("huge"))
         }),
         live("POST", CHAT, 504, "upstream_timeout", |f| {
             f.gw(&f.key, "POST", CHAT).json(chat_body("slow"))

@@ -9,6 +9,8 @@
 //!   `rams<N>`: `retry-after-ms: N`; `rr<D>` / `rt<D>`: `x-ratelimit-reset-requests/-tokens: D`;
 //! - `delay<MS>`: wait before the headers; `gap<MS>`: wait between stream chunks;
 //!   `chunks<N>`: stream N content chunks (default 3); `drop<N>`: break the stream after N chunks;
+//! - `huge<N>`: a 200 answer of N MiB sent in 64 KiB chunks without a `Content-Length` (a JSON
+//!   completion padded with a long string, or an event stream when `stream` is true);
 //! - older words: `unauthorized` → 401, `forbidden` → 403, `ratelimited` → 429 with
 //!   `Retry-After: 7`, `broken` → 500, `redirect` → 302 to `/redirected`.
 //!
@@ -66,7 +68,10 @@ impl MockUpstream {
         let log: Log = Arc::new(Mutex::new(Vec::new()));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let app = Router::new().fallback(handle).with_state(log.clone());
+        let app = Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(log.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -131,7 +136,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let key = key_of(&headers);
-    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    // Large bodies (memory tests) are recorded but not parsed: a tree of them would dwarf them.
+    let json: Option<serde_json::Value> = if body.len() <= 1024 * 1024 {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
     let model = json
         .as_ref()
         .and_then(|j| j.get("model"))
@@ -219,6 +229,14 @@ async fn handle(
     }
     let model = model.unwrap_or_else(|| "mock-model".to_owned());
     let path = uri.path();
+    if let Some(mib) = number(&key, "huge") {
+        let stream = json
+            .as_ref()
+            .and_then(|j| j.get("stream"))
+            .and_then(|s| s.as_bool())
+            .unwrap_or(false);
+        return huge_response(mib, stream);
+    }
     if path.ends_with("/chat/completions") {
         let stream = json
             .as_ref()
@@ -256,6 +274,42 @@ async fn handle(
         format!(
             r#"{{"object": "list", "data": [{{"id": "mock-model", "object": "model"}}], "note": "{BODY_CANARY}"}}"#
         ),
+    )
+}
+
+/// `mib` MiB in 64 KiB chunks, produced as they are sent (the mock holds none of it).
+fn huge_response(mib: u64, stream: bool) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = mib * 16;
+    let body = futures_util::stream::unfold(0u64, move |i| async move {
+        if i >= chunks {
+            return None;
+        }
+        let piece = if stream {
+            let pad = "x".repeat(CHUNK - 64);
+            let e = format!("data: {{\"choices\":[],\"pad\":\"{pad}\"}}\n\n");
+            e.into_bytes()
+        } else if i == 0 {
+            let mut v = br#"{"id":"chatcmpl-huge","object":"chat.completion","pad":""#.to_vec();
+            v.resize(CHUNK, b'x');
+            v
+        } else if i + 1 == chunks {
+            let mut v = vec![b'x'; CHUNK - 3];
+            v.extend_from_slice(b"\"}\n");
+            v
+        } else {
+            vec![b'x'; CHUNK]
+        };
+        Some((Ok::<_, std::io::Error>(Bytes::from(piece)), i + 1))
+    });
+    respond(
+        StatusCode::OK,
+        if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+        Body::from_stream(body),
     )
 }
 

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod license;
 pub mod observe;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod sync;

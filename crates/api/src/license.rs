@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 use std::sync::RwLock;
 use utoipa::ToSchema;
 
+/// The feature a license must list for `ROTOR_DEPLOYMENT=saas` (DESIGN §12); it grants no
+/// workspace feature by itself.
+pub const SAAS: &str = "saas";
+
 /// The vendor's license public key (base64url of the raw 32 bytes). Its private half is kept
 /// by the vendor, never in this repository.
 pub const VENDOR_PUBLIC_KEY: &str = "2K7-io_cO8MaJzFKm1te6Y0dryg04S0Lct8RJbbM5Sc";

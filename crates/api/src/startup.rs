@@ -14,7 +14,6 @@ use rotor_dispatch::state::redis::RedisState;
 use rotor_dispatch::state::AnyState;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use rotor_dispatch::policy::AddressPolicy;
 use rotor_storage::crypto::Keyring;
 use std::future::Future;
@@ -72,6 +71,14 @@ impl Application {
         let upstream = Upstream::new(policy).context("cannot build the upstream HTTP client")?;
         let passwords = Passwords::new().await?;
         let license = crate::license::load(&db, config.license.as_deref()).await?;
+        if config.deployment == crate::config::Deployment::Saas
+            && !license.grants(crate::license::SAAS, chrono::Utc::now())
+        {
+            anyhow::bail!(
+                "ROTOR_DEPLOYMENT=saas needs a valid license whose features include `saas` \
+                 (set ROTOR_LICENSE, or install one while running self-hosted); refusing to start"
+            );
+        }
         let jwt = Jwt::new(&secret);
         let settings = Settings {
             upstream_timeout: config.upstream_timeout,
@@ -113,6 +120,7 @@ impl Application {
         });
         state.gateway().load_keys(keys);
         crate::sync::spawn_listener(state.clone());
+        crate::observe::spawn_sweeper(state.clone());
 
         Ok(Self { listener, state })
     }
@@ -134,32 +142,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = crate::app::router(self.state.clone());
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        };
-        // Small writes (stream chunks) go out at once instead of waiting for delayed ACKs.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let grace = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            result = serve => result.context("server error")?,
-            () = grace => tracing::warn!("in-flight requests still running after {}s; exiting", SHUTDOWN_GRACE.as_secs()),
-        }
+        let max = self.state.config().max_connections;
+        crate::serve::serve(self.listener, app, max, shutdown, SHUTDOWN_GRACE).await;
         self.state.db().close().await;
         Ok(())
     }

@@ -8,6 +8,7 @@ use crate::throttle::LoginThrottle;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rotor_dispatch::client::Upstream;
 use rotor_dispatch::engine::Engine;
+use rotor_dispatch::series::Registry;
 use rotor_dispatch::state::AnyState;
 use rotor_storage::crypto::Keyring;
 use rotor_storage::Plan;
@@ -56,6 +57,7 @@ struct Inner {
     gateway: GatewayCache,
     touched: Mutex<HashMap<Uuid, Instant>>,
     instance: Uuid,
+    series: Registry,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
                 gateway: GatewayCache::default(),
                 touched: Mutex::new(HashMap::new()),
                 instance: Uuid::new_v4(),
+                series: Registry::default(),
             }),
         }
     }
@@ -132,11 +135,20 @@ impl AppState {
         &self.inner.parts.metrics
     }
 
+    /// The per-(workspace, model, credential) metric series of this server.
+    pub fn series(&self) -> &Registry {
+        &self.inner.series
+    }
+
     /// Whether a workspace on `plan` may use load balancing: a valid license that grants it,
-    /// or, in saas mode only, a paid plan. Evaluated at call time, so expiry is noticed live.
+    /// or, in saas mode only, a paid plan while the `saas` license is valid. Evaluated at call
+    /// time, so expiry is noticed live.
     pub fn has_load_balancing(&self, plan: Plan) -> bool {
-        self.license().grants("load_balancing", chrono::Utc::now())
-            || (self.config().deployment == Deployment::Saas && plan.is_paid())
+        let now = chrono::Utc::now();
+        self.license().grants("load_balancing", now)
+            || (self.config().deployment == Deployment::Saas
+                && plan.is_paid()
+                && self.license().grants(crate::license::SAAS, now))
     }
 
     /// Refuses one more workspace when a valid license caps them at `existing` or fewer.
@@ -232,6 +244,9 @@ impl AppState {
     /// A write to `workspace` committed: applied here now, and on every replica within 1 s.
     pub async fn committed(&self, workspace: Uuid) {
         crate::sync::publish(self, crate::sync::Change::Workspace(workspace)).await;
+        // A deleted model's or credential's series leave /metrics now, not at the next sweep.
+        let state = self.clone();
+        let _ = state;
     }
 
     /// Applies an instance-wide change (license): every route is dropped.

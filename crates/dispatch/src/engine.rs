@@ -6,11 +6,11 @@
 use crate::client::{CallError, Upstream};
 use crate::clock::Clock;
 use crate::cooldown::{self, Reason, TRANSIENT};
+use crate::series::{Registry, Series};
 use crate::state::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
 use crate::target::{ProviderKind, Target};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
-use metrics::{Counter, Histogram};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,110 +180,63 @@ enum Last {
     Blocked,
 }
 
-/// Outcome labels, in the order of the handle arrays.
-pub const OUTCOMES: [&str; 6] = [
-    "ok",
-    "client_error",
-    "rate_limited",
-    "upstream_error",
-    "timeout",
-    "blocked",
-];
-const REASONS: [Reason; 6] = [
-    Reason::RateLimited,
-    Reason::Rejected,
-    Reason::UpstreamError,
-    Reason::Unreachable,
-    Reason::Timeout,
-    Reason::StreamError,
-];
-
-fn outcome_index(outcome: &str) -> usize {
-    OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(3)
-}
-
-/// Metric handles of one credential of one route, registered once when the route is resolved,
-/// so the hot path only increments atomics.
+/// The series one credential of one route counts into, taken from the server's
+/// [`Registry`] when the route is resolved (so the hot path only adds to atomics, and a route
+/// resolved again counts on where the last one stopped).
 pub struct EntryMetrics {
-    requests: [Counter; 6],
-    attempts: [Counter; 6],
-    cooldowns: [Counter; 6],
-    latency: Histogram,
-    prompt: Counter,
-    completion: Counter,
-    overhead: Histogram,
+    series: Arc<Series>,
+    /// The model's series without a credential (requests no credential answered, overhead).
+    route: Arc<Series>,
 }
 
 impl std::fmt::Debug for EntryMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EntryMetrics")
+        f.debug_tuple("EntryMetrics")
+            .field(self.series.key())
+            .finish()
     }
 }
 
 impl EntryMetrics {
-    /// Handles labelled with the workspace, model and credential.
-    pub fn new(workspace: Uuid, model: &str, credential: Option<Uuid>) -> Self {
-        let base = |extra: Option<(&'static str, &'static str)>| {
-            let mut l = vec![
-                metrics::Label::new("workspace_id", workspace.to_string()),
-                metrics::Label::new("model", model.to_owned()),
-                metrics::Label::new(
-                    "credential_id",
-                    credential.map(|c| c.to_string()).unwrap_or_default(),
-                ),
-            ];
-            if let Some((k, v)) = extra {
-                l.push(metrics::Label::new(k, v));
-            }
-            l
+    /// The series of the workspace, model and credential (`None`: the route's own).
+    pub fn new(
+        registry: &Registry,
+        workspace: Uuid,
+        model: &str,
+        credential: Option<Uuid>,
+    ) -> Self {
+        let route = registry.series(workspace, model, None);
+        let series = match credential {
+            Some(_) => registry.series(workspace, model, credential),
+            None => route.clone(),
         };
-        Self {
-            requests: OUTCOMES
-                .map(|o| metrics::counter!("rotor_requests_total", base(Some(("outcome", o))))),
-            attempts: OUTCOMES.map(|o| {
-                metrics::counter!("rotor_upstream_attempts_total", base(Some(("outcome", o))))
-            }),
-            cooldowns: REASONS.map(|r| {
-                metrics::counter!(
-                    "rotor_cooldowns_started_total",
-                    base(Some(("reason", r.as_str())))
-                )
-            }),
-            latency: metrics::histogram!("rotor_upstream_latency_seconds", base(None)),
-            prompt: metrics::counter!("rotor_tokens_total", base(Some(("kind", "prompt")))),
-            completion: metrics::counter!("rotor_tokens_total", base(Some(("kind", "completion")))),
-            overhead: metrics::histogram!(
-                "rotor_overhead_seconds",
-                vec![
-                    metrics::Label::new("workspace_id", workspace.to_string()),
-                    metrics::Label::new("model", model.to_owned())
-                ]
-            ),
-        }
+        Self { series, route }
     }
 
     /// Counts a client request answered with `outcome`.
     pub fn request(&self, outcome: &str) {
-        self.requests[outcome_index(outcome)].increment(1);
+        self.series.request(outcome);
     }
 
-    /// Records the time Rotor itself spent on a request.
+    /// Records the time Rotor itself spent on a request (per model).
     pub fn overhead(&self, seconds: f64) {
-        self.overhead.record(seconds);
+        self.route.overhead(seconds);
     }
 
     fn attempt(&self, outcome: &str) {
-        self.attempts[outcome_index(outcome)].increment(1);
+        self.series.attempt(outcome);
+    }
+
+    fn latency(&self, waited: Duration) {
+        self.series.latency(waited.as_secs_f64());
     }
 
     fn cooldown(&self, reason: Reason) {
-        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
-        self.cooldowns[i].increment(1);
+        self.series.cooldown(reason);
     }
 
     fn tokens(&self, prompt: u64, completion: u64) {
-        self.prompt.increment(prompt);
-        self.completion.increment(completion);
+        self.series.tokens(prompt, completion);
     }
 }
 
@@ -458,7 +411,7 @@ impl<S: StateBackend> Engine<S> {
             .await;
             let waited = t0.elapsed();
             upstream_time += waited;
-            entry.metrics.latency.record(waited.as_secs_f64());
+            entry.metrics.latency(waited);
             let response = match sent {
                 Err(_) => {
                     entry.metrics.attempt("timeout");
@@ -624,7 +577,7 @@ impl<S: StateBackend> Engine<S> {
                 Ok(Some(Ok(chunk))) if chunk.len() > st.left => {
                     st.done = true;
                     tracing::warn!(credential_id = %st.credential, "upstream stream exceeded the maximum size; cut");
-                    let event = "data: {\"error\": {\"message\": \"the upstream answer exceeded the maximum size\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_response_too_large\"}}\n\n";
+                    let event = "\n\ndata: {\"error\": {\"message\": \"the upstream answer exceeded the maximum size\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_response_too_large\"}}\n\n";
                     Some((Ok(Bytes::from_static(event.as_bytes())), st))
                 }
                 Ok(Some(Ok(chunk))) => {

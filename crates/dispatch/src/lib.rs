@@ -9,5 +9,6 @@ pub mod clock;
 pub mod cooldown;
 pub mod engine;
 pub mod policy;
+pub mod series;
 pub mod state;
 pub mod target;

@@ -426,7 +426,7 @@ pub struct ModelList {
 #[utoipa::path(get, path = "/v1/models", tag = "gateway", security(("api_key" = [])), responses(
     (status = 200, body = ModelList),
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
-    (status = 503, body = OpenAiError, description = "database_unavailable or api_keys_reloading"),
+    (status = 503, body = OpenAiError, description = "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)"),
 ))]
 pub async fn list_models(
     State(state): State<AppState>,
@@ -465,7 +465,7 @@ pub async fn list_models(
     (status = 401, body = OpenAiError, description = "invalid_api_key"),
     (status = 403, body = OpenAiError, description = "model_not_allowed"),
     (status = 404, body = OpenAiError, description = "model_not_found"),
-    (status = 503, body = OpenAiError, description = "database_unavailable or api_keys_reloading"),
+    (status = 503, body = OpenAiError, description = "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)"),
 ))]
 pub async fn get_model(
     State(state): State<AppState>,

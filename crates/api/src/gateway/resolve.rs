@@ -69,7 +69,12 @@ pub async fn resolve(
             metrics: entry_metrics
                 .entry(credential_id)
                 .or_insert_with(|| {
-                    Arc::new(EntryMetrics::new(workspace, &m.name, Some(credential_id)))
+                    Arc::new(EntryMetrics::new(
+                        state.series(),
+                        workspace,
+                        &m.name,
+                        Some(credential_id),
+                    ))
                 })
                 .clone(),
         })
@@ -99,7 +104,7 @@ pub async fn resolve(
         cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
         max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),
         signature: hasher.finish(),
-        metrics: Arc::new(EntryMetrics::new(workspace, &m.name, None)),
+        metrics: Arc::new(EntryMetrics::new(state.series(), workspace, &m.name, None)),
     };
     Ok(Some(CachedRoute { route, plan }))
 }

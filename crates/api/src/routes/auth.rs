@@ -116,7 +116,7 @@ pub fn check_password(errors: &mut FieldErrors, field: &str, password: &str) {
     (status = 413, body = ErrorBody, description = "payload_too_large"),
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (Retry-After: 1)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
 ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn signup(
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed"),
     (status = 429, body = ErrorBody, description = "too_many_requests, with Retry-After"),
-    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (too many password checks waiting; Retry-After: 1)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
 ))]
 pub async fn login(
     State(state): State<AppState>,

@@ -55,7 +55,7 @@ pub struct PasswordChange {
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed (including a wrong current_password)"),
     (status = 429, body = ErrorBody, description = "too_many_requests (10 wrong current_password in 15 minutes)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable, or busy (Retry-After: 1)"),
+    (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
 ))]
 pub async fn change_password(
     State(state): State<AppState>,
