@@ -732,3 +732,31 @@ async fn metrics_are_not_for_whoever_a_local_proxy_forwards() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let app = spawn_app_with(&[("ROTOR_MAX_CONNECTIONS", "2")]).await;
+    let health = || async {
+        let client = reqwest::Client::new();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            client.get(app.url("/healthz")).send(),
+        )
+        .await
+    };
+    assert!(health().await.is_ok_and(|r| r.is_ok()));
+    // Two connections that say nothing hold both slots.
+    let first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(health().await.is_err(), "a third connection was served");
+    // One closes: the next connection is served.
+    drop(first);
+    let served = within(Duration::from_secs(3), || async {
+        health()
+            .await
+            .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200))
+    })
+    .await;
+    assert!(served, "no connection was served after a slot came free");
+}

@@ -180,3 +180,47 @@ impl GatewayCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(workspace: Uuid, hash: u8) -> LiveKey {
+        LiveKey {
+            id: Uuid::new_v4(),
+            workspace_id: workspace,
+            key_hash: vec![hash],
+            allowed_models: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn keys_of_a_workspace_that_could_not_be_reloaded_are_refused_until_it_is() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let cache = GatewayCache::default();
+        cache.load_keys(vec![live(a, 1), live(b, 2)]);
+        assert!(matches!(cache.key(&[1]), KeyLookup::Live(_)));
+        // A change to `a` whose reload failed: `a`'s keys fail closed, `b`'s still serve.
+        cache.invalidate_workspace(a, None);
+        assert!(cache.mark_stale(a));
+        assert!(!cache.mark_stale(a), "one retry loop per workspace");
+        assert!(matches!(cache.key(&[1]), KeyLookup::Reloading));
+        assert!(matches!(cache.key(&[2]), KeyLookup::Live(_)));
+        assert!(matches!(cache.key(&[3]), KeyLookup::Unknown));
+        // The retried reload comes back without the revoked key.
+        cache.invalidate_workspace(a, Some(vec![]));
+        assert!(matches!(cache.key(&[1]), KeyLookup::Unknown));
+        // A lost listen connection whose reload failed refuses every key.
+        cache.mark_all_stale();
+        assert!(matches!(cache.key(&[2]), KeyLookup::Reloading));
+        cache.load_keys(vec![live(b, 2)]);
+        assert!(matches!(cache.key(&[2]), KeyLookup::Live(_)));
+        // A revocation committed here goes at once, before any reload.
+        let KeyLookup::Live(k) = cache.key(&[2]) else {
+            panic!("live")
+        };
+        cache.remove_key(k.id);
+        assert!(matches!(cache.key(&[2]), KeyLookup::Unknown));
+    }
+}
