@@ -246,7 +246,7 @@ impl AppState {
         crate::sync::publish(self, crate::sync::Change::Workspace(workspace)).await;
         // A deleted model's or credential's series leave /metrics now, not at the next sweep.
         let state = self.clone();
-        let _ = state;
+        tokio::spawn(async move { crate::observe::sweep(&state, Some(workspace)).await });
     }
 
     /// Applies an instance-wide change (license): every route is dropped.
