@@ -243,10 +243,8 @@ impl AppState {
 
     /// A write to `workspace` committed: applied here now, and on every replica within 1 s.
     pub async fn committed(&self, workspace: Uuid) {
+        // Applying it also sweeps the workspace's dead metric series (sync::apply).
         crate::sync::publish(self, crate::sync::Change::Workspace(workspace)).await;
-        // A deleted model's or credential's series leave /metrics now, not at the next sweep.
-        let state = self.clone();
-        tokio::spawn(async move { crate::observe::sweep(&state, Some(workspace)).await });
     }
 
     /// Applies an instance-wide change (license): every route is dropped.

@@ -79,7 +79,12 @@ async fn notify(state: &AppState, payload: &str) -> bool {
 
 async fn apply(state: &AppState, change: Change) {
     match change {
-        Change::Workspace(ws) => state.invalidate_workspace(ws).await,
+        Change::Workspace(ws) => {
+            state.invalidate_workspace(ws).await;
+            // Another replica's delete: its dead series leave this replica's /metrics too.
+            let state = state.clone();
+            tokio::spawn(async move { crate::observe::sweep(&state, Some(ws)).await });
+        }
         Change::License => {
             if let Err(e) = crate::license::reload(state.db(), state.license()).await {
                 tracing::warn!(error = %e, "could not reload the license");

@@ -49,12 +49,11 @@ pub async fn resolve(
             }
             None => {
                 tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
+                // Labelled by workspace only: workspaces are never deleted, credentials are,
+                // and a deleted credential's series must leave /metrics (the log names it).
                 metrics::counter!(
                     "rotor_credentials_unreadable_total",
-                    &[
-                        ("workspace_id", workspace.to_string()),
-                        ("credential_id", id.to_string())
-                    ]
+                    &[("workspace_id", workspace.to_string())]
                 )
                 .increment(1);
             }
