@@ -94,6 +94,12 @@ async fn serial_embedded_default_keeps_data_across_restarts() {
 
     let secrets = std::fs::read_to_string(dir.join("secrets.json")).unwrap();
     assert!(secrets.contains("master_key") && secrets.contains("jwt_secret"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("secrets.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "secrets.json is readable by others");
 
     let mut second = serve(&dir, port);
     wait_healthy(&client, port, &mut second).await;

@@ -16,6 +16,7 @@ mod faults;
 mod gateway;
 mod hardening;
 mod hostile;
+mod keyfiles;
 mod license;
 mod load;
 mod load_balancing;

@@ -181,7 +181,7 @@ impl EmbeddedPostgres {
         if !pg.pgdata.join("PG_VERSION").is_file() {
             tracing::warn!(cluster = %cluster.display(), "embedded default: creating a private PostgreSQL cluster");
             let pwfile = cluster.join(".pwfile");
-            std::fs::write(&pwfile, format!("{}\n", secrets.db_password))?;
+            write_secret(&pwfile, format!("{}\n", secrets.db_password).as_bytes())?;
             if as_postgres {
                 run(
                     Command::new("chown")
@@ -316,11 +316,30 @@ fn load_or_create_secrets(path: &Path) -> anyhow::Result<Secrets> {
         }),
     };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&secrets)?)?;
-    set_mode(&tmp, 0o600)?;
+    write_secret(&tmp, &serde_json::to_vec_pretty(&secrets)?)?;
     std::fs::rename(&tmp, path)?;
     tracing::warn!(path = %path.display(), "generated a master key and a JWT secret for the embedded default");
     Ok(secrets)
+}
+
+/// Writes a file holding a secret, created with mode 0600 from the start (never written and
+/// then narrowed, which would leave a window where others can read it).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A leftover file keeps its old mode when opened: start from a new one.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 async fn ensure_postgres_user() -> anyhow::Result<()> {

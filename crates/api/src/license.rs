@@ -133,13 +133,20 @@ pub fn issue(private_pem: &[u8], claims: &Claims) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
 }
 
-/// A new key pair: the private key as PKCS#8 PEM and the public key as base64url.
+/// A new key pair: the private key as an RFC 8410 PKCS#8 v1 PEM (what `openssl genpkey
+/// -algorithm ed25519` writes, readable by `openssl pkey` and every crypto library) and the
+/// public key as base64url.
 pub fn keygen() -> anyhow::Result<(zeroize::Zeroizing<String>, String)> {
-    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey, KeypairBytes};
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
+    // Without the public key the encoding is version 1 (OneAsymmetricKey v2 adds it, and
+    // OpenSSL 3.0 and Python's cryptography refuse that form).
+    let pem = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
     let public =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
     Ok((pem, public))
