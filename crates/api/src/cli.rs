@@ -55,7 +55,8 @@ enum LicenseCommand {
     },
     /// Sign a license with a private key and print the token.
     Issue {
-        /// The private key (PKCS#8 PEM) from `rotor license keygen`.
+        /// The Ed25519 private key, a PKCS#8 PEM of version 1 (`rotor license keygen`,
+        /// `openssl genpkey -algorithm ed25519`) or 2 (with the public key).
         #[arg(long)]
         key: std::path::PathBuf,
         /// Licensee name.
@@ -395,6 +396,8 @@ fn license(command: LicenseCommand) -> ExitCode {
     }
 }
 
+/// Writes a private key to a new file, created with mode 0600 (never an existing file, which
+/// would keep its mode; never written and then narrowed). A failed write leaves no file.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -404,7 +407,11 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    file.write_all(bytes)?;
+    if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        anyhow::bail!("cannot write {}: {e}", path.display());
+    }
     Ok(())
 }
 

@@ -191,7 +191,6 @@ impl EmbeddedPostgres {
                 )
                 .await?;
             }
-            set_mode(&pwfile, 0o600)?;
             let result = run(
                 pg.command("initdb")
                     .arg("-D")
