@@ -1,4 +1,4 @@
-//! DESIGN §12: each hole the security review found, tried as an attacker would from outside.
+//! Each hole the security review found (SECURITY.md), tried as an attacker would from outside.
 
 use crate::helpers::*;
 use futures_util::future::join_all;
@@ -727,6 +727,15 @@ async fn metrics_are_not_for_whoever_a_local_proxy_forwards() {
         .get(with_token.url("/metrics"))
         .header("x-forwarded-for", "203.0.113.9")
         .bearer_auth("metrics-token-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The scheme is case-insensitive (RFC 9110), as everywhere else.
+    let r = with_token
+        .client
+        .get(with_token.url("/metrics"))
+        .header("authorization", "bearer metrics-token-123")
         .send()
         .await
         .unwrap();

@@ -114,7 +114,7 @@ pub async fn spawn_app_on(database_url: &str, vars: &[(&str, &str)]) -> TestApp 
     for (k, v) in vars {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
-    // SaaS mode needs a license that grants `saas` (DESIGN §12): tests that do not bring
+    // SaaS mode needs a license that grants `saas` (see SECURITY.md): tests that do not bring
     // their own get one that grants nothing else.
     let saas = map.get("ROTOR_DEPLOYMENT").is_some_and(|d| d == "saas");
     if saas && map.get("ROTOR_LICENSE").is_none_or(|l| l.is_empty()) {

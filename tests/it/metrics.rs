@@ -1,4 +1,4 @@
-//! `/metrics` follows deletions (DESIGN §12): the series of a deleted model or credential
+//! `/metrics` follows deletions (see SECURITY.md): the series of a deleted model or credential
 //! leave within seconds when the deletion goes through this server (every replica sweeps
 //! within a minute), while the series of live ones keep their values — through cache
 //! invalidations too. Only the test's own workspace is looked at.

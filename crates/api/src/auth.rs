@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// How long a session JWT lives.
 pub const TOKEN_TTL_SECS: i64 = 3600;
 
-/// Most hashes that wait for a core; beyond, logins answer 503 `busy` at once (DESIGN §12).
+/// Most hashes that wait for a core; beyond, logins answer 503 `busy` at once (see SECURITY.md).
 pub const MAX_QUEUED: usize = 64;
 
 /// Hashes and verifies passwords on the blocking pool, bounded to the number of cores so a

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::sync::RwLock;
 use utoipa::ToSchema;
 
-/// The feature a license must list for `ROTOR_DEPLOYMENT=saas` (DESIGN §12); it grants no
+/// The feature a license must list for `ROTOR_DEPLOYMENT=saas` (see SECURITY.md); it grants no
 /// workspace feature by itself.
 pub const SAAS: &str = "saas";
 

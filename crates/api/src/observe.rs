@@ -2,7 +2,7 @@
 //! it is unset). Global metrics (`rotor_build_info`, fallbacks, unreadable credentials) live in
 //! the `metrics` recorder; the per-(workspace, model, credential) series live in the server's
 //! own [`rotor_dispatch::series::Registry`], which a sweep keeps free of deleted models,
-//! credentials and workspaces (DESIGN §12: gone from `/metrics` within 10 minutes).
+//! credentials and workspaces (gone from `/metrics` within 10 minutes, see SECURITY.md).
 
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
@@ -45,14 +45,10 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
 /// Prometheus text exposition.
 pub async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Response {
     let allowed = match &state.config().metrics_token {
-        Some(token) => req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
+        Some(token) => crate::extract::bearer(req.headers())
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())),
         // A loopback peer that forwards for someone (a local reverse proxy) does not make
-        // the world loopback (DESIGN §12).
+        // the world loopback (see SECURITY.md).
         None => {
             req.extensions()
                 .get::<ConnectInfo<SocketAddr>>()

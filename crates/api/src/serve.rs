@@ -1,4 +1,4 @@
-//! The accept loop, with the limits a public listener needs (DESIGN §12): request headers must
+//! The accept loop, with the limits a public listener needs: request headers must
 //! arrive within [`HEADER_TIMEOUT`] (slowloris), at most `ROTOR_MAX_CONNECTIONS` connections
 //! are open at once (further ones wait in the kernel's backlog), and on shutdown the listener
 //! closes while open connections finish their requests.

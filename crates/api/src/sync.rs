@@ -42,7 +42,7 @@ fn decode(payload: &str) -> Option<(Uuid, Change)> {
 const NOTIFY_RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// Applies a committed change here and tells the other replicas. Called by the code that
-/// commits a write, after the commit, never inferred from a request's URL (DESIGN §12).
+/// commits a write, after the commit, never inferred from a request's URL (see SECURITY.md).
 pub async fn publish(state: &AppState, change: Change) {
     apply(state, change).await;
     let payload = encode(state.instance(), change);

@@ -1,7 +1,7 @@
 //! Login throttling: attempts counted per email, per client address and per user (password
 //! changes) over a sliding 15-minute window. A slot is taken *before* the password is verified,
 //! in one step with the check, so a burst of concurrent guesses cannot all pass the check before
-//! any failure is counted (DESIGN §12). A successful attempt gives its slot back.
+//! any failure is counted (see SECURITY.md). A successful attempt gives its slot back.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;

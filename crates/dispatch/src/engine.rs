@@ -28,7 +28,7 @@ pub struct Settings {
     pub request_deadline: Duration,
     /// Longest silence between two stream chunks.
     pub stream_idle_timeout: Duration,
-    /// Largest upstream answer held in memory; streams are cut there (DESIGN §12).
+    /// Largest upstream answer held in memory; streams are cut there (see SECURITY.md).
     pub max_body: usize,
 }
 

@@ -7,7 +7,7 @@
 //! allowed.
 //!
 //! An IPv6 address that embeds an IPv4 address (mapped, translated, compatible, NAT64, 6to4)
-//! is judged as that IPv4 address by every rule (DESIGN §12), so no list entry such as
+//! is judged as that IPv4 address by every rule (see SECURITY.md), so no list entry such as
 //! `::/0` can admit an embedded metadata or private address; a `deny` entry also matches the
 //! IPv6 form as written.
 
@@ -319,7 +319,7 @@ mod tests {
             ip("fd00:ec2::23"),
             ip("::"),
             ip("ff02::1"),
-            // The examples DESIGN §12 names, spelled as people write them.
+            // The examples the security review named, spelled as people write them.
             ip("64:ff9b::a9fe:a9fe"),
             ip("64:ff9b::169.254.169.254"),
             ip("2002:a9fe:a9fe::1"),

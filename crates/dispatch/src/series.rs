@@ -1,6 +1,6 @@
 //! The per-(workspace, model, credential) series of `/metrics`, kept here rather than in the
 //! `metrics` recorder. Series of deleted models, credentials and workspaces must leave
-//! `/metrics` (DESIGN §12), and the Prometheus exporter cannot delete a series: its idle timeout
+//! `/metrics` (see SECURITY.md), and the Prometheus exporter cannot delete a series: its idle timeout
 //! would drop series of live but quiet models, and orphan the handles routes hold (increments
 //! made after it fired would be lost). So a series here is plain atomics behind an `Arc` —
 //! the hot path allocates nothing and does no label work — and it stays in the [`Registry`]

@@ -347,7 +347,7 @@ pub fn merge(
             }
         };
         // The effective URL is what a call would use: a cleared field falls back to the
-        // default, which is a new host for the stored secret just the same (DESIGN §12).
+        // default, which is a new host for the stored secret just the same (see SECURITY.md).
         let effective = |v: &Option<String>| v.clone().or_else(|| spec.default.map(str::to_owned));
         if spec.is_url
             && patch.contains_key(spec.name)

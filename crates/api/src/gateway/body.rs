@@ -1,7 +1,7 @@
 //! The gateway body read as a top-level scan: each top-level value is kept as the raw slice of
 //! the request (`RawValue`, validated but never turned into a tree), `model` and `stream` are
 //! read, and the body is written back with `model` rewritten. A 32 MiB body of numbers costs
-//! about twice its size instead of a JSON tree ten times larger (DESIGN §12).
+//! about twice its size instead of a JSON tree ten times larger (see SECURITY.md).
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;

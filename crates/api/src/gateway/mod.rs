@@ -123,13 +123,7 @@ const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
 
 /// The API key of a gateway request, checked against the in-memory table (no query).
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<KeyInfo>, GatewayError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .ok_or_else(GatewayError::invalid_key)?;
+    let token = crate::extract::bearer(headers).ok_or_else(GatewayError::invalid_key)?;
     let key = match state.gateway().key(&crate::auth::sha256(token)) {
         KeyLookup::Live(key) => key,
         KeyLookup::Unknown => return Err(GatewayError::invalid_key()),
