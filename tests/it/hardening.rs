@@ -670,6 +670,21 @@ async fn saas_mode_needs_a_saas_license() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains("ROTOR_DEPLOYMENT"), "{stderr}");
     }
+    // None of the refused licenses was stored, so the right one starts the instance.
+    let db = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM licenses")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    let mut vars: Vec<(&str, String)> = base
+        .iter()
+        .filter(|(k, _)| *k != "ROTOR_LISTEN")
+        .cloned()
+        .collect();
+    vars.push(("ROTOR_LICENSE", saas_license()));
+    let mut rotor = RotorProcess::start(&vars).await;
+    assert!(rotor.terminate().success());
 }
 
 #[tokio::test]
@@ -701,6 +716,19 @@ async fn a_saas_license_alone_grants_no_load_balancing() {
     .await
     .assert(200);
     assert_eq!(feature(&saas, &customer).await, true);
+    // A license without `saas` would leave the instance unable to start: refused.
+    let before = saas.get("/api/v1/admin/license", &admin.token).await.body;
+    saas.put(
+        "/api/v1/admin/license",
+        &admin.token,
+        json!({"license": lb_license()}),
+    )
+    .await
+    .assert_error(422, "license_not_saas");
+    assert_eq!(
+        saas.get("/api/v1/admin/license", &admin.token).await.body,
+        before
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(feature(&saas, &customer).await, false);
 }

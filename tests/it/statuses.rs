@@ -827,6 +827,10 @@ fn live_cases() -> Vec<Case<Fx>> {
             f.by(&f.admin, "PUT", LICENSE)
                 .json(json!({"license": "not.a.license"}))
         }),
+        live("PUT", LICENSE, 422, "license_not_saas", |f| {
+            f.saas_admin("PUT", LICENSE)
+                .json(json!({"license": lb_license()}))
+        }),
         live("PUT", LICENSE, 422, "validation_failed", |f| {
             f.by(&f.admin, "PUT", LICENSE).json(json!({"license": 5}))
         }),

@@ -263,6 +263,13 @@ impl LicenseState {
     }
 }
 
+/// Whether `token` is a valid license that does not list `saas`: in saas mode such a license
+/// is refused rather than installed, since once active it would stop the instance from
+/// starting again.
+pub fn lacks_saas(verifier: &Verifier, token: &str) -> bool {
+    matches!(verifier.verify(token, Utc::now()), Verdict::Valid(c) if !c.features.iter().any(|f| f == SAAS))
+}
+
 /// Reads `ROTOR_LICENSE`: a token, or the path of a file holding one.
 pub fn read_setting(value: &str) -> String {
     let path = std::path::Path::new(value);

@@ -70,15 +70,25 @@ impl Application {
         };
         let upstream = Upstream::new(policy).context("cannot build the upstream HTTP client")?;
         let passwords = Passwords::new().await?;
-        let license = crate::license::load(&db, config.license.as_deref()).await?;
-        if config.deployment == crate::config::Deployment::Saas
-            && !license.grants(crate::license::SAAS, chrono::Utc::now())
-        {
-            anyhow::bail!(
+        let saas = config.deployment == crate::config::Deployment::Saas;
+        // A license that cannot run saas mode is refused before it is installed: once stored
+        // as the newest, it would stay the active one and keep the instance from starting.
+        let unfit = config.license.as_deref().is_some_and(|v| {
+            crate::license::Verifier::trusted()
+                .is_ok_and(|t| crate::license::lacks_saas(&t, &crate::license::read_setting(v)))
+        });
+        let license = if saas && unfit {
+            None
+        } else {
+            Some(crate::license::load(&db, config.license.as_deref()).await?)
+        };
+        let license = match license {
+            Some(l) if !saas || l.grants(crate::license::SAAS, chrono::Utc::now()) => l,
+            _ => anyhow::bail!(
                 "ROTOR_DEPLOYMENT=saas needs a valid license whose features include `saas` \
                  (set ROTOR_LICENSE, or install one while running self-hosted); refusing to start"
-            );
-        }
+            ),
+        };
         let jwt = Jwt::new(&secret);
         let settings = Settings {
             upstream_timeout: config.upstream_timeout,

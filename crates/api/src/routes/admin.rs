@@ -118,7 +118,7 @@ pub async fn license_status(
     (status = 403, body = ErrorBody, description = "forbidden"),
     (status = 413, body = ErrorBody, description = "payload_too_large"),
     (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "license_expired, license_invalid or validation_failed"),
+    (status = 422, body = ErrorBody, description = "license_expired, license_invalid, license_not_saas (saas mode) or validation_failed"),
     (status = 503, body = ErrorBody, description = "database_unavailable"),
 ))]
 pub async fn install_license(
@@ -126,6 +126,16 @@ pub async fn install_license(
     InstanceAdmin(admin): InstanceAdmin,
     ApiJson(body): ApiJson<LicenseInstall>,
 ) -> ApiResult<Json<LicenseStatus>> {
+    // Installed, it would be the active license, without which saas mode cannot run.
+    if state.config().deployment == Deployment::Saas
+        && crate::license::lacks_saas(state.license().verifier(), &body.license)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "license_not_saas",
+            "this instance runs in saas mode and the license does not list `saas`; nothing was changed",
+        ));
+    }
     match crate::license::install(state.db(), state.license(), &body.license, Some(admin.id))
         .await?
     {
