@@ -6,7 +6,7 @@
 use crate::client::{CallError, Upstream};
 use crate::clock::Clock;
 use crate::cooldown::{self, Reason, TRANSIENT};
-use crate::series::{Registry, Series};
+use crate::series::{AnswerClass, Registry, Series};
 use crate::state::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
 use crate::target::{ProviderKind, Target};
 use bytes::Bytes;
@@ -214,7 +214,7 @@ impl EntryMetrics {
     }
 
     /// Counts a client request answered with `outcome`.
-    pub fn request(&self, outcome: &str) {
+    pub fn request(&self, outcome: AnswerClass) {
         self.series.request(outcome);
     }
 
@@ -223,7 +223,7 @@ impl EntryMetrics {
         self.route.overhead(seconds);
     }
 
-    fn attempt(&self, outcome: &str) {
+    fn attempt(&self, outcome: AnswerClass) {
         self.series.attempt(outcome);
     }
 
@@ -241,13 +241,8 @@ impl EntryMetrics {
 }
 
 /// The `outcome` label of an upstream answer with `status`.
-pub fn outcome_label(status: u16) -> &'static str {
-    match status {
-        200..=399 => "ok",
-        429 => "rate_limited",
-        400..=499 => "client_error",
-        _ => "upstream_error",
-    }
+pub fn outcome_label(status: u16) -> AnswerClass {
+    AnswerClass::of_status(status)
 }
 
 impl<S: StateBackend> Engine<S> {
@@ -393,7 +388,7 @@ impl<S: StateBackend> Engine<S> {
             }
             let url = Self::url(&entry.target, call.endpoint, &route.upstream_model);
             if self.upstream.check_url(&url).is_err() {
-                entry.metrics.attempt("blocked");
+                entry.metrics.attempt(AnswerClass::Blocked);
                 last = Some(Last::Blocked);
                 continue;
             }
@@ -414,7 +409,7 @@ impl<S: StateBackend> Engine<S> {
             entry.metrics.latency(waited);
             let response = match sent {
                 Err(_) => {
-                    entry.metrics.attempt("timeout");
+                    entry.metrics.attempt(AnswerClass::Timeout);
                     self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                         .await;
                     last = Some(Last::Timeout);
@@ -423,9 +418,9 @@ impl<S: StateBackend> Engine<S> {
                 Ok(Err(e)) => {
                     let kind = Upstream::classify(&e);
                     let (label, next) = match kind {
-                        CallError::BlockedAddress => ("blocked", Last::Blocked),
-                        CallError::Timeout => ("timeout", Last::Timeout),
-                        CallError::Unreachable => ("upstream_error", Last::Unavailable),
+                        CallError::BlockedAddress => (AnswerClass::Blocked, Last::Blocked),
+                        CallError::Timeout => (AnswerClass::Timeout, Last::Timeout),
+                        CallError::Unreachable => (AnswerClass::UpstreamError, Last::Unavailable),
                     };
                     entry.metrics.attempt(label);
                     match kind {
@@ -439,7 +434,7 @@ impl<S: StateBackend> Engine<S> {
                                 .await
                         }
                     }
-                    tracing::warn!(credential_id = %credential, outcome = label, "upstream call failed");
+                    tracing::warn!(credential_id = %credential, outcome = label.as_str(), "upstream call failed");
                     last = Some(next);
                     continue;
                 }
@@ -485,7 +480,7 @@ impl<S: StateBackend> Engine<S> {
                     Ok(Ok(b)) => b,
                     Ok(Err(Bounded::TooLarge)) => {
                         upstream_time += t1.elapsed();
-                        entry.metrics.attempt("upstream_error");
+                        entry.metrics.attempt(AnswerClass::UpstreamError);
                         tracing::warn!(credential_id = %credential, limit = self.settings.max_body, "upstream answer too large; not relayed");
                         return Outcome {
                             result: Err(Failure::TooLarge),

@@ -14,14 +14,70 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
-/// Outcome labels (the answer's class), in the order of a series' outcome counters.
-pub const OUTCOMES: [&str; 6] = [
-    "ok",
-    "client_error",
-    "rate_limited",
-    "upstream_error",
-    "timeout",
-    "blocked",
+/// The `outcome` label: the class of an answer. A closed set, so a label can never be
+/// misspelt into a series nobody reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerClass {
+    /// 2xx/3xx.
+    Ok,
+    /// A 4xx that is the caller's to see.
+    ClientError,
+    /// 429, or every credential cooling down.
+    RateLimited,
+    /// 5xx, an unreachable provider, a rejected or unreadable credential.
+    UpstreamError,
+    /// No answer in time.
+    Timeout,
+    /// The address policy refused the provider.
+    Blocked,
+}
+
+impl AnswerClass {
+    /// Every outcome, in the order of a series' outcome counters.
+    pub const ALL: [AnswerClass; 6] = [
+        AnswerClass::Ok,
+        AnswerClass::ClientError,
+        AnswerClass::RateLimited,
+        AnswerClass::UpstreamError,
+        AnswerClass::Timeout,
+        AnswerClass::Blocked,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AnswerClass::Ok => "ok",
+            AnswerClass::ClientError => "client_error",
+            AnswerClass::RateLimited => "rate_limited",
+            AnswerClass::UpstreamError => "upstream_error",
+            AnswerClass::Timeout => "timeout",
+            AnswerClass::Blocked => "blocked",
+        }
+    }
+
+    /// The class of an upstream answer with `status`.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=399 => AnswerClass::Ok,
+            429 => AnswerClass::RateLimited,
+            400..=499 => AnswerClass::ClientError,
+            _ => AnswerClass::UpstreamError,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// AnswerClass label values, in the order of [`AnswerClass::ALL`].
+const OUTCOME_LABELS: [&str; 6] = [
+    AnswerClass::ALL[0].as_str(),
+    AnswerClass::ALL[1].as_str(),
+    AnswerClass::ALL[2].as_str(),
+    AnswerClass::ALL[3].as_str(),
+    AnswerClass::ALL[4].as_str(),
+    AnswerClass::ALL[5].as_str(),
 ];
 
 /// Cooldown reasons, in the order of a series' cooldown counters.
@@ -125,11 +181,6 @@ pub struct Series {
     overhead: Histogram,
 }
 
-fn outcome_index(outcome: &str) -> usize {
-    // An unknown label counts as an upstream error rather than being lost.
-    OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(3)
-}
-
 impl Series {
     fn new(key: Key, generation: u64) -> Self {
         let mut labels = String::from("workspace_id=\"");
@@ -164,13 +215,13 @@ impl Series {
     }
 
     /// Counts a client request answered with `outcome`.
-    pub fn request(&self, outcome: &str) {
-        self.requests[outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+    pub fn request(&self, outcome: AnswerClass) {
+        self.requests[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a call to the provider answered with `outcome`.
-    pub fn attempt(&self, outcome: &str) {
-        self.attempts[outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+    pub fn attempt(&self, outcome: AnswerClass) {
+        self.attempts[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a cooldown started for `reason`.
@@ -368,7 +419,7 @@ impl Registry {
                 "rotor_requests_total",
                 &s.labels,
                 "outcome",
-                &OUTCOMES,
+                &OUTCOME_LABELS,
                 &s.requests,
             );
         }
@@ -385,7 +436,7 @@ impl Registry {
                     "rotor_upstream_attempts_total",
                     &s.labels,
                     "outcome",
-                    &OUTCOMES,
+                    &OUTCOME_LABELS,
                     &s.attempts,
                 );
             }
@@ -491,10 +542,10 @@ mod tests {
         let r = Registry::default();
         let (ws, c) = (Uuid::new_v4(), Uuid::new_v4());
         let s = r.series(ws, "gpt", Some(c));
-        s.request("ok");
-        s.request("ok");
-        s.request("no-such-outcome");
-        s.attempt("rate_limited");
+        s.request(AnswerClass::Ok);
+        s.request(AnswerClass::Ok);
+        s.request(AnswerClass::UpstreamError);
+        s.attempt(AnswerClass::RateLimited);
         s.cooldown(Reason::RateLimited);
         s.tokens(5, 7);
         let text = rendered(&r);
@@ -563,7 +614,7 @@ mod tests {
         let r = Registry::default();
         let ws = Uuid::new_v4();
         let s = r.series(ws, "gpt", None);
-        s.request("rate_limited");
+        s.request(AnswerClass::RateLimited);
         s.overhead(0.0002);
         let text = rendered(&r);
         let model = format!("workspace_id=\"{ws}\",model=\"gpt\"");
@@ -582,7 +633,7 @@ mod tests {
     fn label_values_are_escaped() {
         let r = Registry::default();
         let ws = Uuid::new_v4();
-        r.series(ws, "a\\b\"c\nd", None).request("ok");
+        r.series(ws, "a\\b\"c\nd", None).request(AnswerClass::Ok);
         let text = rendered(&r);
         assert!(
             text.contains(r#"model="a\\b\"c\nd",credential_id="""#),
@@ -599,10 +650,10 @@ mod tests {
         let r = Registry::default();
         let (ws, c) = (Uuid::new_v4(), Uuid::new_v4());
         let a = r.series(ws, "gpt", Some(c));
-        a.request("ok");
+        a.request(AnswerClass::Ok);
         drop(a); // the route is dropped from a cache: the series stays
         let b = r.series(ws, "gpt", Some(c));
-        b.request("ok");
+        b.request(AnswerClass::Ok);
         assert_eq!(b.requests[0].load(Ordering::Relaxed), 2);
         assert!(!Arc::ptr_eq(&b, &r.series(ws, "gpt", None)));
         assert!(!Arc::ptr_eq(&b, &r.series(ws, "other", Some(c))));
@@ -615,7 +666,7 @@ mod tests {
         let (ws, other) = (Uuid::new_v4(), Uuid::new_v4());
         let (c1, c2) = (Uuid::new_v4(), Uuid::new_v4());
         let kept = r.series(ws, "kept", Some(c1));
-        kept.request("ok");
+        kept.request(AnswerClass::Ok);
         r.series(ws, "kept", None);
         r.series(ws, "kept", Some(c2)); // c2 deleted
         r.series(ws, "gone", Some(c1)); // model deleted

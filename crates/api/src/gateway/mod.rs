@@ -15,6 +15,7 @@ use axum::Json;
 use bytes::Bytes;
 use cache::{CachedRoute, KeyInfo, KeyLookup};
 use rotor_dispatch::engine::{Call, Endpoint, Failure, RelayBody};
+use rotor_dispatch::series::AnswerClass;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -317,7 +318,7 @@ async fn proxy_inner(
                         format!("every credential of `{}` is cooling down after rate limits; retry in {retry_after_s} s", route.model),
                     );
                     e.retry_after = Some(retry_after_s);
-                    (e, "rate_limited")
+                    (e, AnswerClass::RateLimited)
                 }
                 Failure::CredentialRejected { credential_id } => (
                     GatewayError::new(
@@ -325,21 +326,21 @@ async fn proxy_inner(
                         "upstream_credential_rejected",
                         format!("the provider rejected credential {credential_id}; an admin must replace it"),
                     ),
-                    "upstream_error",
+                    AnswerClass::UpstreamError,
                 ),
-                Failure::Timeout => (GatewayError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the provider did not answer in time"), "timeout"),
-                Failure::Unavailable => (GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", "the provider could not be reached"), "upstream_error"),
+                Failure::Timeout => (GatewayError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the provider did not answer in time"), AnswerClass::Timeout),
+                Failure::Unavailable => (GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", "the provider could not be reached"), AnswerClass::UpstreamError),
                 Failure::Blocked => (
                     GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_address_blocked", "the provider's address is refused by this instance's upstream policy"),
-                    "blocked",
+                    AnswerClass::Blocked,
                 ),
                 Failure::TooLarge => (
                     GatewayError::new(StatusCode::BAD_GATEWAY, "upstream_response_too_large", "the provider's answer exceeds this instance's ROTOR_UPSTREAM_MAX_BODY"),
-                    "upstream_error",
+                    AnswerClass::UpstreamError,
                 ),
                 Failure::Unreadable => (
                     GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable", "no credential of this model can be decrypted"),
-                    "upstream_error",
+                    AnswerClass::UpstreamError,
                 ),
             };
             route.metrics.request(class);
