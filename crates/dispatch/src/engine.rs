@@ -172,14 +172,6 @@ pub struct Engine<S> {
     settings: Settings,
 }
 
-enum Last {
-    Answer(Relay),
-    Rejected(Uuid),
-    Timeout,
-    Unavailable,
-    Blocked,
-}
-
 /// The series one credential of one route counts into, taken from the server's
 /// [`Registry`] when the route is resolved (so the hot path only adds to atomics, and a route
 /// resolved again counts on where the last one stopped).
@@ -346,7 +338,8 @@ impl<S: StateBackend> Engine<S> {
         };
         let deadline = call.started + self.settings.request_deadline;
         let mut tried: Vec<Uuid> = Vec::new();
-        let mut last: Option<Last> = None;
+        // What the client gets if no later attempt does better: one vocabulary with the result.
+        let mut last: Option<Result<Relay, Failure>> = None;
         let mut attempts = 0u32;
         let mut upstream_time = Duration::ZERO;
 
@@ -383,13 +376,13 @@ impl<S: StateBackend> Engine<S> {
             tried.push(credential);
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                last = Some(Last::Timeout);
+                last = Some(Err(Failure::Timeout));
                 break;
             }
             let url = Self::url(&entry.target, call.endpoint, &route.upstream_model);
             if self.upstream.check_url(&url).is_err() {
                 entry.metrics.attempt(AnswerClass::Blocked);
-                last = Some(Last::Blocked);
+                last = Some(Err(Failure::Blocked));
                 continue;
             }
             attempts += 1;
@@ -412,15 +405,17 @@ impl<S: StateBackend> Engine<S> {
                     entry.metrics.attempt(AnswerClass::Timeout);
                     self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                         .await;
-                    last = Some(Last::Timeout);
+                    last = Some(Err(Failure::Timeout));
                     continue;
                 }
                 Ok(Err(e)) => {
                     let kind = Upstream::classify(&e);
                     let (label, next) = match kind {
-                        CallError::BlockedAddress => (AnswerClass::Blocked, Last::Blocked),
-                        CallError::Timeout => (AnswerClass::Timeout, Last::Timeout),
-                        CallError::Unreachable => (AnswerClass::UpstreamError, Last::Unavailable),
+                        CallError::BlockedAddress => (AnswerClass::Blocked, Failure::Blocked),
+                        CallError::Timeout => (AnswerClass::Timeout, Failure::Timeout),
+                        CallError::Unreachable => {
+                            (AnswerClass::UpstreamError, Failure::Unavailable)
+                        }
                     };
                     entry.metrics.attempt(label);
                     match kind {
@@ -435,7 +430,7 @@ impl<S: StateBackend> Engine<S> {
                         }
                     }
                     tracing::warn!(credential_id = %credential, outcome = label.as_str(), "upstream call failed");
-                    last = Some(next);
+                    last = Some(Err(next));
                     continue;
                 }
                 Ok(Ok(r)) => r,
@@ -453,9 +448,11 @@ impl<S: StateBackend> Engine<S> {
                 let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
                 upstream_time += t1.elapsed();
                 last = Some(if status == 401 || status == 403 {
-                    Last::Rejected(credential)
+                    Err(Failure::CredentialRejected {
+                        credential_id: credential,
+                    })
                 } else {
-                    Last::Answer(Relay {
+                    Ok(Relay {
                         status,
                         content_type,
                         retry_after,
@@ -492,7 +489,7 @@ impl<S: StateBackend> Engine<S> {
                         upstream_time += t1.elapsed();
                         self.cool(&call, entry, TRANSIENT, Reason::Timeout, None)
                             .await;
-                        last = Some(Last::Timeout);
+                        last = Some(Err(Failure::Timeout));
                         continue;
                     }
                 };
@@ -516,17 +513,8 @@ impl<S: StateBackend> Engine<S> {
             };
         }
 
-        let result = match last {
-            Some(Last::Answer(relay)) => Ok(relay),
-            Some(Last::Rejected(credential_id)) => {
-                Err(Failure::CredentialRejected { credential_id })
-            }
-            Some(Last::Timeout) => Err(Failure::Timeout),
-            Some(Last::Blocked) => Err(Failure::Blocked),
-            Some(Last::Unavailable) | None => Err(Failure::Unavailable),
-        };
         Outcome {
-            result,
+            result: last.unwrap_or(Err(Failure::Unavailable)),
             attempts,
             upstream_time,
         }
