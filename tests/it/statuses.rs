@@ -467,6 +467,8 @@ impl Fx {
             ("ROTOR_UPSTREAM_TIMEOUT", "2"),
             ("ROTOR_GATEWAY_MAX_BODY", "64KiB"),
             ("ROTOR_UPSTREAM_MAX_BODY", "1MiB"),
+            // A refused address on loopback: were the policy wrong, nothing outside is reached.
+            ("ROTOR_UPSTREAM_DENY", "127.0.0.2/32"),
         ];
         let saas_vars = [("ROTOR_DEPLOYMENT", "saas")];
         let limit_vars = [("ROTOR_LICENSE", one_workspace.as_str())];
@@ -530,7 +532,7 @@ impl Fx {
             .compatible_credential(&owner, ws, "unreachable", "sk_x", &closed_port)
             .await;
         let blocked = main
-            .compatible_credential(&owner, ws, "blocked", "sk_x", "http://169.254.169.254/v1")
+            .compatible_credential(&owner, ws, "blocked", "sk_x", "http://127.0.0.2:9/v1")
             .await;
         let model = |name: &'static str, credential: Uuid| {
             let (main, owner) = (&main, &owner);
