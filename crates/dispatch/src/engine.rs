@@ -232,11 +232,6 @@ impl EntryMetrics {
     }
 }
 
-/// The `outcome` label of an upstream answer with `status`.
-pub fn outcome_label(status: u16) -> AnswerClass {
-    AnswerClass::of_status(status)
-}
-
 impl<S: StateBackend> Engine<S> {
     /// A dispatcher.
     pub fn new(
@@ -436,7 +431,7 @@ impl<S: StateBackend> Engine<S> {
                 Ok(Ok(r)) => r,
             };
             let status = response.status().as_u16();
-            entry.metrics.attempt(outcome_label(status));
+            entry.metrics.attempt(AnswerClass::of_status(status));
             let content_type = response.headers().get(CONTENT_TYPE).cloned();
             let retry_after = response.headers().get(RETRY_AFTER).cloned();
             if let Some((duration, reason)) =

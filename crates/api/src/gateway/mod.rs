@@ -280,7 +280,7 @@ async fn proxy_inner(
     let mut response = match outcome.result {
         Ok(relay) => {
             let status = StatusCode::from_u16(relay.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let class = rotor_dispatch::engine::outcome_label(relay.status);
+            let class = AnswerClass::of_status(relay.status);
             relay.metrics.request(class);
             let body = match relay.body {
                 RelayBody::Full(b) => Body::from(b),
