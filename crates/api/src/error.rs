@@ -178,22 +178,27 @@ impl From<rotor_storage::Error> for ApiError {
         use rotor_storage::Error as E;
         match e {
             E::NotFound => ApiError::not_found(),
-            E::Conflict(constraint) => match constraint.as_str() {
-                "users_email_key" => {
-                    ApiError::conflict("email_taken", "an account with this email already exists")
-                }
-                "credentials_name_key" => {
-                    ApiError::conflict("credential_exists", "a credential of this provider already has this name")
-                }
-                "models_name_key" => ApiError::conflict("model_exists", "a model with this name already exists"),
-                "models_credential_fkey" => {
-                    ApiError::conflict("credential_in_use", "the credential is some model's default credential")
-                }
-                "password_changed_concurrently" => {
-                    ApiError::conflict("conflict", "the password was changed concurrently; retry")
-                }
-                _ => ApiError::conflict("conflict", "the request conflicts with the current state"),
-            },
+            E::EmailTaken => {
+                ApiError::conflict("email_taken", "an account with this email already exists")
+            }
+            E::CredentialExists => ApiError::conflict(
+                "credential_exists",
+                "a credential of this provider already has this name",
+            ),
+            E::ModelExists => {
+                ApiError::conflict("model_exists", "a model with this name already exists")
+            }
+            E::UserNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "user_not_found", "no user has this email")
+            }
+            E::AlreadyMember => ApiError::conflict("member_exists", "the user is already a member"),
+            E::PasswordChangedConcurrently => {
+                ApiError::conflict("conflict", "the password was changed concurrently; retry")
+            }
+            E::Conflict(constraint) => {
+                tracing::warn!(%constraint, "write refused by a constraint");
+                ApiError::conflict("conflict", "the request conflicts with the current state")
+            }
             E::LastOwner => {
                 ApiError::conflict("last_owner", "a workspace must keep at least one owner")
             }
@@ -234,7 +239,7 @@ impl From<rotor_storage::Error> for ApiError {
                 "the configuration changed since you read it; reload and retry",
             )
             .with_details(serde_json::json!({ "current_version": current })),
-            E::InUse(models) => ApiError::conflict(
+            E::CredentialInUse(models) => ApiError::conflict(
                 "credential_in_use",
                 "the credential is the default credential of some models; change their default first",
             )

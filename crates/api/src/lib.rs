@@ -11,6 +11,7 @@ pub mod extract;
 pub mod gateway;
 pub mod license;
 pub mod observe;
+pub mod responses;
 pub mod routes;
 pub mod serve;
 pub mod startup;

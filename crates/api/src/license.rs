@@ -359,7 +359,7 @@ pub async fn install(
     db: &sqlx::PgPool,
     state: &LicenseState,
     token: &str,
-    actor: Option<uuid::Uuid>,
+    actor: Option<rotor_storage::UserId>,
 ) -> Result<Result<Claims, Rejected>, rotor_storage::Error> {
     let claims = match state.verifier().verify(token, Utc::now()) {
         Verdict::Valid(c) => c,

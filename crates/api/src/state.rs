@@ -179,7 +179,7 @@ impl AppState {
         if due {
             let db = self.db().clone();
             tokio::spawn(async move {
-                if let Err(e) = rotor_storage::api_keys::touch(&db, id).await {
+                if let Err(e) = rotor_storage::api_keys::touch(&db, id.into()).await {
                     tracing::debug!(error = %e, "could not record API key use");
                 }
             });
@@ -190,7 +190,7 @@ impl AppState {
     /// next gateway request sees the change. If the keys cannot be reloaded, the workspace's
     /// keys are refused and the reload retried until it succeeds (fail closed).
     pub async fn invalidate_workspace(&self, workspace: Uuid) {
-        match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
+        match rotor_storage::api_keys::live_for_workspace(self.db(), workspace.into()).await {
             Ok(keys) => self.gateway().invalidate_workspace(workspace, Some(keys)),
             Err(e) => {
                 tracing::warn!(error = %e, workspace_id = %workspace, "could not reload API keys after a change: refusing them until a reload succeeds");
@@ -206,7 +206,7 @@ impl AppState {
     async fn reload_until_fresh(&self, workspace: Uuid) {
         loop {
             tokio::time::sleep(RELOAD_RETRY).await;
-            match rotor_storage::api_keys::live_for_workspace(self.db(), workspace).await {
+            match rotor_storage::api_keys::live_for_workspace(self.db(), workspace.into()).await {
                 Ok(keys) => {
                     self.gateway().invalidate_workspace(workspace, Some(keys));
                     tracing::info!(workspace_id = %workspace, "API keys reloaded");
@@ -242,9 +242,10 @@ impl AppState {
     }
 
     /// A write to `workspace` committed: applied here now, and on every replica within 1 s.
-    pub async fn committed(&self, workspace: Uuid) {
+    pub async fn committed(&self, workspace: rotor_storage::WorkspaceId) {
         // Applying it also sweeps the workspace's dead metric series (sync::apply).
-        crate::sync::publish(self, crate::sync::Change::Workspace(workspace)).await;
+        let change = crate::sync::Change::Workspace(workspace.uuid());
+        crate::sync::publish(self, change).await;
     }
 
     /// Applies an instance-wide change (license): every route is dropped.

@@ -1,16 +1,16 @@
 //! Workspace API keys: stored as SHA-256 hashes with a display prefix, never in clear.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::page::{Page, Paged};
 use crate::types::ApiKey;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: Uuid,
+    id: ApiKeyId,
     name: String,
     prefix: String,
     allowed_models: Option<Vec<String>>,
@@ -53,12 +53,12 @@ pub struct NewApiKey<'a> {
 /// Stores a new key and records `api_key.created`.
 pub async fn create(
     pool: &PgPool,
-    workspace_id: Uuid,
-    actor: Uuid,
+    workspace_id: WorkspaceId,
+    actor: UserId,
     key: NewApiKey<'_>,
 ) -> Result<ApiKey> {
     let mut tx = pool.begin().await?;
-    let id = Uuid::new_v4();
+    let id = ApiKeyId::new();
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, allowed_models, expires_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
@@ -90,7 +90,7 @@ pub async fn create(
 }
 
 /// A workspace's keys, oldest first.
-pub async fn list(pool: &PgPool, workspace_id: Uuid, page: Page) -> Result<Paged<ApiKey>> {
+pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Result<Paged<ApiKey>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
@@ -106,7 +106,12 @@ pub async fn list(pool: &PgPool, workspace_id: Uuid, page: Page) -> Result<Paged
 }
 
 /// Deletes (revokes) a key of this workspace and records `api_key.revoked`.
-pub async fn delete(pool: &PgPool, workspace_id: Uuid, actor: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    id: ApiKeyId,
+    actor: UserId,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
     let row: Option<(String, String)> = sqlx::query_as(
         "DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2 RETURNING name, prefix",
@@ -130,9 +135,9 @@ pub async fn delete(pool: &PgPool, workspace_id: Uuid, actor: Uuid, id: Uuid) ->
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveKey {
     /// Key id.
-    pub id: Uuid,
+    pub id: ApiKeyId,
     /// Its workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// SHA-256 of the key.
     pub key_hash: Vec<u8>,
     /// Allowed model names (`None`: all).
@@ -149,7 +154,7 @@ pub async fn all_live(pool: &PgPool) -> Result<Vec<LiveKey>> {
 }
 
 /// Every key of one workspace (to refresh the table after a change).
-pub async fn live_for_workspace(pool: &PgPool, workspace_id: Uuid) -> Result<Vec<LiveKey>> {
+pub async fn live_for_workspace(pool: &PgPool, workspace_id: WorkspaceId) -> Result<Vec<LiveKey>> {
     Ok(sqlx::query_as(&format!("{LIVE} WHERE workspace_id = $1"))
         .bind(workspace_id)
         .fetch_all(pool)
@@ -157,7 +162,7 @@ pub async fn live_for_workspace(pool: &PgPool, workspace_id: Uuid) -> Result<Vec
 }
 
 /// Records that the gateway accepted a key (callers limit this to once a minute per key).
-pub async fn touch(pool: &PgPool, id: Uuid) -> Result<()> {
+pub async fn touch(pool: &PgPool, id: ApiKeyId) -> Result<()> {
     sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
         .bind(id)
         .execute(pool)

@@ -1,5 +1,6 @@
 //! The audit log: every write records who did what, inside the write's own transaction.
 
+use crate::ids::*;
 use crate::page::{Page, Paged};
 use crate::types::AuditEvent;
 use crate::Result;
@@ -11,11 +12,11 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
     /// The workspace the change belongs to.
-    pub workspace_id: Option<Uuid>,
+    pub workspace_id: Option<WorkspaceId>,
     /// Whether instance administrators see it in the instance log.
     pub instance_level: bool,
     /// The user who made the change.
-    pub actor: Option<Uuid>,
+    pub actor: Option<UserId>,
     /// `resource.verb`.
     pub action: &'a str,
     /// The kind of target.
@@ -29,11 +30,11 @@ pub struct NewEvent<'a> {
 impl<'a> NewEvent<'a> {
     /// An event in a workspace's log.
     pub fn workspace(
-        workspace_id: Uuid,
-        actor: Uuid,
+        workspace_id: WorkspaceId,
+        actor: UserId,
         action: &'a str,
         target_type: &'a str,
-        target_id: Uuid,
+        target_id: impl Into<Uuid>,
     ) -> Self {
         Self {
             workspace_id: Some(workspace_id),
@@ -41,7 +42,7 @@ impl<'a> NewEvent<'a> {
             actor: Some(actor),
             action,
             target_type,
-            target_id: Some(target_id),
+            target_id: Some(target_id.into()),
             details: serde_json::Value::Object(Default::default()),
         }
     }
@@ -81,8 +82,8 @@ pub async fn record(conn: &mut PgConnection, event: NewEvent<'_>) -> Result<()> 
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: Uuid,
-    actor_user_id: Option<Uuid>,
+    id: EventId,
+    actor_user_id: Option<UserId>,
     action: String,
     target_type: String,
     target_id: Option<Uuid>,
@@ -107,7 +108,7 @@ impl From<Row> for AuditEvent {
 /// A workspace's events, newest first.
 pub async fn list_workspace(
     pool: &PgPool,
-    workspace_id: Uuid,
+    workspace_id: WorkspaceId,
     page: Page,
 ) -> Result<Paged<AuditEvent>> {
     let rows: Vec<Row> = sqlx::query_as(

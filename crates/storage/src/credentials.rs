@@ -3,6 +3,7 @@
 
 use crate::audit::{self, NewEvent};
 use crate::crypto::{DataKey, Keyring, Secret};
+use crate::ids::*;
 use crate::page::{Keyed, Page, Paged};
 use crate::providers::{self, MergeError, SplitConfig};
 use crate::{Error, Result};
@@ -17,9 +18,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct Credential {
     /// Credential id.
-    pub id: Uuid,
+    pub id: CredentialId,
     /// Owning workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Provider id.
     pub provider: String,
     /// Name, unique per provider in the workspace.
@@ -36,7 +37,7 @@ pub struct Credential {
 
 impl Keyed for Credential {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
@@ -64,8 +65,8 @@ impl Credential {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: Uuid,
-    workspace_id: Uuid,
+    id: CredentialId,
+    workspace_id: WorkspaceId,
     provider: String,
     name: String,
     config: Value,
@@ -80,7 +81,7 @@ const COLUMNS: &str = "id, workspace_id, provider, name, config, secrets, create
 pub async fn data_key(
     conn: &mut PgConnection,
     keyring: &Keyring,
-    workspace: Uuid,
+    workspace: WorkspaceId,
     create: bool,
 ) -> Result<Option<DataKey>> {
     let row: Option<(String, Vec<u8>)> =
@@ -89,7 +90,7 @@ pub async fn data_key(
             .fetch_optional(&mut *conn)
             .await?;
     if let Some((key_id, wrapped)) = row {
-        return keyring.unwrap(workspace, &wrapped, &key_id).map(Some).map_err(|e| {
+        return keyring.unwrap(workspace.uuid(), &wrapped, &key_id).map(Some).map_err(|e| {
             tracing::error!(workspace_id = %workspace, error = %e, "workspace data key cannot be unwrapped");
             Error::Unreadable
         });
@@ -97,7 +98,7 @@ pub async fn data_key(
     if !create {
         return Ok(None);
     }
-    let (key, wrapped, key_id) = keyring.new_data_key(workspace);
+    let (key, wrapped, key_id) = keyring.new_data_key(workspace.uuid());
     let inserted = sqlx::query(
         "INSERT INTO workspace_keys (workspace_id, key_id, wrapped_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -113,7 +114,11 @@ pub async fn data_key(
     Box::pin(data_key(conn, keyring, workspace, false)).await
 }
 
-fn encrypt_all(key: &DataKey, credential: Uuid, secrets: &BTreeMap<String, Secret>) -> Value {
+fn encrypt_all(
+    key: &DataKey,
+    credential: CredentialId,
+    secrets: &BTreeMap<String, Secret>,
+) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     Value::Object(
         secrets
@@ -121,7 +126,7 @@ fn encrypt_all(key: &DataKey, credential: Uuid, secrets: &BTreeMap<String, Secre
             .map(|(field, s)| {
                 (
                     field.clone(),
-                    Value::String(b64.encode(key.encrypt(credential, field, s))),
+                    Value::String(b64.encode(key.encrypt(credential.uuid(), field, s))),
                 )
             })
             .collect(),
@@ -143,7 +148,7 @@ fn decrypt_all(
     map.iter()
         .map(|(field, v)| {
             let sealed = v.as_str().and_then(|s| b64.decode(s).ok()).ok_or(())?;
-            key.decrypt(row.id, field, &sealed)
+            key.decrypt(row.id.uuid(), field, &sealed)
                 .map(|s| (field.clone(), s))
                 .map_err(|_| ())
         })
@@ -176,8 +181,8 @@ fn to_credential(row: Row, key: Option<&DataKey>) -> Credential {
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
-    workspace: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    actor: UserId,
     provider: &str,
     name: &str,
     config: SplitConfig,
@@ -186,7 +191,7 @@ pub async fn create(
     let key = data_key(&mut tx, keyring, workspace, true)
         .await?
         .ok_or(Error::Unreadable)?;
-    let id = Uuid::new_v4();
+    let id = CredentialId::new();
     let secrets = encrypt_all(&key, id, &config.secrets);
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO credentials (id, workspace_id, provider, name, config, secrets) \
@@ -215,7 +220,7 @@ pub async fn create(
 pub async fn list(
     pool: &PgPool,
     keyring: &Keyring,
-    workspace: Uuid,
+    workspace: WorkspaceId,
     page: Page,
 ) -> Result<Paged<Credential>> {
     let mut conn = pool.acquire().await?;
@@ -248,8 +253,8 @@ pub async fn list(
 async fn load(
     conn: &mut PgConnection,
     keyring: &Keyring,
-    workspace: Uuid,
-    id: Uuid,
+    workspace: WorkspaceId,
+    id: CredentialId,
     lock: bool,
 ) -> Result<Credential> {
     let row: Option<Row> = sqlx::query_as(&format!(
@@ -272,8 +277,8 @@ async fn load(
 pub async fn get(
     pool: &PgPool,
     keyring: &Keyring,
-    workspace: Uuid,
-    id: Uuid,
+    workspace: WorkspaceId,
+    id: CredentialId,
 ) -> Result<Credential> {
     let mut conn = pool.acquire().await?;
     load(&mut conn, keyring, workspace, id, false).await
@@ -292,9 +297,9 @@ pub struct CredentialPatch<'a> {
 pub async fn update(
     pool: &PgPool,
     keyring: &Keyring,
-    workspace: Uuid,
-    id: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    id: CredentialId,
+    actor: UserId,
     patch: CredentialPatch<'_>,
 ) -> Result<Credential> {
     let mut tx = pool.begin().await?;
@@ -387,8 +392,13 @@ pub async fn update(
     Ok(to_credential(row, Some(&key)))
 }
 
-/// Deletes a credential unless a model uses it as its default ([`Error::InUse`] names them).
-pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Result<()> {
+/// Deletes a credential unless a model uses it as its default ([`Error::CredentialInUse`] names them).
+pub async fn delete(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: CredentialId,
+    actor: UserId,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT provider, name FROM credentials WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
@@ -406,7 +416,7 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
     .fetch_all(&mut *tx)
     .await?;
     if !models.is_empty() {
-        return Err(Error::InUse(models));
+        return Err(Error::CredentialInUse(models));
     }
     crate::load_balancing::remove_credential(&mut tx, workspace, id, actor).await?;
     sqlx::query("DELETE FROM credentials WHERE workspace_id = $1 AND id = $2")
@@ -460,7 +470,7 @@ pub async fn rewrap_all(pool: &PgPool, keyring: &Keyring) -> Result<u64> {
 }
 
 /// 404 unless the credential exists in the workspace.
-pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<()> {
+pub async fn ensure_exists(pool: &PgPool, workspace: WorkspaceId, id: CredentialId) -> Result<()> {
     let found: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM credentials WHERE workspace_id = $1 AND id = $2)",
     )

@@ -9,7 +9,25 @@ pub enum Error {
     /// The row does not exist in this workspace (or at all: callers cannot tell).
     #[error("not found")]
     NotFound,
-    /// A unique or foreign-key constraint refused the write; carries the constraint name.
+    /// An account with this email already exists.
+    #[error("email taken")]
+    EmailTaken,
+    /// A credential of this provider already has this name in the workspace.
+    #[error("credential name taken")]
+    CredentialExists,
+    /// A model with this name already exists in the workspace.
+    #[error("model name taken")]
+    ModelExists,
+    /// No user has this email (adding a member).
+    #[error("user not found")]
+    UserNotFound,
+    /// The user is already a member of the workspace.
+    #[error("already a member")]
+    AlreadyMember,
+    /// The password changed between reading and writing it.
+    #[error("password changed concurrently")]
+    PasswordChangedConcurrently,
+    /// A unique or foreign-key constraint that no domain rule names refused the write.
     #[error("conflict on {0}")]
     Conflict(String),
     /// The change would leave a workspace without an owner.
@@ -49,7 +67,7 @@ pub enum Error {
     },
     /// A credential is the default credential of these models.
     #[error("credential in use")]
-    InUse(Vec<String>),
+    CredentialInUse(Vec<String>),
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -78,7 +96,7 @@ impl From<sqlx::Error> for Error {
                 // 23505 unique_violation, 23503 foreign_key_violation.
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 if code == "23505" || code == "23503" {
-                    Error::Conflict(db.constraint().unwrap_or("unknown").to_owned())
+                    constraint_error(db.constraint().unwrap_or("unknown"))
                 } else if code.starts_with("08") || code == "57P01" || code == "57P03" {
                     // connection exceptions, admin shutdown, cannot connect now
                     Error::Unavailable(e)
@@ -88,5 +106,17 @@ impl From<sqlx::Error> for Error {
             }
             _ => Error::Database(e),
         }
+    }
+}
+
+/// The domain meaning of a refused constraint, named in the migrations.
+fn constraint_error(constraint: &str) -> Error {
+    match constraint {
+        "users_email_key" => Error::EmailTaken,
+        "credentials_name_key" => Error::CredentialExists,
+        "models_name_key" => Error::ModelExists,
+        // A model's default credential cannot be deleted (ON DELETE RESTRICT).
+        "models_credential_fkey" => Error::CredentialInUse(Vec::new()),
+        other => Error::Conflict(other.to_owned()),
     }
 }

@@ -1,13 +1,16 @@
 //! Rotor's persistence: Postgres repositories scoped by workspace, and the domain types they return.
 //!
 //! Every function that touches tenant data takes the workspace id and puts it in the SQL
-//! `WHERE` clause, so a foreign id is indistinguishable from a missing one.
+//! `WHERE` clause, so a foreign id is indistinguishable from a missing one. Arguments come in
+//! one order: the pool (and keyring), the workspace, the target's typed id, the actor, then
+//! the data; ids are typed ([`ids`]), so two swapped ids do not compile.
 
 pub mod api_keys;
 pub mod audit;
 pub mod credentials;
 pub mod crypto;
 pub mod error;
+pub mod ids;
 pub mod licenses;
 pub mod load_balancing;
 pub mod members;
@@ -20,6 +23,7 @@ pub mod users;
 pub mod workspaces;
 
 pub use error::{Error, Result};
+pub use ids::*;
 pub use page::{Page, Paged};
 pub use types::*;
 

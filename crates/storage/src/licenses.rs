@@ -2,6 +2,7 @@
 //! the valid license installed last.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -23,7 +24,7 @@ pub struct NewLicense<'a> {
 }
 
 /// Stores a license and records `license.installed` in the instance log.
-pub async fn install(pool: &PgPool, license: NewLicense<'_>, actor: Option<Uuid>) -> Result<()> {
+pub async fn install(pool: &PgPool, license: NewLicense<'_>, actor: Option<UserId>) -> Result<()> {
     let mut tx = pool.begin().await?;
     let id = Uuid::new_v4();
     sqlx::query(

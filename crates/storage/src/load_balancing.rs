@@ -4,10 +4,10 @@
 //! the credential they point at.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::{Error, Result};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use uuid::Uuid;
 
 /// Shown for the entry that follows the model's default credential.
 pub const DEFAULT_CONFIG_NAME: &str = "Default Config";
@@ -16,9 +16,9 @@ pub const DEFAULT_CONFIG_NAME: &str = "Default Config";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Entry id (stable across toggles).
-    pub id: Uuid,
+    pub id: EntryId,
     /// `None` is the Default Config entry.
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
     /// The credential's name, or "Default Config".
     pub credential_name: String,
     /// Whether the entry takes part in the rotation.
@@ -31,9 +31,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The model.
-    pub model_id: Uuid,
+    pub model_id: ModelId,
     /// The model's current default credential (what the Default Config entry resolves to).
-    pub default_credential: Uuid,
+    pub default_credential: CredentialId,
     /// Switched on.
     pub enabled: bool,
     /// Seconds a rate-limited credential stays out of the rotation.
@@ -75,9 +75,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct EntryInput {
     /// Keep this existing entry's id (optional).
-    pub id: Option<Uuid>,
+    pub id: Option<EntryId>,
     /// Credential, or `None` for the Default Config.
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
     /// Takes part in the rotation.
     pub enabled: bool,
     /// 1..=100.
@@ -100,13 +100,25 @@ pub struct Write {
 }
 
 /// (model_id, id, credential_id, credential name, enabled, weight)
-type ModelEntryRow = (Uuid, Uuid, Option<Uuid>, Option<String>, bool, i32);
+type ModelEntryRow = (
+    ModelId,
+    EntryId,
+    Option<CredentialId>,
+    Option<String>,
+    bool,
+    i32,
+);
 
 /// (id, credential_id, credential name, enabled, weight)
-type EntryRow = (Uuid, Option<Uuid>, Option<String>, bool, i32);
+type EntryRow = (EntryId, Option<CredentialId>, Option<String>, bool, i32);
 
-async fn load(conn: &mut PgConnection, workspace: Uuid, model: Uuid, lock: bool) -> Result<Config> {
-    let head: Option<(Uuid, bool, i32, i32, i64)> = sqlx::query_as(&format!(
+async fn load(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    model: ModelId,
+    lock: bool,
+) -> Result<Config> {
+    let head: Option<(CredentialId, bool, i32, i32, i64)> = sqlx::query_as(&format!(
         "SELECT m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
          FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
          WHERE c.workspace_id = $1 AND c.model_id = $2{}",
@@ -149,7 +161,7 @@ async fn load(conn: &mut PgConnection, workspace: Uuid, model: Uuid, lock: bool)
 }
 
 /// A model's config.
-pub async fn get(pool: &PgPool, workspace: Uuid, model: Uuid) -> Result<Config> {
+pub async fn get(pool: &PgPool, workspace: WorkspaceId, model: ModelId) -> Result<Config> {
     let mut conn = pool.acquire().await?;
     load(&mut conn, workspace, model, false).await
 }
@@ -157,11 +169,11 @@ pub async fn get(pool: &PgPool, workspace: Uuid, model: Uuid) -> Result<Config> 
 /// The configs of several models of a workspace (for model lists), by model id.
 pub async fn get_many(
     pool: &PgPool,
-    workspace: Uuid,
-    models: &[Uuid],
-) -> Result<HashMap<Uuid, Config>> {
+    workspace: WorkspaceId,
+    models: &[ModelId],
+) -> Result<HashMap<ModelId, Config>> {
     // Two queries for the whole page, not two per model.
-    let heads: Vec<(Uuid, Uuid, bool, i32, i32, i64)> = sqlx::query_as(
+    let heads: Vec<(ModelId, CredentialId, bool, i32, i32, i64)> = sqlx::query_as(
         "SELECT c.model_id, m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
          FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
          WHERE c.workspace_id = $1 AND c.model_id = ANY($2)",
@@ -179,7 +191,7 @@ pub async fn get_many(
     .bind(models)
     .fetch_all(pool)
     .await?;
-    let mut out: HashMap<Uuid, Config> = heads
+    let mut out: HashMap<ModelId, Config> = heads
         .into_iter()
         .map(
             |(model_id, default_credential, enabled, cooldown_seconds, max_attempts, version)| {
@@ -213,8 +225,8 @@ pub async fn get_many(
 /// Creates the (disabled, empty) config of a new model.
 pub(crate) async fn create_default(
     conn: &mut PgConnection,
-    workspace: Uuid,
-    model: Uuid,
+    workspace: WorkspaceId,
+    model: ModelId,
 ) -> Result<()> {
     sqlx::query("INSERT INTO lb_configs (model_id, workspace_id) VALUES ($1, $2)")
         .bind(model)
@@ -230,9 +242,9 @@ pub(crate) async fn create_default(
 /// A rejected write changes nothing.
 pub async fn write(
     pool: &PgPool,
-    workspace: Uuid,
-    model: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    model: ModelId,
+    actor: UserId,
     w: Write,
     feature: bool,
 ) -> Result<Config> {
@@ -269,17 +281,17 @@ pub async fn write(
         if inputs.len() > 100 {
             fields.insert("entries".to_owned(), "at most 100 entries".to_owned());
         }
-        let ids: Vec<Uuid> = inputs.iter().filter_map(|e| e.credential_id).collect();
-        let found: Vec<(Uuid, String, String)> = sqlx::query_as(
+        let ids: Vec<CredentialId> = inputs.iter().filter_map(|e| e.credential_id).collect();
+        let found: Vec<(CredentialId, String, String)> = sqlx::query_as(
             "SELECT id, provider, name FROM credentials WHERE workspace_id = $1 AND id = ANY($2)",
         )
         .bind(workspace)
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let found: HashMap<Uuid, (String, String)> =
+        let found: HashMap<CredentialId, (String, String)> =
             found.into_iter().map(|(id, p, n)| (id, (p, n))).collect();
-        let existing: HashSet<Uuid> = current.entries.iter().map(|e| e.id).collect();
+        let existing: HashSet<EntryId> = current.entries.iter().map(|e| e.id).collect();
         let mut seen = HashSet::new();
         let mut entries = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
@@ -296,9 +308,9 @@ pub async fn write(
                         format!("entries[{i}].id"),
                         "not an entry of this pool (omit it for a new entry)".to_owned(),
                     );
-                    Uuid::new_v4()
+                    EntryId::new()
                 }
-                None => Uuid::new_v4(),
+                None => EntryId::new(),
             };
             let credential_name = match input.credential_id {
                 None => DEFAULT_CONFIG_NAME.to_owned(),
@@ -415,12 +427,12 @@ pub async fn write(
 /// Records that an admin cleared a model's cooldowns (the state itself lives in dispatch).
 pub async fn record_cooldowns_cleared(
     pool: &PgPool,
-    workspace: Uuid,
-    model: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    model: ModelId,
+    actor: UserId,
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let exists: Option<Uuid> =
+    let exists: Option<ModelId> =
         sqlx::query_scalar("SELECT id FROM models WHERE workspace_id = $1 AND id = $2")
             .bind(workspace)
             .bind(model)
@@ -446,11 +458,11 @@ pub async fn record_cooldowns_cleared(
 /// and recording it. Runs inside the credential delete's transaction.
 pub(crate) async fn remove_credential(
     conn: &mut PgConnection,
-    workspace: Uuid,
-    credential: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    credential: CredentialId,
+    actor: UserId,
 ) -> Result<()> {
-    let models: Vec<Uuid> = sqlx::query_scalar(
+    let models: Vec<ModelId> = sqlx::query_scalar(
         "SELECT DISTINCT model_id FROM lb_entries WHERE workspace_id = $1 AND credential_id = $2 ORDER BY model_id",
     )
     .bind(workspace)

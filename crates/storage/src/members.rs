@@ -1,16 +1,16 @@
 //! Memberships: who belongs to a workspace with which role, and the last-owner rule.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::page::{Page, Paged};
 use crate::types::{parse_role, Member, Role};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    user_id: Uuid,
+    user_id: UserId,
     email: String,
     name: String,
     role: String,
@@ -33,7 +33,7 @@ const SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.created_at \
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
 /// A workspace's members, in the order they joined.
-pub async fn list(pool: &PgPool, workspace_id: Uuid, page: Page) -> Result<Paged<Member>> {
+pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Result<Paged<Member>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "{SELECT} WHERE m.workspace_id = $1 \
          AND ($2::timestamptz IS NULL OR (m.created_at, m.user_id) > ($2, $3)) \
@@ -48,7 +48,11 @@ pub async fn list(pool: &PgPool, workspace_id: Uuid, page: Page) -> Result<Paged
     Ok(page.finish(rows.into_iter().map(Member::from).collect()))
 }
 
-async fn get_conn(conn: &mut PgConnection, workspace_id: Uuid, user_id: Uuid) -> Result<Member> {
+async fn get_conn(
+    conn: &mut PgConnection,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+) -> Result<Member> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "{SELECT} WHERE m.workspace_id = $1 AND m.user_id = $2"
     ))
@@ -59,36 +63,21 @@ async fn get_conn(conn: &mut PgConnection, workspace_id: Uuid, user_id: Uuid) ->
     row.map(Member::from).ok_or(Error::NotFound)
 }
 
-/// Why adding a member failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    /// No user has this email.
-    #[error("user not found")]
-    UserNotFound,
-    /// The user is already a member.
-    #[error("already a member")]
-    AlreadyMember,
-    /// Any other storage failure.
-    #[error(transparent)]
-    Storage(#[from] Error),
-}
-
 /// Adds an existing user (by email) with `role`, recording `member.added`.
 pub async fn add(
     pool: &PgPool,
-    workspace_id: Uuid,
-    actor: Uuid,
+    workspace_id: WorkspaceId,
+    actor: UserId,
     email: &str,
     role: Role,
-) -> std::result::Result<Member, AddError> {
-    let mut tx = pool.begin().await.map_err(Error::from)?;
-    let user: Option<Uuid> =
+) -> Result<Member> {
+    let mut tx = pool.begin().await?;
+    let user: Option<UserId> =
         sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = lower($1)")
             .bind(email)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-    let user = user.ok_or(AddError::UserNotFound)?;
+            .await?;
+    let user = user.ok_or(Error::UserNotFound)?;
     let inserted = sqlx::query(
         "INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -96,10 +85,9 @@ pub async fn add(
     .bind(user)
     .bind(role.as_str())
     .execute(&mut *tx)
-    .await
-    .map_err(Error::from)?;
+    .await?;
     if inserted.rows_affected() == 0 {
-        return Err(AddError::AlreadyMember);
+        return Err(Error::AlreadyMember);
     }
     audit::record(
         &mut tx,
@@ -108,13 +96,17 @@ pub async fn add(
     )
     .await?;
     let member = get_conn(&mut tx, workspace_id, user).await?;
-    tx.commit().await.map_err(Error::from)?;
+    tx.commit().await?;
     Ok(member)
 }
 
 /// Locks the workspace's memberships and returns the target's current role and the owner count.
-async fn lock(conn: &mut PgConnection, workspace_id: Uuid, user_id: Uuid) -> Result<(Role, i64)> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+async fn lock(
+    conn: &mut PgConnection,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+) -> Result<(Role, i64)> {
+    let rows: Vec<(UserId, String)> = sqlx::query_as(
         "SELECT user_id, role FROM memberships WHERE workspace_id = $1 ORDER BY user_id FOR UPDATE",
     )
     .bind(workspace_id)
@@ -135,9 +127,9 @@ async fn lock(conn: &mut PgConnection, workspace_id: Uuid, user_id: Uuid) -> Res
 /// (checked under lock); demoting the last owner fails with [`Error::LastOwner`].
 pub async fn update_role(
     pool: &PgPool,
-    workspace_id: Uuid,
-    actor: Uuid,
-    user_id: Uuid,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    actor: UserId,
     role: Role,
     allowed: impl FnOnce(Role, Role) -> bool,
 ) -> Result<Member> {
@@ -172,9 +164,9 @@ pub async fn update_role(
 /// removing the last owner fails with [`Error::LastOwner`].
 pub async fn remove(
     pool: &PgPool,
-    workspace_id: Uuid,
-    actor: Uuid,
-    user_id: Uuid,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    actor: UserId,
     allowed: impl FnOnce(Role) -> bool,
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
@@ -201,7 +193,11 @@ pub async fn remove(
 }
 
 /// 404 unless `user_id` is a member of the workspace.
-pub async fn ensure_exists(pool: &PgPool, workspace_id: Uuid, user_id: Uuid) -> Result<()> {
+pub async fn ensure_exists(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+) -> Result<()> {
     let found: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2)",
     )

@@ -2,6 +2,7 @@
 //! default credential of the same workspace and provider.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::page::{Keyed, Page, Paged};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -35,7 +36,7 @@ impl ModelType {
 #[derive(Debug, Clone)]
 pub struct Model {
     /// Model id.
-    pub id: Uuid,
+    pub id: ModelId,
     /// Provider id.
     pub provider: String,
     /// Name clients send in `model` (unique in the workspace).
@@ -45,7 +46,7 @@ pub struct Model {
     /// Kind of model.
     pub model_type: ModelType,
     /// The default credential ("Default Config").
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -54,18 +55,18 @@ pub struct Model {
 
 impl Keyed for Model {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: Uuid,
+    id: ModelId,
     provider: String,
     name: String,
     upstream_model: String,
     model_type: String,
-    credential_id: Uuid,
+    credential_id: CredentialId,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -104,15 +105,15 @@ pub struct NewModel<'a> {
     /// Kind.
     pub model_type: ModelType,
     /// Default credential.
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
 }
 
 /// 422 unless `credential` is a credential of `workspace` for `provider`.
 async fn check_credential(
     conn: &mut PgConnection,
-    workspace: Uuid,
+    workspace: WorkspaceId,
     provider: &str,
-    credential: Uuid,
+    credential: CredentialId,
 ) -> Result<()> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT provider FROM credentials WHERE workspace_id = $1 AND id = $2")
@@ -136,13 +137,13 @@ async fn check_credential(
 /// Creates a model and records `model.created`.
 pub async fn create(
     pool: &PgPool,
-    workspace: Uuid,
-    actor: Uuid,
+    workspace: WorkspaceId,
+    actor: UserId,
     new: NewModel<'_>,
 ) -> Result<Model> {
     let mut tx = pool.begin().await?;
     check_credential(&mut tx, workspace, new.provider, new.credential_id).await?;
-    let id = Uuid::new_v4();
+    let id = ModelId::new();
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO models (id, workspace_id, provider, name, upstream_model, model_type, credential_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -175,7 +176,7 @@ pub async fn create(
 }
 
 /// A workspace's models, oldest first.
-pub async fn list(pool: &PgPool, workspace: Uuid, page: Page) -> Result<Paged<Model>> {
+pub async fn list(pool: &PgPool, workspace: WorkspaceId, page: Page) -> Result<Paged<Model>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
@@ -191,7 +192,7 @@ pub async fn list(pool: &PgPool, workspace: Uuid, page: Page) -> Result<Paged<Mo
 }
 
 /// One model of the workspace.
-pub async fn get(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<Model> {
+pub async fn get(pool: &PgPool, workspace: WorkspaceId, id: ModelId) -> Result<Model> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2"
     ))
@@ -205,10 +206,10 @@ pub async fn get(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<Model> {
 /// Changes a model's default credential and/or upstream name; records `model.updated`.
 pub async fn update(
     pool: &PgPool,
-    workspace: Uuid,
-    id: Uuid,
-    actor: Uuid,
-    credential_id: Option<Uuid>,
+    workspace: WorkspaceId,
+    id: ModelId,
+    actor: UserId,
+    credential_id: Option<CredentialId>,
     upstream_model: Option<&str>,
 ) -> Result<Model> {
     let mut tx = pool.begin().await?;
@@ -259,7 +260,12 @@ pub async fn update(
 }
 
 /// Deletes a model (and, through the schema, its load-balancing pool); records `model.deleted`.
-pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Result<()> {
+pub async fn delete(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    id: ModelId,
+    actor: UserId,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
     let name: Option<String> =
         sqlx::query_scalar("DELETE FROM models WHERE workspace_id = $1 AND id = $2 RETURNING name")
@@ -279,7 +285,7 @@ pub async fn delete(pool: &PgPool, workspace: Uuid, id: Uuid, actor: Uuid) -> Re
 }
 
 /// 404 unless the model exists in the workspace.
-pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<()> {
+pub async fn ensure_exists(pool: &PgPool, workspace: WorkspaceId, id: ModelId) -> Result<()> {
     let found: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM models WHERE workspace_id = $1 AND id = $2)",
     )
@@ -291,7 +297,11 @@ pub async fn ensure_exists(pool: &PgPool, workspace: Uuid, id: Uuid) -> Result<(
 }
 
 /// A model of the workspace by the name clients use.
-pub async fn get_by_name(pool: &PgPool, workspace: Uuid, name: &str) -> Result<Option<Model>> {
+pub async fn get_by_name(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    name: &str,
+) -> Result<Option<Model>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND name = $2"
     ))
@@ -303,7 +313,7 @@ pub async fn get_by_name(pool: &PgPool, workspace: Uuid, name: &str) -> Result<O
 }
 
 /// Every model of the workspace, oldest first (the gateway's `/v1/models`).
-pub async fn all(pool: &PgPool, workspace: Uuid) -> Result<Vec<Model>> {
+pub async fn all(pool: &PgPool, workspace: WorkspaceId) -> Result<Vec<Model>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 ORDER BY created_at, id"
     ))

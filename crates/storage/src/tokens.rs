@@ -1,15 +1,15 @@
 //! Personal access tokens: long-lived bearer tokens for automation, stored hashed.
 
+use crate::ids::*;
 use crate::page::{Page, Paged};
 use crate::types::{PersonalToken, User};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: Uuid,
+    id: TokenId,
     name: String,
     prefix: String,
     created_at: DateTime<Utc>,
@@ -35,7 +35,7 @@ const COLUMNS: &str = "id, name, prefix, created_at, expires_at, last_used_at";
 /// Stores a new token for `user`.
 pub async fn create(
     pool: &PgPool,
-    user: Uuid,
+    user: UserId,
     name: &str,
     prefix: &str,
     hash: &[u8],
@@ -45,7 +45,7 @@ pub async fn create(
         "INSERT INTO personal_tokens (id, user_id, name, prefix, token_hash, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     ))
-    .bind(Uuid::new_v4())
+    .bind(TokenId::new())
     .bind(user)
     .bind(name)
     .bind(prefix)
@@ -57,7 +57,7 @@ pub async fn create(
 }
 
 /// The user's tokens, oldest first.
-pub async fn list(pool: &PgPool, user: Uuid, page: Page) -> Result<Paged<PersonalToken>> {
+pub async fn list(pool: &PgPool, user: UserId, page: Page) -> Result<Paged<PersonalToken>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM personal_tokens WHERE user_id = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
@@ -73,7 +73,7 @@ pub async fn list(pool: &PgPool, user: Uuid, page: Page) -> Result<Paged<Persona
 }
 
 /// Revokes one of the user's tokens.
-pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete(pool: &PgPool, user: UserId, id: TokenId) -> Result<()> {
     let done = sqlx::query("DELETE FROM personal_tokens WHERE user_id = $1 AND id = $2")
         .bind(user)
         .bind(id)
@@ -87,7 +87,7 @@ pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> Result<()> {
 
 /// The user a live (unexpired) token belongs to; marks it used at most once a minute.
 pub async fn authenticate(pool: &PgPool, hash: &[u8]) -> Result<Option<User>> {
-    let row: Option<(Uuid, String, String, bool, i32)> = sqlx::query_as(
+    let row: Option<(UserId, String, String, bool, i32)> = sqlx::query_as(
         "WITH t AS ( \
             UPDATE personal_tokens SET last_used_at = now() \
             WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now()) \

@@ -1,5 +1,6 @@
 //! Domain types shared by the repositories and the API (they are also the response bodies).
 
+use crate::ids::*;
 use crate::page::Keyed;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -121,7 +122,7 @@ pub(crate) fn parse_plan(s: &str) -> Plan {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
     /// Email address (unique, case-insensitive).
     pub email: String,
     /// Display name.
@@ -137,7 +138,7 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MemberWorkspace {
     /// Workspace id.
-    pub id: Uuid,
+    pub id: WorkspaceId,
     /// Workspace name.
     pub name: String,
     /// The caller's role in it.
@@ -151,7 +152,7 @@ pub struct MemberWorkspace {
 
 impl Keyed for MemberWorkspace {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
@@ -159,7 +160,7 @@ impl Keyed for MemberWorkspace {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Workspace {
     /// Workspace id.
-    pub id: Uuid,
+    pub id: WorkspaceId,
     /// Workspace name.
     pub name: String,
     /// The workspace's plan.
@@ -172,7 +173,7 @@ pub struct Workspace {
 
 impl Keyed for Workspace {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
@@ -180,7 +181,7 @@ impl Keyed for Workspace {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Member {
     /// The member's user id.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The member's email.
     pub email: String,
     /// The member's name.
@@ -194,7 +195,7 @@ pub struct Member {
 
 impl Keyed for Member {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.user_id)
+        (self.created_at, self.user_id.uuid())
     }
 }
 
@@ -202,7 +203,7 @@ impl Keyed for Member {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ApiKey {
     /// Key id.
-    pub id: Uuid,
+    pub id: ApiKeyId,
     /// Name given at creation.
     pub name: String,
     /// First 11 characters of the key, to recognise it.
@@ -219,7 +220,7 @@ pub struct ApiKey {
 
 impl Keyed for ApiKey {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
@@ -227,7 +228,7 @@ impl Keyed for ApiKey {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PersonalToken {
     /// Token id.
-    pub id: Uuid,
+    pub id: TokenId,
     /// Name given at creation.
     pub name: String,
     /// First 11 characters of the token, to recognise it.
@@ -242,7 +243,7 @@ pub struct PersonalToken {
 
 impl Keyed for PersonalToken {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }
 
@@ -250,9 +251,9 @@ impl Keyed for PersonalToken {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEvent {
     /// Event id.
-    pub id: Uuid,
+    pub id: EventId,
     /// The user who made the change, when a user did.
-    pub actor_user_id: Option<Uuid>,
+    pub actor_user_id: Option<UserId>,
     /// `resource.verb`, e.g. `api_key.created`.
     pub action: String,
     /// The kind of thing changed, e.g. `api_key`.
@@ -268,6 +269,6 @@ pub struct AuditEvent {
 
 impl Keyed for AuditEvent {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
-        (self.created_at, self.id)
+        (self.created_at, self.id.uuid())
     }
 }

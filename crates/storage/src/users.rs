@@ -1,17 +1,17 @@
 //! Users: signup (with the first-user-is-admin rule), lookup and password changes.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::types::{MemberWorkspace, User};
 use crate::{Error, Result};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// Serialises signups so that exactly one user can be the first (and admin).
 pub(crate) const SIGNUP_LOCK: i64 = 0x526f_746f_7201;
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
-    id: Uuid,
+    id: UserId,
     email: String,
     name: String,
     is_admin: bool,
@@ -77,7 +77,7 @@ pub async fn signup(
         .await?;
     allow_workspace(workspaces)?;
 
-    let user_id = Uuid::new_v4();
+    let user_id = UserId::new();
     let row: UserRow = sqlx::query_as(
         "INSERT INTO users (id, email, name, password_hash, is_admin) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id, email, name, is_admin, token_version",
@@ -96,7 +96,7 @@ pub async fn signup(
 
 /// A user and their password hash, by email (case-insensitive).
 pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<(User, String)>> {
-    let row: Option<(Uuid, String, String, bool, i32, String)> = sqlx::query_as(
+    let row: Option<(UserId, String, String, bool, i32, String)> = sqlx::query_as(
         "SELECT id, email, name, is_admin, token_version, password_hash FROM users WHERE lower(email) = lower($1)",
     )
     .bind(email)
@@ -117,7 +117,7 @@ pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<(User, S
 }
 
 /// A user by id.
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>> {
+pub async fn get(pool: &PgPool, id: UserId) -> Result<Option<User>> {
     let row: Option<UserRow> =
         sqlx::query_as("SELECT id, email, name, is_admin, token_version FROM users WHERE id = $1")
             .bind(id)
@@ -127,7 +127,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>> {
 }
 
 /// The stored password hash of a user.
-pub async fn password_hash(pool: &PgPool, id: Uuid) -> Result<String> {
+pub async fn password_hash(pool: &PgPool, id: UserId) -> Result<String> {
     sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -139,7 +139,7 @@ pub async fn password_hash(pool: &PgPool, id: Uuid) -> Result<String> {
 /// still `expected_hash` (so two concurrent changes cannot both succeed on a stale password).
 pub async fn change_password(
     pool: &PgPool,
-    id: Uuid,
+    id: UserId,
     expected_hash: &str,
     new_hash: &str,
 ) -> Result<()> {
@@ -154,7 +154,7 @@ pub async fn change_password(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(Error::Conflict("password_changed_concurrently".into()));
+        return Err(Error::PasswordChangedConcurrently);
     }
     audit::record(
         &mut tx,
@@ -164,7 +164,7 @@ pub async fn change_password(
             actor: Some(id),
             action: "user.password_changed",
             target_type: "user",
-            target_id: Some(id),
+            target_id: Some(id.uuid()),
             details: serde_json::json!({}),
         },
     )

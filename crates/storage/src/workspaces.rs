@@ -1,16 +1,16 @@
 //! Workspaces (the tenants): creation with an owner, member views, renames and plans.
 
 use crate::audit::{self, NewEvent};
+use crate::ids::*;
 use crate::page::{Page, Paged};
 use crate::types::{parse_plan, parse_role, MemberWorkspace, Plan, Role, Workspace};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
 struct MemberRow {
-    id: Uuid,
+    id: WorkspaceId,
     name: String,
     role: String,
     plan: String,
@@ -32,10 +32,10 @@ impl From<MemberRow> for MemberWorkspace {
 /// Inserts a workspace owned by `owner` and records `workspace.created`.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
-    owner: Uuid,
+    owner: UserId,
     name: &str,
 ) -> Result<MemberWorkspace> {
-    let id = Uuid::new_v4();
+    let id = WorkspaceId::new();
     let (created_at,): (DateTime<Utc>,) =
         sqlx::query_as("INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING created_at")
             .bind(id)
@@ -66,7 +66,7 @@ pub(crate) async fn insert(
 /// Creates a workspace owned by `owner`. `allow` sees how many workspaces exist and may veto.
 pub async fn create(
     pool: &PgPool,
-    owner: Uuid,
+    owner: UserId,
     name: &str,
     allow: impl FnOnce(i64) -> Result<()>,
 ) -> Result<MemberWorkspace> {
@@ -88,8 +88,8 @@ pub async fn create(
 /// The workspace as `user` sees it, or `None` when `user` is not a member (or it does not exist).
 pub async fn get_for_member(
     pool: &PgPool,
-    workspace_id: Uuid,
-    user: Uuid,
+    workspace_id: WorkspaceId,
+    user: UserId,
 ) -> Result<Option<MemberWorkspace>> {
     let row: Option<MemberRow> = sqlx::query_as(
         "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
@@ -105,7 +105,7 @@ pub async fn get_for_member(
 /// The workspaces `user` belongs to, oldest first.
 pub async fn list_for_member(
     pool: &PgPool,
-    user: Uuid,
+    user: UserId,
     page: Page,
 ) -> Result<Paged<MemberWorkspace>> {
     let rows: Vec<MemberRow> = sqlx::query_as(
@@ -124,7 +124,12 @@ pub async fn list_for_member(
 }
 
 /// Renames a workspace and records `workspace.updated`.
-pub async fn rename(pool: &PgPool, workspace_id: Uuid, actor: Uuid, name: &str) -> Result<()> {
+pub async fn rename(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    actor: UserId,
+    name: &str,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
     let old: Option<String> =
         sqlx::query_scalar("SELECT name FROM workspaces WHERE id = $1 FOR UPDATE")
@@ -155,7 +160,7 @@ pub async fn rename(pool: &PgPool, workspace_id: Uuid, actor: Uuid, name: &str) 
 
 #[derive(sqlx::FromRow)]
 struct AdminRow {
-    id: Uuid,
+    id: WorkspaceId,
     name: String,
     plan: String,
     member_count: i64,
@@ -194,8 +199,8 @@ pub async fn list_all(pool: &PgPool, page: Page) -> Result<Paged<Workspace>> {
 /// Sets a workspace's plan and records `workspace.plan_changed` (also in the instance log).
 pub async fn set_plan(
     pool: &PgPool,
-    workspace_id: Uuid,
-    actor: Uuid,
+    workspace_id: WorkspaceId,
+    actor: UserId,
     plan: Plan,
 ) -> Result<Workspace> {
     let mut tx = pool.begin().await?;
@@ -239,7 +244,7 @@ pub async fn count(pool: &PgPool) -> Result<i64> {
 }
 
 /// 404 unless the workspace exists (instance administrators' routes).
-pub async fn ensure_exists(pool: &PgPool, id: Uuid) -> Result<()> {
+pub async fn ensure_exists(pool: &PgPool, id: WorkspaceId) -> Result<()> {
     let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
         .bind(id)
         .fetch_one(pool)
@@ -248,7 +253,7 @@ pub async fn ensure_exists(pool: &PgPool, id: Uuid) -> Result<()> {
 }
 
 /// A workspace's plan.
-pub async fn plan(pool: &PgPool, id: Uuid) -> Result<Plan> {
+pub async fn plan(pool: &PgPool, id: WorkspaceId) -> Result<Plan> {
     let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM workspaces WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)

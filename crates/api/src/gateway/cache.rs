@@ -65,8 +65,8 @@ pub struct GatewayCache {
 
 fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
     let info = KeyInfo {
-        id: k.id,
-        workspace_id: k.workspace_id,
+        id: k.id.into(),
+        workspace_id: k.workspace_id.into(),
         allowed_models: k.allowed_models.map(|m| m.into_iter().collect()),
         expires_at: k.expires_at,
     };
@@ -187,8 +187,8 @@ mod tests {
 
     fn live(workspace: Uuid, hash: u8) -> LiveKey {
         LiveKey {
-            id: Uuid::new_v4(),
-            workspace_id: workspace,
+            id: Uuid::new_v4().into(),
+            workspace_id: workspace.into(),
             key_hash: vec![hash],
             allowed_models: None,
             expires_at: None,

@@ -428,7 +428,7 @@ pub async fn list_models(
     headers: HeaderMap,
 ) -> Result<Json<ModelList>, GatewayError> {
     let key = authenticate(&state, &headers)?;
-    let models = rotor_storage::models::all(state.db(), key.workspace_id)
+    let models = rotor_storage::models::all(state.db(), key.workspace_id.into())
         .await
         .map_err(|_| {
             GatewayError::new(
@@ -472,7 +472,7 @@ pub async fn get_model(
         return Err(model_not_found(&name));
     }
     allowed(&key, &name)?;
-    let m = rotor_storage::models::get_by_name(state.db(), key.workspace_id, &name)
+    let m = rotor_storage::models::get_by_name(state.db(), key.workspace_id.into(), &name)
         .await
         .map_err(|_| {
             GatewayError::new(

@@ -7,6 +7,7 @@ use crate::state::AppState;
 use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
 use rotor_dispatch::state::PoolKey;
 use rotor_storage::credentials::Credential;
+use rotor_storage::CredentialId;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -19,13 +20,14 @@ pub async fn resolve(
     model: &str,
 ) -> Result<Option<CachedRoute>, rotor_storage::Error> {
     let db = state.db();
-    let Some(m) = rotor_storage::models::get_by_name(db, workspace, model).await? else {
+    let ws = rotor_storage::WorkspaceId::from(workspace);
+    let Some(m) = rotor_storage::models::get_by_name(db, ws, model).await? else {
         return Ok(None);
     };
-    let plan = rotor_storage::workspaces::plan(db, workspace).await?;
-    let config = rotor_storage::load_balancing::get(db, workspace, m.id).await?;
+    let plan = rotor_storage::workspaces::plan(db, ws).await?;
+    let config = rotor_storage::load_balancing::get(db, ws, m.id).await?;
 
-    let mut wanted: Vec<Uuid> = vec![m.credential_id];
+    let mut wanted: Vec<CredentialId> = vec![m.credential_id];
     wanted.extend(
         config
             .entries
@@ -35,10 +37,10 @@ pub async fn resolve(
     );
     wanted.sort();
     wanted.dedup();
-    let mut targets: HashMap<Uuid, Arc<rotor_dispatch::target::Target>> = HashMap::new();
+    let mut targets: HashMap<CredentialId, Arc<rotor_dispatch::target::Target>> = HashMap::new();
     for id in wanted {
         let credential: Credential =
-            match rotor_storage::credentials::get(db, state.keyring(), workspace, id).await {
+            match rotor_storage::credentials::get(db, state.keyring(), ws, id).await {
                 Ok(c) => c,
                 Err(rotor_storage::Error::NotFound) => continue,
                 Err(e) => return Err(e),
@@ -59,10 +61,10 @@ pub async fn resolve(
             }
         }
     }
-    let mut entry_metrics: HashMap<Uuid, Arc<EntryMetrics>> = HashMap::new();
-    let mut entry = |credential_id: Uuid, weight: i32| {
+    let mut entry_metrics: HashMap<CredentialId, Arc<EntryMetrics>> = HashMap::new();
+    let mut entry = |credential_id: CredentialId, weight: i32| {
         targets.get(&credential_id).map(|t| RouteEntry {
-            credential_id,
+            credential_id: credential_id.uuid(),
             weight: u32::try_from(weight).unwrap_or(1).max(1),
             target: t.clone(),
             metrics: entry_metrics
@@ -72,7 +74,7 @@ pub async fn resolve(
                         state.series(),
                         workspace,
                         &m.name,
-                        Some(credential_id),
+                        Some(credential_id.uuid()),
                     ))
                 })
                 .clone(),
@@ -93,7 +95,7 @@ pub async fn resolve(
     let route = Route {
         pool: PoolKey {
             workspace,
-            model: m.id,
+            model: m.id.uuid(),
         },
         model: m.name.clone(),
         upstream_model: m.upstream_model.clone(),

@@ -2,13 +2,14 @@
 
 use crate::config::Deployment;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, InstanceAdmin, JsonBody, List, ListQuery, PathIds};
+use crate::extract::{ApiJson, InstanceAdmin, List, ListQuery, TargetJson};
 use crate::license::{LicenseStatus, Rejected};
+use crate::responses::{Authed, Body, Invalid, Managers, Paged, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rotor_storage::{AuditEvent, Plan, Workspace};
+use rotor_storage::{AuditEvent, Plan, Workspace, WorkspaceId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,10 +35,7 @@ pub struct PlanChange {
 /// Every workspace of the instance (instance administrators).
 #[utoipa::path(get, path = "/admin/workspaces", tag = "admin", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = List<Workspace>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Managers, Paged,
 ))]
 pub async fn list_all_workspaces(
     State(state): State<AppState>,
@@ -52,34 +50,18 @@ pub async fn list_all_workspaces(
 #[utoipa::path(put, path = "/admin/workspaces/{ws}/plan", tag = "admin", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = PlanChange, responses(
     (status = 200, body = Workspace),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "plans_not_available (self-hosted mode)"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body, Invalid,
 ))]
 pub async fn set_plan(
     State(state): State<AppState>,
     InstanceAdmin(admin): InstanceAdmin,
-    ids: PathIds,
-    body: axum::extract::Request,
+    _saas: PlansApply,
+    TargetJson {
+        id: ws,
+        body: change,
+    }: TargetJson<WorkspaceId, PlanChange>,
 ) -> ApiResult<Json<Workspace>> {
-    if state.config().deployment == Deployment::SelfHosted {
-        return Err(ApiError::conflict(
-            "plans_not_available",
-            "plans do not apply to a self-hosted instance; features come from its license",
-        ));
-    }
-    use axum::extract::FromRequest;
-    let body = JsonBody::from_request(body, &state).await?;
-    let ws = ids.uuid("ws")?;
-    rotor_storage::workspaces::ensure_exists(state.db(), ws).await?;
-    let change: PlanChange = body.parse()?;
-
     let updated =
         rotor_storage::workspaces::set_plan(state.db(), ws, admin.id, change.plan).await?;
     state.committed(ws).await;
@@ -98,9 +80,7 @@ pub struct LicenseInstall {
 /// The instance's license status and the key this binary trusts (instance administrators).
 #[utoipa::path(get, path = "/admin/license", tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = LicenseStatus),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Managers,
 ))]
 pub async fn license_status(
     State(state): State<AppState>,
@@ -113,13 +93,8 @@ pub async fn license_status(
 /// expired or invalid token changes nothing.
 #[utoipa::path(put, path = "/admin/license", tag = "admin", security(("bearer" = [])), request_body = LicenseInstall, responses(
     (status = 200, body = LicenseStatus),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "license_expired, license_invalid, license_not_saas (saas mode) or validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Managers, Body,
 ))]
 pub async fn install_license(
     State(state): State<AppState>,
@@ -160,10 +135,7 @@ pub async fn install_license(
 /// Instance-level events (license, plans, workspaces created, password changes), newest first.
 #[utoipa::path(get, path = "/admin/audit-events", tag = "admin", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = List<AuditEvent>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Managers, Paged,
 ))]
 pub async fn instance_events(
     State(state): State<AppState>,
@@ -172,4 +144,25 @@ pub async fn instance_events(
 ) -> ApiResult<Json<List<AuditEvent>>> {
     let page = rotor_storage::audit::list_instance(state.db(), query.page()?).await?;
     Ok(Json(page.into()))
+}
+
+/// Plans exist only on the hosted service: on a self-hosted instance a plan change is a 409
+/// before its body is read (features come from the license there).
+pub struct PlansApply;
+
+impl axum::extract::FromRequestParts<AppState> for PlansApply {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        if state.config().deployment == Deployment::SelfHosted {
+            return Err(ApiError::conflict(
+                "plans_not_available",
+                "plans do not apply to a self-hosted instance; features come from its license",
+            ));
+        }
+        Ok(PlansApply)
+    }
 }

@@ -1,7 +1,8 @@
 //! Workspace API keys for the gateway: shown once at creation, stored as SHA-256, revocable.
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathIds};
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathId};
+use crate::responses::{Authed, Body, Invalid, Managers, Paged, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +10,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use rotor_storage::api_keys::NewApiKey;
 use rotor_storage::ApiKey;
+use rotor_storage::ApiKeyId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,10 +50,7 @@ pub struct CreatedKey {
 #[utoipa::path(get, path = "/workspaces/{ws}/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, body = List<ApiKey>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Paged,
 ))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -67,14 +66,7 @@ pub async fn list_keys(
 #[utoipa::path(post, path = "/workspaces/{ws}/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewKey, responses(
     (status = 201, body = CreatedKey),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body, Invalid,
 ))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -125,20 +117,16 @@ pub async fn create_key(
 #[utoipa::path(delete, path = "/workspaces/{ws}/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "key id")), responses(
     (status = 204, description = "revoked"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
+    PathId(id): PathId<ApiKeyId>,
 ) -> ApiResult<StatusCode> {
-    let id = ids.uuid("id")?;
-    rotor_storage::api_keys::delete(state.db(), member.workspace.id, member.user.id, id).await?;
+    rotor_storage::api_keys::delete(state.db(), member.workspace.id, id, member.user.id).await?;
     // The key goes from this replica's table at once, whatever the reload below does.
-    state.gateway().remove_key(id);
+    state.gateway().remove_key(id.uuid());
     state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,8 @@
 //! A workspace's audit log: who changed what, newest first, never a secret.
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{List, ListQuery, Member};
+use crate::responses::{Authed, Paged, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -18,10 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/workspaces/{ws}/audit-events", tag = "audit", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, body = List<AuditEvent>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Paged,
 ))]
 pub async fn list_events(
     State(state): State<AppState>,

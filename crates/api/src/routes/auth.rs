@@ -3,6 +3,7 @@
 use crate::auth::TOKEN_TTL_SECS;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ClientAddr, FieldErrors, JsonBody};
+use crate::responses::{Body, Invalid};
 use crate::state::AppState;
 use crate::throttle;
 use axum::extract::State;
@@ -110,13 +111,10 @@ pub fn check_password(errors: &mut FieldErrors, field: &str, password: &str) {
 /// instance admin and may sign up even when `ROTOR_SIGNUP=closed`.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = SignupResponse),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
     (status = 403, body = ErrorBody, description = "signup_closed or license_limit_reached"),
     (status = 409, body = ErrorBody, description = "email_taken"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
     (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
+    Body, Invalid,
 ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -157,7 +155,7 @@ pub async fn signup(
         Signup::Closed => return Err(closed()),
     };
     tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user signed up");
-    let access_token = state.jwt().issue(user.id, user.token_version)?;
+    let access_token = state.jwt().issue(user.id.uuid(), user.token_version)?;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -174,13 +172,10 @@ pub async fn signup(
 /// the same answer in the same time; repeated failures are throttled.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
     (status = 401, body = ErrorBody, description = "invalid_credentials"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
     (status = 429, body = ErrorBody, description = "too_many_requests, with Retry-After"),
     (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
+    Body, Invalid,
 ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -220,7 +215,7 @@ pub async fn login(
         _ => return Err(invalid()),
     };
     state.throttle().succeeded(slot);
-    let access_token = state.jwt().issue(user.id, user.token_version)?;
+    let access_token = state.jwt().issue(user.id.uuid(), user.token_version)?;
     Ok(Json(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -2,7 +2,8 @@
 //! with the masked-value rule, validation against the provider, and safe deletion.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, FieldErrors, JsonBody, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathId, TargetJson};
+use crate::responses::{Authed, Body, Managers, Paged, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,14 +11,13 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use rotor_dispatch::client::Validation;
 use rotor_storage::credentials::{self, Credential, CredentialPatch};
-use rotor_storage::providers;
+use rotor_storage::{providers, CredentialId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 /// How long `/validate` waits for the provider.
 pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,7 +65,7 @@ pub struct CredentialUpdate {
 #[derive(Serialize, ToSchema)]
 pub struct CredentialView {
     /// Credential id.
-    pub id: Uuid,
+    pub id: CredentialId,
     /// Provider id.
     pub provider: String,
     /// Name.
@@ -107,10 +107,7 @@ pub struct ValidationResult {
 #[utoipa::path(get, path = "/workspaces/{ws}/credentials", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, body = List<CredentialView>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Paged,
 ))]
 pub async fn list_credentials(
     State(state): State<AppState>,
@@ -135,15 +132,9 @@ pub async fn list_credentials(
 #[utoipa::path(post, path = "/workspaces/{ws}/credentials", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewCredential, responses(
     (status = 201, body = CredentialView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "credential_exists"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, missing, unknown or mistyped field)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body,
 ))]
 pub async fn create_credential(
     State(state): State<AppState>,
@@ -184,17 +175,14 @@ pub async fn create_credential(
 #[utoipa::path(get, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
     (status = 200, body = CredentialView),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 500, body = ErrorBody, description = "credential_unreadable"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped,
 ))]
 pub async fn get_credential(
     State(state): State<AppState>,
     member: Member,
-    ids: PathIds,
+    PathId(id): PathId<CredentialId>,
 ) -> ApiResult<Json<CredentialView>> {
-    let id = ids.uuid("id")?;
     let c = credentials::get(state.db(), state.keyring(), member.workspace.id, id).await?;
     if !c.readable {
         return Err(rotor_storage::Error::Unreadable.into());
@@ -207,27 +195,16 @@ pub async fn get_credential(
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")),
     request_body = CredentialUpdate, responses(
     (status = 200, body = CredentialView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "credential_exists"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed or secret_required"),
     (status = 500, body = ErrorBody, description = "credential_unreadable"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body,
 ))]
 pub async fn update_credential(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
-    body: JsonBody,
+    TargetJson { id, body }: TargetJson<CredentialId, CredentialUpdate>,
 ) -> ApiResult<Json<CredentialView>> {
-    let id = ids.uuid("id")?;
-    credentials::ensure_exists(state.db(), member.workspace.id, id).await?;
-    let body: CredentialUpdate = body.parse()?;
-
     let mut errors = FieldErrors::default();
     let name = body.name.as_deref().map(|n| errors.name("name", n, 100));
     errors.finish()?;
@@ -252,18 +229,14 @@ pub async fn update_credential(
 #[utoipa::path(delete, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
     (status = 204, description = "deleted"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "credential_in_use (details.models names them)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn delete_credential(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
+    PathId(id): PathId<CredentialId>,
 ) -> ApiResult<StatusCode> {
-    let id = ids.uuid("id")?;
     credentials::delete(state.db(), member.workspace.id, id, member.user.id).await?;
     state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
@@ -274,18 +247,14 @@ pub async fn delete_credential(
 #[utoipa::path(post, path = "/workspaces/{ws}/credentials/{id}/validate", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")), responses(
     (status = 200, body = ValidationResult),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 500, body = ErrorBody, description = "credential_unreadable"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn validate_credential(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
+    PathId(id): PathId<CredentialId>,
 ) -> ApiResult<Json<ValidationResult>> {
-    let id = ids.uuid("id")?;
     let c = credentials::get(state.db(), state.keyring(), member.workspace.id, id).await?;
     let target = crate::targets::target(&c)
         .ok_or_else(|| ApiError::from(rotor_storage::Error::Unreadable))?;

@@ -3,20 +3,21 @@
 //! that leaves the pool enabled needs the `load_balancing` feature.
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{JsonBody, Manager, Member, PathIds};
+use crate::extract::{IfMatch, Manager, Member, PathId, TargetJson};
+use crate::responses::{Authed, Body, Managers, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rotor_dispatch::state::{Cooldown, PoolKey, StateBackend};
 use rotor_storage::load_balancing::{self as lb, Config, EntryInput, Write};
 
+use rotor_storage::{CredentialId, EntryId, ModelId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 /// `/workspaces/{ws}/models/{id}/load-balancing*`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,9 +80,9 @@ fn entry_status(cooldown: Option<&Cooldown>, now_ms: u64) -> EntryStatus {
 #[derive(Serialize, ToSchema)]
 pub struct EntryView {
     /// Entry id (stable across toggles; send it back in a PUT to keep it).
-    pub id: Uuid,
+    pub id: EntryId,
     /// The credential, or null for the Default Config (the model's current default credential).
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
     /// The credential's name, or "Default Config".
     pub credential_name: String,
     /// Whether the entry takes part in the rotation.
@@ -115,9 +116,9 @@ pub struct LoadBalancingView {
 #[derive(Deserialize, ToSchema)]
 pub struct EntryInputBody {
     /// Keep an existing entry's id (optional).
-    pub id: Option<Uuid>,
+    pub id: Option<EntryId>,
     /// A credential of the model's provider in this workspace, or null for the Default Config.
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
     /// Takes part in the rotation (default true).
     pub enabled: Option<bool>,
     /// Relative share, 1..=100 (default 1).
@@ -151,8 +152,8 @@ pub struct PatchBody {
 
 async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
     let pool = PoolKey {
-        workspace: member.workspace.id,
-        model: c.model_id,
+        workspace: member.workspace.id.uuid(),
+        model: c.model_id.uuid(),
     };
     let cooldowns = state.engine().state().cooldowns(pool).await;
     let now_ms = state.engine().clock().now_ms();
@@ -177,7 +178,7 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
                 enabled: e.enabled,
                 weight: e.weight,
                 status: entry_status(
-                    cooldowns.get(&e.credential_id.unwrap_or(default_credential)),
+                    cooldowns.get(&e.credential_id.unwrap_or(default_credential).uuid()),
                     now_ms,
                 ),
             })
@@ -190,51 +191,17 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
     response
 }
 
-/// The versions an `If-Match` header accepts: `None` without the header or with `*`.
-fn if_match(headers: &HeaderMap) -> Option<Vec<i64>> {
-    let values: Vec<&str> = headers
-        .get_all(header::IF_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    let tags: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if tags.contains(&"*") {
-        return None;
-    }
-    Some(
-        tags.iter()
-            .filter_map(|t| {
-                t.trim_start_matches("W/")
-                    .trim_matches('"')
-                    .parse::<i64>()
-                    .ok()
-            })
-            .collect(),
-    )
-}
-
 /// The model's pool with an `ETag: "<version>"` header.
 #[utoipa::path(get, path = "/workspaces/{ws}/models/{id}/load-balancing", tag = "load-balancing", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
     (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped,
 ))]
 pub async fn get_config(
     State(state): State<AppState>,
     member: Member,
-    ids: PathIds,
+    PathId(id): PathId<ModelId>,
 ) -> ApiResult<Response> {
-    let id = ids.uuid("id")?;
     let config = lb::get(state.db(), member.workspace.id, id).await?;
     Ok(view(&state, &member, config).await)
 }
@@ -247,26 +214,17 @@ pub async fn get_config(
         ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
     request_body = PutBody, responses(
     (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
     (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 412, body = ErrorBody, description = "version_conflict"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Body,
 ))]
 pub async fn put_config(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
-    headers: HeaderMap,
-    body: JsonBody,
+    IfMatch(if_match): IfMatch,
+    TargetJson { id, body }: TargetJson<ModelId, PutBody>,
 ) -> ApiResult<Response> {
-    let id = ids.uuid("id")?;
-    rotor_storage::models::ensure_exists(state.db(), member.workspace.id, id).await?;
-    let body: PutBody = body.parse()?;
     let entries = body
         .entries
         .into_iter()
@@ -282,7 +240,7 @@ pub async fn put_config(
         cooldown_seconds: body.cooldown_seconds,
         max_attempts: body.max_attempts,
         entries: Some(entries),
-        if_match: if_match(&headers),
+        if_match,
     };
     save(&state, &member, id, write).await
 }
@@ -293,33 +251,23 @@ pub async fn put_config(
         ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
     request_body = PatchBody, responses(
     (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
     (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 412, body = ErrorBody, description = "version_conflict"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Body,
 ))]
 pub async fn patch_config(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
-    headers: HeaderMap,
-    body: JsonBody,
+    IfMatch(if_match): IfMatch,
+    TargetJson { id, body }: TargetJson<ModelId, PatchBody>,
 ) -> ApiResult<Response> {
-    let id = ids.uuid("id")?;
-    rotor_storage::models::ensure_exists(state.db(), member.workspace.id, id).await?;
-    let body: PatchBody = body.parse()?;
-
     let write = Write {
         enabled: body.enabled,
         cooldown_seconds: body.cooldown_seconds,
         max_attempts: body.max_attempts,
         entries: None,
-        if_match: if_match(&headers),
+        if_match,
     };
     save(&state, &member, id, write).await
 }
@@ -327,7 +275,7 @@ pub async fn patch_config(
 async fn save(
     state: &AppState,
     member: &Member<Manager>,
-    model: Uuid,
+    model: ModelId,
     write: Write,
 ) -> ApiResult<Response> {
     let feature = state.has_load_balancing(member.workspace.plan);
@@ -349,24 +297,20 @@ async fn save(
 #[utoipa::path(delete, path = "/workspaces/{ws}/models/{id}/load-balancing/cooldowns", tag = "load-balancing", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
     (status = 204, description = "cleared"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn clear_cooldowns(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
+    PathId(id): PathId<ModelId>,
 ) -> ApiResult<StatusCode> {
-    let id = ids.uuid("id")?;
     lb::record_cooldowns_cleared(state.db(), member.workspace.id, id, member.user.id).await?;
     state
         .engine()
         .state()
         .clear(PoolKey {
-            workspace: member.workspace.id,
-            model: id,
+            workspace: member.workspace.id.uuid(),
+            model: id.uuid(),
         })
         .await;
     state.committed(member.workspace.id).await;
@@ -389,22 +333,5 @@ pub fn summary(
             enabled: false,
             effective: false,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(if_match(&h), None);
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"7\", W/\"8\""));
-        assert_eq!(if_match(&h), Some(vec![7, 8]));
-        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
-        assert_eq!(if_match(&h), None);
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"garbage\""));
-        assert_eq!(if_match(&h), Some(vec![]));
     }
 }

@@ -1,19 +1,20 @@
 //! The signed-in user: profile, password change and personal access tokens for automation.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, AuthUser, FieldErrors, List, ListQuery, PathIds};
+use crate::extract::{ApiJson, AuthUser, FieldErrors, List, ListQuery, PathId};
+use crate::responses::{Authed, Body, Invalid, Paged, Scoped};
 use crate::routes::auth::check_password;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use rotor_storage::TokenId;
 use rotor_storage::{PersonalToken, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 /// `/me*`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,8 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Who the token belongs to.
 #[utoipa::path(get, path = "/me", tag = "me", security(("bearer" = [])), responses(
     (status = 200, body = User),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed,
 ))]
 pub async fn me(AuthUser(user): AuthUser) -> Json<User> {
     Json(user)
@@ -49,13 +49,11 @@ pub struct PasswordChange {
 /// tokens stay valid until revoked or expired.
 #[utoipa::path(post, path = "/me/password", tag = "me", security(("bearer" = [])), request_body = PasswordChange, responses(
     (status = 204, description = "changed"),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
     (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed (including a wrong current_password)"),
     (status = 429, body = ErrorBody, description = "too_many_requests (10 wrong current_password in 15 minutes)"),
     (status = 503, body = ErrorBody, description = "database_unavailable (or busy with Retry-After: 1 when more than 64 password checks are waiting)"),
+    Body,
 ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -68,7 +66,7 @@ pub async fn change_password(
     // As for login, the slot is taken before `current_password` is checked.
     let slot = state
         .throttle()
-        .take_user(user.id)
+        .take_user(user.id.uuid())
         .map_err(ApiError::too_many_requests)?;
     let stored = rotor_storage::users::password_hash(state.db(), user.id).await?;
     if !state
@@ -103,7 +101,7 @@ pub struct NewToken {
 #[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     /// Token id.
-    pub id: Uuid,
+    pub id: TokenId,
     /// Name.
     pub name: String,
     /// First 11 characters.
@@ -119,9 +117,7 @@ pub struct CreatedToken {
 /// The caller's personal access tokens (without their secrets).
 #[utoipa::path(get, path = "/me/tokens", tag = "me", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = List<PersonalToken>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Paged,
 ))]
 pub async fn list_tokens(
     State(state): State<AppState>,
@@ -135,12 +131,7 @@ pub async fn list_tokens(
 /// Create a personal access token, usable wherever a session token is.
 #[utoipa::path(post, path = "/me/tokens", tag = "me", security(("bearer" = [])), request_body = NewToken, responses(
     (status = 201, body = CreatedToken),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Body, Invalid,
 ))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -180,16 +171,13 @@ pub async fn create_token(
 #[utoipa::path(delete, path = "/me/tokens/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "token id")), responses(
     (status = 204, description = "revoked"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped,
 ))]
 pub async fn delete_token(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ids: PathIds,
+    PathId(id): PathId<TokenId>,
 ) -> ApiResult<StatusCode> {
-    let id = ids.uuid("id")?;
     rotor_storage::tokens::delete(state.db(), user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,13 +2,14 @@
 //! `owner` and `admin` roles, and a workspace always keeps an owner.
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, JsonBody, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, List, ListQuery, Manager, Member, PathId, TargetJson};
+use crate::responses::{Authed, Body, Invalid, Managers, Paged, Scoped};
 use crate::routes::auth::check_email;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rotor_storage::members::AddError;
+use rotor_storage::UserId;
 use rotor_storage::{Member as MemberView, Role};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -50,10 +51,7 @@ fn may_change(actor: Role, current: Role, new: Option<Role>) -> bool {
 #[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "members", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, body = List<MemberView>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Paged,
 ))]
 pub async fn list_members(
     State(state): State<AppState>,
@@ -68,15 +66,10 @@ pub async fn list_members(
 #[utoipa::path(post, path = "/workspaces/{ws}/members", tag = "members", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewMember, responses(
     (status = 201, body = MemberView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
     (status = 403, body = ErrorBody, description = "forbidden (role; only owners grant owner/admin)"),
     (status = 404, body = ErrorBody, description = "not_found or user_not_found"),
     (status = 409, body = ErrorBody, description = "member_exists"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Body, Invalid,
 ))]
 pub async fn add_member(
     State(state): State<AppState>,
@@ -100,18 +93,7 @@ pub async fn add_member(
         &email,
         body.role,
     )
-    .await
-    .map_err(|e| match e {
-        AddError::UserNotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "user_not_found",
-            "no user has this email",
-        ),
-        AddError::AlreadyMember => {
-            ApiError::conflict("member_exists", "the user is already a member")
-        }
-        AddError::Storage(e) => e.into(),
-    })?;
+    .await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -120,32 +102,20 @@ pub async fn add_member(
     params(("ws" = Uuid, Path, description = "workspace id"), ("user_id" = Uuid, Path, description = "member's user id")),
     request_body = MemberUpdate, responses(
     (status = 200, body = MemberView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "last_owner"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body, Invalid,
 ))]
 pub async fn update_member(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
-    body: JsonBody,
+    TargetJson { id: target, body }: TargetJson<UserId, MemberUpdate>,
 ) -> ApiResult<Json<MemberView>> {
-    let target = ids.uuid("user_id")?;
-    rotor_storage::members::ensure_exists(state.db(), member.workspace.id, target).await?;
-    let body: MemberUpdate = body.parse()?;
-
     let actor = member.workspace.role;
     let updated = rotor_storage::members::update_role(
         state.db(),
         member.workspace.id,
-        member.user.id,
         target,
+        member.user.id,
         body.role,
         |current, new| may_change(actor, current, Some(new)),
     )
@@ -158,28 +128,25 @@ pub async fn update_member(
     params(("ws" = Uuid, Path, description = "workspace id"), ("user_id" = Uuid, Path, description = "member's user id")),
     responses(
     (status = 204, description = "removed"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "last_owner"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn remove_member(
     State(state): State<AppState>,
     member: Member,
-    ids: PathIds,
+    target: Result<PathId<UserId>, ApiError>,
 ) -> ApiResult<StatusCode> {
     let actor = member.workspace.role;
-    let leaving = ids.uuid("user_id").is_ok_and(|id| id == member.user.id);
+    let leaving = target.as_ref().is_ok_and(|t| t.0 == member.user.id);
     if !leaving && !actor.can_manage() {
         return Err(ApiError::forbidden());
     }
-    let target = ids.uuid("user_id")?;
+    let PathId(target) = target?;
     rotor_storage::members::remove(
         state.db(),
         member.workspace.id,
-        member.user.id,
         target,
+        member.user.id,
         |current| leaving || may_change(actor, current, None),
     )
     .await?;

@@ -30,4 +30,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(load_balancing::router())
         .merge(admin::router())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::extract::MAX_BODY,
+        ))
 }

@@ -1,7 +1,8 @@
 //! Models: the names clients call, mapped to a provider model and a default credential.
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, FieldErrors, JsonBody, List, ListQuery, Manager, Member, PathIds};
+use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathId, TargetJson};
+use crate::responses::{Authed, Body, Invalid, Managers, Paged, Scoped};
 use crate::routes::load_balancing::summary;
 use crate::state::AppState;
 use axum::extract::State;
@@ -10,11 +11,11 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use rotor_storage::models::{self, Model, ModelType, NewModel};
 use rotor_storage::providers;
+use rotor_storage::{CredentialId, ModelId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 /// `/workspaces/{ws}/models*`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +39,7 @@ pub struct NewModelRequest {
     /// `llm` or `text-embedding`.
     pub model_type: ModelType,
     /// The default credential: same workspace and provider.
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
 }
 
 /// Changes to a model.
@@ -46,7 +47,7 @@ pub struct NewModelRequest {
 #[serde(deny_unknown_fields)]
 pub struct ModelUpdate {
     /// New default credential (same workspace and provider).
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
     /// New upstream model name.
     pub upstream_model: Option<String>,
 }
@@ -64,7 +65,7 @@ pub struct LoadBalancingSummary {
 #[derive(Serialize, ToSchema)]
 pub struct ModelView {
     /// Model id.
-    pub id: Uuid,
+    pub id: ModelId,
     /// Provider id.
     pub provider: String,
     /// Name clients use.
@@ -74,7 +75,7 @@ pub struct ModelView {
     /// Kind of model.
     pub model_type: ModelType,
     /// Default credential.
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     /// Load-balancing state (the "special icon").
     pub load_balancing: LoadBalancingSummary,
     /// Creation time.
@@ -118,10 +119,7 @@ fn model_name(errors: &mut FieldErrors, field: &str, value: &str) -> String {
 #[utoipa::path(get, path = "/workspaces/{ws}/models", tag = "models", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, body = List<ModelView>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Paged,
 ))]
 pub async fn list_models(
     State(state): State<AppState>,
@@ -129,7 +127,7 @@ pub async fn list_models(
     query: ListQuery,
 ) -> ApiResult<Json<List<ModelView>>> {
     let page = models::list(state.db(), member.workspace.id, query.page()?).await?;
-    let ids: Vec<Uuid> = page.data.iter().map(|m| m.id).collect();
+    let ids: Vec<ModelId> = page.data.iter().map(|m| m.id).collect();
     let configs =
         rotor_storage::load_balancing::get_many(state.db(), member.workspace.id, &ids).await?;
     let list = List::from(page);
@@ -148,15 +146,9 @@ pub async fn list_models(
 #[utoipa::path(post, path = "/workspaces/{ws}/models", tag = "models", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewModelRequest, responses(
     (status = 201, body = ModelView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
     (status = 409, body = ErrorBody, description = "model_exists"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
     (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, credential of another workspace or provider)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body,
 ))]
 pub async fn create_model(
     State(state): State<AppState>,
@@ -193,16 +185,13 @@ pub async fn create_model(
 #[utoipa::path(get, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
     (status = 200, body = ModelView),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped,
 ))]
 pub async fn get_model(
     State(state): State<AppState>,
     member: Member,
-    ids: PathIds,
+    PathId(id): PathId<ModelId>,
 ) -> ApiResult<Json<ModelView>> {
-    let id = ids.uuid("id")?;
     let model = models::get(state.db(), member.workspace.id, id).await?;
     Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }
@@ -212,25 +201,13 @@ pub async fn get_model(
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")),
     request_body = ModelUpdate, responses(
     (status = 200, body = ModelView),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body, Invalid,
 ))]
 pub async fn update_model(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
-    body: JsonBody,
+    TargetJson { id, body }: TargetJson<ModelId, ModelUpdate>,
 ) -> ApiResult<Json<ModelView>> {
-    let id = ids.uuid("id")?;
-    models::ensure_exists(state.db(), member.workspace.id, id).await?;
-    let body: ModelUpdate = body.parse()?;
-
     let mut errors = FieldErrors::default();
     let upstream = body
         .upstream_model
@@ -254,17 +231,13 @@ pub async fn update_model(
 #[utoipa::path(delete, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
     (status = 204, description = "deleted"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers,
 ))]
 pub async fn delete_model(
     State(state): State<AppState>,
     member: Member<Manager>,
-    ids: PathIds,
+    PathId(id): PathId<ModelId>,
 ) -> ApiResult<StatusCode> {
-    let id = ids.uuid("id")?;
     models::delete(state.db(), member.workspace.id, id, member.user.id).await?;
     state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)

@@ -1,7 +1,7 @@
 //! The provider catalogue: which providers exist and what their credentials hold.
 
-use crate::error::ErrorBody;
 use crate::extract::{AuthUser, List};
+use crate::responses::Authed;
 use crate::state::AppState;
 use axum::Json;
 use rotor_storage::providers::{FieldKind, PROVIDERS};
@@ -56,8 +56,7 @@ pub struct ProviderView {
 /// The built-in providers (any signed-in user).
 #[utoipa::path(get, path = "/providers", tag = "providers", security(("bearer" = [])), responses(
     (status = 200, body = List<ProviderView>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed,
 ))]
 pub async fn list_providers(_user: AuthUser) -> Json<List<ProviderView>> {
     let data = PROVIDERS

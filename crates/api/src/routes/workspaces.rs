@@ -2,16 +2,17 @@
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, AuthUser, FieldErrors, List, ListQuery, Manager, Member};
+use crate::responses::{Authed, Body, Invalid, Managers, Paged, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use rotor_storage::WorkspaceId;
 use rotor_storage::{MemberWorkspace, Plan, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 /// `/workspaces` and `/workspaces/{ws}`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -48,7 +49,7 @@ pub struct Features {
 #[derive(Serialize, ToSchema)]
 pub struct WorkspaceDetail {
     /// Workspace id.
-    pub id: Uuid,
+    pub id: WorkspaceId,
     /// Name.
     pub name: String,
     /// The caller's role.
@@ -74,9 +75,7 @@ fn detail(state: &AppState, ws: MemberWorkspace) -> WorkspaceDetail {
 /// The workspaces the caller belongs to.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = List<MemberWorkspace>),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 422, body = ErrorBody, description = "validation_failed (limit or cursor)"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Paged,
 ))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
@@ -91,13 +90,8 @@ pub async fn list_workspaces(
 /// Create a workspace; the caller becomes its owner and the plan is `sandbox`.
 #[utoipa::path(post, path = "/workspaces", tag = "workspaces", security(("bearer" = [])), request_body = NewWorkspace, responses(
     (status = 201, body = MemberWorkspace),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
     (status = 403, body = ErrorBody, description = "license_limit_reached"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Body, Invalid,
 ))]
 pub async fn create_workspace(
     State(state): State<AppState>,
@@ -119,9 +113,7 @@ pub async fn create_workspace(
 #[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), responses(
     (status = 200, body = WorkspaceDetail),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped,
 ))]
 pub async fn get_workspace(State(state): State<AppState>, member: Member) -> Json<WorkspaceDetail> {
     Json(detail(&state, member.workspace))
@@ -131,14 +123,7 @@ pub async fn get_workspace(State(state): State<AppState>, member: Member) -> Jso
 #[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = WorkspaceUpdate, responses(
     (status = 200, body = WorkspaceDetail),
-    (status = 400, body = ErrorBody, description = "invalid_json"),
-    (status = 401, body = ErrorBody, description = "unauthorized"),
-    (status = 403, body = ErrorBody, description = "forbidden"),
-    (status = 404, body = ErrorBody, description = "not_found"),
-    (status = 413, body = ErrorBody, description = "payload_too_large"),
-    (status = 415, body = ErrorBody, description = "unsupported_media_type"),
-    (status = 422, body = ErrorBody, description = "validation_failed"),
-    (status = 503, body = ErrorBody, description = "database_unavailable"),
+    Authed, Scoped, Managers, Body, Invalid,
 ))]
 pub async fn update_workspace(
     State(state): State<AppState>,
