@@ -48,4 +48,10 @@ error_set! {
     Paged = [(422, "validation_failed (limit or cursor)")];
     /// Bodies whose fields are checked.
     Invalid = [(422, "validation_failed")];
+    /// Writes of a load-balancing pool: the feature, `If-Match`, the two-credential rule.
+    PoolWrite = [
+        (403, "forbidden or feature_not_available"),
+        (412, "version_conflict"),
+        (422, "validation_failed or not_enough_entries"),
+    ];
 }

@@ -2,36 +2,11 @@
 
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
-use crate::page::{Page, Paged};
+use crate::page::{Keyset, Page, Paged};
 use crate::types::ApiKey;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: ApiKeyId,
-    name: String,
-    prefix: String,
-    allowed_models: Option<Vec<String>>,
-    expires_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-}
-
-impl From<Row> for ApiKey {
-    fn from(r: Row) -> Self {
-        ApiKey {
-            id: r.id,
-            name: r.name,
-            prefix: r.prefix,
-            allowed_models: r.allowed_models,
-            expires_at: r.expires_at,
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-        }
-    }
-}
 
 const COLUMNS: &str = "id, name, prefix, allowed_models, expires_at, created_at, last_used_at";
 
@@ -59,7 +34,7 @@ pub async fn create(
 ) -> Result<ApiKey> {
     let mut tx = pool.begin().await?;
     let id = ApiKeyId::new();
-    let row: Row = sqlx::query_as(&format!(
+    let row: ApiKey = sqlx::query_as(&format!(
         "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, allowed_models, expires_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
@@ -86,23 +61,14 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(row.into())
+    Ok(row)
 }
 
 /// A workspace's keys, oldest first.
 pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Result<Paged<ApiKey>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
-         ORDER BY created_at, id LIMIT $4"
-    ))
-    .bind(workspace_id)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(ApiKey::from).collect()))
+    let select = format!("SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1");
+    page.list::<ApiKey, _, _>(pool, &select, workspace_id, Keyset::OLDEST_FIRST)
+        .await
 }
 
 /// Deletes (revokes) a key of this workspace and records `api_key.revoked`.

@@ -1,7 +1,7 @@
 //! The audit log: every write records who did what, inside the write's own transaction.
 
 use crate::ids::*;
-use crate::page::{Page, Paged};
+use crate::page::{Keyset, Page, Paged};
 use crate::types::AuditEvent;
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -111,33 +111,22 @@ pub async fn list_workspace(
     workspace_id: WorkspaceId,
     page: Page,
 ) -> Result<Paged<AuditEvent>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, actor_user_id, action, target_type, target_id, details, created_at \
-         FROM audit_events WHERE workspace_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4",
-    )
-    .bind(workspace_id)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(AuditEvent::from).collect()))
+    let select = format!("{SELECT} WHERE workspace_id = $1");
+    page.list::<Row, _, _>(pool, &select, workspace_id, NEWEST_FIRST)
+        .await
 }
+
+const SELECT: &str =
+    "SELECT id, actor_user_id, action, target_type, target_id, details, created_at FROM audit_events";
+
+const NEWEST_FIRST: Keyset = Keyset {
+    newest_first: true,
+    ..Keyset::OLDEST_FIRST
+};
 
 /// Instance-level events (plans, license, admin actions), newest first.
 pub async fn list_instance(pool: &PgPool, page: Page) -> Result<Paged<AuditEvent>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, actor_user_id, action, target_type, target_id, details, created_at \
-         FROM audit_events WHERE instance_level \
-         AND ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
-         ORDER BY created_at DESC, id DESC LIMIT $3",
-    )
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(AuditEvent::from).collect()))
+    let select = format!("{SELECT} WHERE instance_level = $1");
+    page.list::<Row, _, _>(pool, &select, true, NEWEST_FIRST)
+        .await
 }

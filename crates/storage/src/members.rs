@@ -2,7 +2,7 @@
 
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
-use crate::page::{Page, Paged};
+use crate::page::{Keyset, Page, Paged};
 use crate::types::{parse_role, Member, Role};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -34,18 +34,14 @@ const SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.created_at \
 
 /// A workspace's members, in the order they joined.
 pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Result<Paged<Member>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE m.workspace_id = $1 \
-         AND ($2::timestamptz IS NULL OR (m.created_at, m.user_id) > ($2, $3)) \
-         ORDER BY m.created_at, m.user_id LIMIT $4"
-    ))
-    .bind(workspace_id)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(Member::from).collect()))
+    let select = format!("{SELECT} WHERE m.workspace_id = $1");
+    let key = Keyset {
+        created_at: "m.created_at",
+        id: "m.user_id",
+        newest_first: false,
+    };
+    page.list::<Row, _, _>(pool, &select, workspace_id, key)
+        .await
 }
 
 async fn get_conn(

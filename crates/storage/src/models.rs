@@ -3,7 +3,7 @@
 
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
-use crate::page::{Keyed, Page, Paged};
+use crate::page::{Keyed, Keyset, Page, Paged};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -177,18 +177,9 @@ pub async fn create(
 
 /// A workspace's models, oldest first.
 pub async fn list(pool: &PgPool, workspace: WorkspaceId, page: Page) -> Result<Paged<Model>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
-         ORDER BY created_at, id LIMIT $4"
-    ))
-    .bind(workspace)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(Model::from).collect()))
+    let select = format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1");
+    page.list::<Row, _, _>(pool, &select, workspace, Keyset::OLDEST_FIRST)
+        .await
 }
 
 /// One model of the workspace.

@@ -1,6 +1,9 @@
 //! Keyset pagination over (created_at, id), the order every list uses.
 
+use crate::Result;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgExecutor, Postgres};
 use uuid::Uuid;
 
 /// Where a page starts and how long it is.
@@ -33,12 +36,65 @@ impl Page {
         self.limit + 1
     }
 
-    pub(crate) fn after_ts(&self) -> Option<DateTime<Utc>> {
+    fn after_ts(&self) -> Option<DateTime<Utc>> {
         self.after.map(|a| a.0)
     }
 
-    pub(crate) fn after_id(&self) -> Option<Uuid> {
+    fn after_id(&self) -> Option<Uuid> {
         self.after.map(|a| a.1)
+    }
+
+    /// The rows of this page of `select`, a `SELECT … WHERE <condition on $1>` with `$1`
+    /// bound to `scope`, ordered by `key` (plus one row, to know whether more follow).
+    pub(crate) async fn rows<'e, R, S>(
+        &self,
+        exec: impl PgExecutor<'e>,
+        select: &str,
+        scope: S,
+        key: Keyset,
+    ) -> Result<Vec<R>>
+    where
+        R: FromPgRow,
+        S: Bind,
+    {
+        let Keyset {
+            created_at,
+            id,
+            newest_first,
+        } = key;
+        let (after, order) = if newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let sql = format!(
+            "{select} AND ($2::timestamptz IS NULL OR ({created_at}, {id}) {after} ($2, $3)) \
+             ORDER BY {created_at} {order}, {id} {order} LIMIT $4"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(scope)
+            .bind(self.after_ts())
+            .bind(self.after_id())
+            .bind(self.fetch())
+            .fetch_all(exec)
+            .await?)
+    }
+
+    /// [`Page::rows`] turned into the page of domain values.
+    pub(crate) async fn list<'e, R, T, S>(
+        &self,
+        exec: impl PgExecutor<'e>,
+        select: &str,
+        scope: S,
+        key: Keyset,
+    ) -> Result<Paged<T>>
+    where
+        R: FromPgRow,
+        T: From<R> + Keyed,
+        S: Bind,
+    {
+        let rows: Vec<R> = self.rows(exec, select, scope, key).await?;
+        Ok(self.finish(rows.into_iter().map(T::from).collect()))
     }
 
     /// Cuts the over-fetched rows down to the page and computes the continuation key.
@@ -52,4 +108,35 @@ impl Page {
         };
         Paged { data: rows, next }
     }
+}
+
+/// A row type sqlx can read from a Postgres row.
+pub(crate) trait FromPgRow: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+impl<R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> FromPgRow for R {}
+
+/// A value sqlx can bind as a Postgres parameter.
+pub(crate) trait Bind:
+    for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send
+{
+}
+impl<S: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send> Bind for S {}
+
+/// The key columns a list is ordered by, and which way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyset {
+    /// The creation-time column.
+    pub created_at: &'static str,
+    /// The id column (ties).
+    pub id: &'static str,
+    /// Newest first (the audit log) instead of oldest first.
+    pub newest_first: bool,
+}
+
+impl Keyset {
+    /// `created_at, id`, oldest first: most lists.
+    pub(crate) const OLDEST_FIRST: Keyset = Keyset {
+        created_at: "created_at",
+        id: "id",
+        newest_first: false,
+    };
 }

@@ -1,34 +1,11 @@
 //! Personal access tokens: long-lived bearer tokens for automation, stored hashed.
 
 use crate::ids::*;
-use crate::page::{Page, Paged};
+use crate::page::{Keyset, Page, Paged};
 use crate::types::{PersonalToken, User};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: TokenId,
-    name: String,
-    prefix: String,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-}
-
-impl From<Row> for PersonalToken {
-    fn from(r: Row) -> Self {
-        PersonalToken {
-            id: r.id,
-            name: r.name,
-            prefix: r.prefix,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            last_used_at: r.last_used_at,
-        }
-    }
-}
 
 const COLUMNS: &str = "id, name, prefix, created_at, expires_at, last_used_at";
 
@@ -41,7 +18,7 @@ pub async fn create(
     hash: &[u8],
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<PersonalToken> {
-    let row: Row = sqlx::query_as(&format!(
+    let row: PersonalToken = sqlx::query_as(&format!(
         "INSERT INTO personal_tokens (id, user_id, name, prefix, token_hash, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     ))
@@ -53,23 +30,14 @@ pub async fn create(
     .bind(expires_at)
     .fetch_one(pool)
     .await?;
-    Ok(row.into())
+    Ok(row)
 }
 
 /// The user's tokens, oldest first.
 pub async fn list(pool: &PgPool, user: UserId, page: Page) -> Result<Paged<PersonalToken>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM personal_tokens WHERE user_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
-         ORDER BY created_at, id LIMIT $4"
-    ))
-    .bind(user)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(PersonalToken::from).collect()))
+    let select = format!("SELECT {COLUMNS} FROM personal_tokens WHERE user_id = $1");
+    page.list::<PersonalToken, _, _>(pool, &select, user, Keyset::OLDEST_FIRST)
+        .await
 }
 
 /// Revokes one of the user's tokens.

@@ -200,7 +200,7 @@ impl Keyed for Member {
 }
 
 /// A workspace API key as listed (its secret is never stored or shown again).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ApiKey {
     /// Key id.
     pub id: ApiKeyId,
@@ -225,7 +225,7 @@ impl Keyed for ApiKey {
 }
 
 /// A personal access token as listed (its secret is never stored or shown again).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct PersonalToken {
     /// Token id.
     pub id: TokenId,

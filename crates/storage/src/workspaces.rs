@@ -2,7 +2,7 @@
 
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
-use crate::page::{Page, Paged};
+use crate::page::{Keyset, Page, Paged};
 use crate::types::{parse_plan, parse_role, MemberWorkspace, Plan, Role, Workspace};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -102,25 +102,58 @@ pub async fn get_for_member(
     Ok(row.map(MemberWorkspace::from))
 }
 
+const W_OLDEST_FIRST: Keyset = Keyset {
+    created_at: "w.created_at",
+    id: "w.id",
+    newest_first: false,
+};
+
 /// The workspaces `user` belongs to, oldest first.
 pub async fn list_for_member(
     pool: &PgPool,
     user: UserId,
     page: Page,
 ) -> Result<Paged<MemberWorkspace>> {
-    let rows: Vec<MemberRow> = sqlx::query_as(
-        "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
-         JOIN memberships m ON m.workspace_id = w.id AND m.user_id = $1 \
-         WHERE ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3)) \
-         ORDER BY w.created_at, w.id LIMIT $4",
-    )
-    .bind(user)
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
+    let select = "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
+         JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = $1";
+    page.list::<MemberRow, _, _>(pool, select, user, W_OLDEST_FIRST)
+        .await
+}
+
+/// A text column of `workspaces` that a write replaces.
+#[derive(Clone, Copy)]
+enum Column {
+    Name,
+    Plan,
+}
+
+/// Locks the workspace's row, sets `column` to `value` and returns the value it replaced
+/// (for the audit event); `NotFound` when there is no such workspace.
+async fn replace_column(
+    conn: &mut PgConnection,
+    workspace_id: WorkspaceId,
+    column: Column,
+    value: &str,
+) -> Result<String> {
+    let column = match column {
+        Column::Name => "name",
+        Column::Plan => "plan",
+    };
+    let old: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT {column} FROM workspaces WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(workspace_id)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(page.finish(rows.into_iter().map(MemberWorkspace::from).collect()))
+    let old = old.ok_or(Error::NotFound)?;
+    sqlx::query(&format!(
+        "UPDATE workspaces SET {column} = $2, updated_at = now() WHERE id = $1"
+    ))
+    .bind(workspace_id)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    Ok(old)
 }
 
 /// Renames a workspace and records `workspace.updated`.
@@ -131,17 +164,7 @@ pub async fn rename(
     name: &str,
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let old: Option<String> =
-        sqlx::query_scalar("SELECT name FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(workspace_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let old = old.ok_or(Error::NotFound)?;
-    sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
-        .bind(workspace_id)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    let old = replace_column(&mut tx, workspace_id, Column::Name, name).await?;
     audit::record(
         &mut tx,
         NewEvent::workspace(
@@ -184,16 +207,9 @@ const ADMIN_SELECT: &str = "SELECT w.id, w.name, w.plan, w.created_at, \
 
 /// Every workspace of the instance, oldest first (instance administrators only).
 pub async fn list_all(pool: &PgPool, page: Page) -> Result<Paged<Workspace>> {
-    let rows: Vec<AdminRow> = sqlx::query_as(&format!(
-        "{ADMIN_SELECT} WHERE ($1::timestamptz IS NULL OR (w.created_at, w.id) > ($1, $2)) \
-         ORDER BY w.created_at, w.id LIMIT $3"
-    ))
-    .bind(page.after_ts())
-    .bind(page.after_id())
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
-    Ok(page.finish(rows.into_iter().map(Workspace::from).collect()))
+    let select = format!("{ADMIN_SELECT} WHERE $1");
+    page.list::<AdminRow, _, _>(pool, &select, true, W_OLDEST_FIRST)
+        .await
 }
 
 /// Sets a workspace's plan and records `workspace.plan_changed` (also in the instance log).
@@ -204,17 +220,7 @@ pub async fn set_plan(
     plan: Plan,
 ) -> Result<Workspace> {
     let mut tx = pool.begin().await?;
-    let old: Option<String> =
-        sqlx::query_scalar("SELECT plan FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(workspace_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let old = old.ok_or(Error::NotFound)?;
-    sqlx::query("UPDATE workspaces SET plan = $2, updated_at = now() WHERE id = $1")
-        .bind(workspace_id)
-        .bind(plan.as_str())
-        .execute(&mut *tx)
-        .await?;
+    let old = replace_column(&mut tx, workspace_id, Column::Plan, plan.as_str()).await?;
     audit::record(
         &mut tx,
         NewEvent::workspace(

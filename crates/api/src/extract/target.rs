@@ -17,23 +17,21 @@ pub trait PathParam: Sized + Copy + Send + Sync + std::str::FromStr + 'static {
     const NAME: &'static str;
 }
 
-impl PathParam for WorkspaceId {
-    const NAME: &'static str = "ws";
+macro_rules! path_params {
+    ($($id:ty => $name:literal),* $(,)?) => {$(
+        impl PathParam for $id {
+            const NAME: &'static str = $name;
+        }
+    )*};
 }
-impl PathParam for UserId {
-    const NAME: &'static str = "user_id";
-}
-impl PathParam for CredentialId {
-    const NAME: &'static str = "id";
-}
-impl PathParam for ModelId {
-    const NAME: &'static str = "id";
-}
-impl PathParam for ApiKeyId {
-    const NAME: &'static str = "id";
-}
-impl PathParam for TokenId {
-    const NAME: &'static str = "id";
+
+path_params! {
+    WorkspaceId => "ws",
+    UserId => "user_id",
+    CredentialId => "id",
+    ModelId => "id",
+    ApiKeyId => "id",
+    TokenId => "id",
 }
 
 /// Reads the id from the request's path: anything but a UUID is a 404 (no such resource).

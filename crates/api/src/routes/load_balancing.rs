@@ -2,9 +2,9 @@
 //! with optional `If-Match`, and clear cooldowns. Switching off keeps every entry; any write
 //! that leaves the pool enabled needs the `load_balancing` feature.
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{IfMatch, Manager, Member, PathId, TargetJson};
-use crate::responses::{Authed, Body, Managers, Scoped};
+use crate::responses::{Authed, Body, Managers, PoolWrite, Scoped};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -214,10 +214,7 @@ pub async fn get_config(
         ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
     request_body = PutBody, responses(
     (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
-    (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
-    (status = 412, body = ErrorBody, description = "version_conflict"),
-    (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
-    Authed, Scoped, Body,
+    Authed, Scoped, Body, PoolWrite,
 ))]
 pub async fn put_config(
     State(state): State<AppState>,
@@ -251,10 +248,7 @@ pub async fn put_config(
         ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
     request_body = PatchBody, responses(
     (status = 200, body = LoadBalancingView, headers(("ETag" = String, description = "\"<version>\""))),
-    (status = 403, body = ErrorBody, description = "forbidden or feature_not_available"),
-    (status = 412, body = ErrorBody, description = "version_conflict"),
-    (status = 422, body = ErrorBody, description = "validation_failed or not_enough_entries"),
-    Authed, Scoped, Body,
+    Authed, Scoped, Body, PoolWrite,
 ))]
 pub async fn patch_config(
     State(state): State<AppState>,
