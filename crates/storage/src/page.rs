@@ -30,6 +30,16 @@ pub struct Paged<T> {
     pub next: Option<(DateTime<Utc>, Uuid)>,
 }
 
+impl<T> Paged<T> {
+    /// The same page with every row converted (the continuation key stays).
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
+        Paged {
+            data: self.data.into_iter().map(f).collect(),
+            next: self.next,
+        }
+    }
+}
+
 impl Page {
     /// The `LIMIT` to query: one more than asked, to know whether another page exists.
     pub(crate) fn fetch(&self) -> i64 {
@@ -46,7 +56,7 @@ impl Page {
 
     /// The rows of this page of `select`, a `SELECT … WHERE <condition on $1>` with `$1`
     /// bound to `scope`, ordered by `key` (plus one row, to know whether more follow).
-    pub(crate) async fn rows<'e, R, S>(
+    async fn rows<'e, R, S>(
         &self,
         exec: impl PgExecutor<'e>,
         select: &str,
@@ -80,7 +90,7 @@ impl Page {
             .await?)
     }
 
-    /// [`Page::rows`] turned into the page of domain values.
+    /// One page of `select` (see [`Page::rows`]) as domain values.
     pub(crate) async fn list<'e, R, T, S>(
         &self,
         exec: impl PgExecutor<'e>,

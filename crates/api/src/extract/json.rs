@@ -26,8 +26,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// A well-formed JSON body whose shape is checked later, with [`JsonBody::parse`]: routes
-/// that name a target id answer 404 for a missing target before 422 for a bad body (§11).
+/// A well-formed JSON body whose shape is checked later, with [`JsonBody::parse`]: a route
+/// that names a target answers 404 for a missing target before 422 for a bad body.
 pub struct JsonBody(pub serde_json::Value);
 
 impl JsonBody {

@@ -78,6 +78,12 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
+impl Keyed for Row {
+    fn key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.created_at, self.id.uuid())
+    }
+}
+
 const COLUMNS: &str = "id, workspace_id, provider, name, config, secrets, created_at, updated_at";
 
 /// Stores a new credential (config already validated) and records `credential.created`.
@@ -128,10 +134,10 @@ pub async fn list(
 ) -> Result<Paged<Credential>> {
     let mut conn = pool.acquire().await?;
     let select = format!("SELECT {COLUMNS} FROM credentials WHERE workspace_id = $1");
-    let rows: Vec<Row> = page
-        .rows(&mut *conn, &select, workspace, Keyset::OLDEST_FIRST)
+    let rows: Paged<Row> = page
+        .list(&mut *conn, &select, workspace, Keyset::OLDEST_FIRST)
         .await?;
-    let key = if rows.is_empty() {
+    let key = if rows.data.is_empty() {
         None
     } else {
         data_key(&mut conn, keyring, workspace, false)
@@ -139,11 +145,7 @@ pub async fn list(
             .ok()
             .flatten()
     };
-    Ok(page.finish(
-        rows.into_iter()
-            .map(|r| to_credential(r, key.as_ref()))
-            .collect(),
-    ))
+    Ok(rows.map(|r| to_credential(r, key.as_ref())))
 }
 
 async fn load(
