@@ -54,17 +54,18 @@ impl Page {
         self.after.map(|a| a.1)
     }
 
-    /// The rows of this page of `select`, a `SELECT … WHERE <condition on $1>` with `$1`
-    /// bound to `scope`, ordered by `key` (plus one row, to know whether more follow).
-    async fn rows<'e, R, S>(
+    /// This page of `select`, a `SELECT … WHERE <condition on $1>` with `$1` bound to
+    /// `scope`, ordered by `key`, as domain values.
+    pub(crate) async fn list<'e, R, T, S>(
         &self,
         exec: impl PgExecutor<'e>,
         select: &str,
         scope: S,
         key: Keyset,
-    ) -> Result<Vec<R>>
+    ) -> Result<Paged<T>>
     where
         R: FromPgRow,
+        T: From<R> + Keyed,
         S: Bind,
     {
         let Keyset {
@@ -81,29 +82,14 @@ impl Page {
             "{select} AND ($2::timestamptz IS NULL OR ({created_at}, {id}) {after} ($2, $3)) \
              ORDER BY {created_at} {order}, {id} {order} LIMIT $4"
         );
-        Ok(sqlx::query_as(&sql)
+        // One row more than the page, to know whether another follows.
+        let rows: Vec<R> = sqlx::query_as(&sql)
             .bind(scope)
             .bind(self.after_ts())
             .bind(self.after_id())
             .bind(self.fetch())
             .fetch_all(exec)
-            .await?)
-    }
-
-    /// One page of `select` (see [`Page::rows`]) as domain values.
-    pub(crate) async fn list<'e, R, T, S>(
-        &self,
-        exec: impl PgExecutor<'e>,
-        select: &str,
-        scope: S,
-        key: Keyset,
-    ) -> Result<Paged<T>>
-    where
-        R: FromPgRow,
-        T: From<R> + Keyed,
-        S: Bind,
-    {
-        let rows: Vec<R> = self.rows(exec, select, scope, key).await?;
+            .await?;
         Ok(self.finish(rows.into_iter().map(T::from).collect()))
     }
 

@@ -41,20 +41,47 @@ pub struct Provider {
     pub fields: &'static [FieldSpec],
 }
 
-const fn field(
+/// A required secret field (encrypted, masked).
+const fn secret(name: &'static str, description: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind: FieldKind::Secret,
+        required: true,
+        default: None,
+        is_url: false,
+        description,
+    }
+}
+
+/// A required upstream address, with the provider's default when it has one.
+const fn address(
     name: &'static str,
-    kind: FieldKind,
-    required: bool,
     default: Option<&'static str>,
-    is_url: bool,
     description: &'static str,
 ) -> FieldSpec {
     FieldSpec {
         name,
-        kind,
+        kind: FieldKind::Text,
+        required: true,
+        default,
+        is_url: true,
+        description,
+    }
+}
+
+/// A clear text field; `required` with a default means the default is used when omitted.
+const fn text(
+    name: &'static str,
+    required: bool,
+    default: Option<&'static str>,
+    description: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind: FieldKind::Text,
         required,
         default,
-        is_url,
+        is_url: false,
         description,
     }
 }
@@ -68,50 +95,23 @@ pub static PROVIDERS: &[Provider] = &[
         id: "openai",
         name: "OpenAI",
         fields: &[
-            field(
-                "api_key",
-                FieldKind::Secret,
-                true,
-                None,
-                false,
-                "API key (sk-…)",
-            ),
-            field(
+            secret("api_key", "API key (sk-…)"),
+            address(
                 "base_url",
-                FieldKind::Text,
-                true,
                 Some("https://api.openai.com/v1"),
-                true,
                 "API base URL",
             ),
-            field(
-                "organization",
-                FieldKind::Text,
-                false,
-                None,
-                false,
-                "OpenAI-Organization header",
-            ),
+            text("organization", false, None, "OpenAI-Organization header"),
         ],
     },
     Provider {
         id: "openai_compatible",
         name: "OpenAI-compatible API",
         fields: &[
-            field(
-                "api_key",
-                FieldKind::Secret,
-                true,
-                None,
-                false,
-                "API key sent as a Bearer token",
-            ),
-            field(
+            secret("api_key", "API key sent as a Bearer token"),
+            address(
                 "base_url",
-                FieldKind::Text,
-                true,
                 None,
-                true,
                 "API base URL, e.g. http://localhost:8000/v1",
             ),
         ],
@@ -120,36 +120,22 @@ pub static PROVIDERS: &[Provider] = &[
         id: "azure_openai",
         name: "Azure OpenAI",
         fields: &[
-            field(
-                "api_key",
-                FieldKind::Secret,
-                true,
-                None,
-                false,
-                "Azure OpenAI key (api-key header)",
-            ),
-            field(
+            secret("api_key", "Azure OpenAI key (api-key header)"),
+            address(
                 "endpoint",
-                FieldKind::Text,
-                true,
                 None,
-                true,
                 "Resource endpoint, e.g. https://NAME.openai.azure.com",
             ),
-            field(
+            text(
                 "api_version",
-                FieldKind::Text,
                 true,
                 Some(AZURE_DEFAULT_API_VERSION),
-                false,
                 "api-version query parameter",
             ),
-            field(
+            text(
                 "deployment",
-                FieldKind::Text,
                 false,
                 None,
-                false,
                 "Deployment name (defaults to the model's upstream_model)",
             ),
         ],
