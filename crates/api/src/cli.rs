@@ -1,6 +1,6 @@
 //! The `rotor` command line: `serve`, `migrate`, `openapi`, `healthcheck`.
 
-use crate::config::{Config, ConfigError, JwtSecret, LogFormat, SecretUrl};
+use crate::config::{Config, JwtSecret, LogFormat, SecretUrl};
 use crate::embedded::EmbeddedPostgres;
 use crate::startup::{shutdown_signal, Application};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -115,18 +115,14 @@ fn parse() -> Result<Cli, ExitCode> {
     let parsed = crate::config::unset_blank_env(Cli::command())
         .try_get_matches_from(argv)
         .and_then(|m| Cli::from_arg_matches(&m));
-    parsed.map_err(
-        |e| match crate::config::value_error(&Config::command(), &e) {
-            Some(bad) => {
-                eprintln!("rotor: {bad}");
-                ExitCode::from(2)
-            }
-            None => {
-                let _ = e.print();
-                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
-            }
-        },
-    )
+    parsed.map_err(|e| {
+        if let Some(bad) = crate::config::value_error(&Config::command(), &e) {
+            eprintln!("rotor: {bad}");
+            return ExitCode::from(2);
+        }
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -187,11 +183,10 @@ async fn prepare(config: Config) -> Result<(Config, Option<EmbeddedPostgres>), E
     config.embedded = true;
     if config.master_key.is_none() {
         let key = crate::config::decode_master_key(&secrets.master_key).map_err(|why| {
-            ConfigError(format!(
-                "invalid ROTOR_DATA_DIR/secrets.json master_key: {why}"
-            ))
-        });
-        config.master_key = Some(Arc::new(key.map_err(|e| report(Err(e.into())))?));
+            let e = anyhow::anyhow!("invalid ROTOR_DATA_DIR/secrets.json master_key: {why}");
+            report(Err(e))
+        })?;
+        config.master_key = Some(Arc::new(key));
     }
     if config.jwt_secret.is_none() {
         let secret = JwtSecret::new(secrets.jwt_secret.into_bytes());

@@ -59,9 +59,10 @@ pub enum LogFormat {
 /// One entry of `ROTOR_UPSTREAM_ALLOW` / `ROTOR_UPSTREAM_DENY`.
 pub use rotor_dispatch::policy::Rule as AddressRule;
 
-/// Every setting of `rotor serve`, validated. A paragraph `Default: …` in a doc comment
-/// describes a default that is not a value (the README's table shows it). Lists are typed
-/// `std::vec::Vec` so that clap parses the whole value once instead of one item per flag.
+/// Every setting of `rotor serve`: each value checked by its parser as it is read, the rest
+/// by [`Config::finish`]. A paragraph `Default: …` in a doc comment describes a default that
+/// is not a value (the README's table shows it). Lists are typed `std::vec::Vec` so that
+/// clap parses the whole value at once instead of one item per flag.
 #[derive(Debug, clap::Args)]
 pub struct Config {
     /// PostgreSQL URL. When set, `ROTOR_MASTER_KEY` and `ROTOR_JWT_SECRET` are required.

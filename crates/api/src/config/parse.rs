@@ -184,12 +184,12 @@ pub fn seconds(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `ROTOR_GATEWAY_MAX_BODY`: a size (see [`parse_size`]).
+/// `ROTOR_GATEWAY_MAX_BODY`: a size (see `parse_size`).
 pub fn gateway_size(v: &str) -> Result<usize, String> {
     parse_size(v).ok_or_else(|| "expected a size such as 33554432, 32MiB or 512KiB".into())
 }
 
-/// `ROTOR_UPSTREAM_MAX_BODY`: a size (see [`parse_size`]).
+/// `ROTOR_UPSTREAM_MAX_BODY`: a size (see `parse_size`).
 pub fn upstream_size(v: &str) -> Result<usize, String> {
     parse_size(v).ok_or_else(|| "expected a size such as 67108864, 64MiB or 512KiB".into())
 }

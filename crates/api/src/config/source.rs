@@ -5,9 +5,9 @@
 use super::{parse, Config, ConfigError};
 use clap::{Args, FromArgMatches};
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
-fn blank(value: &std::ffi::OsStr) -> bool {
+fn blank(value: &OsStr) -> bool {
     value.to_str().is_some_and(|v| v.trim().is_empty())
 }
 
@@ -45,11 +45,12 @@ impl Config {
 
 /// Makes clap skip every variable of `cmd` (and its subcommands) whose value is blank.
 pub fn unset_blank_env(cmd: clap::Command) -> clap::Command {
+    unset_blank(cmd, &|name| std::env::var_os(name))
+}
+
+fn unset_blank(cmd: clap::Command, lookup: &dyn Fn(&OsStr) -> Option<OsString>) -> clap::Command {
     let cmd = cmd.mut_args(|arg| {
-        let is_blank = arg
-            .get_env()
-            .and_then(std::env::var_os)
-            .is_some_and(|v| blank(&v));
+        let is_blank = arg.get_env().and_then(lookup).is_some_and(|v| blank(&v));
         if is_blank {
             arg.env(None)
         } else {
@@ -60,9 +61,9 @@ pub fn unset_blank_env(cmd: clap::Command) -> clap::Command {
         .get_subcommands()
         .map(|s| s.get_name().to_owned())
         .collect();
-    names
-        .into_iter()
-        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, unset_blank_env))
+    names.into_iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| unset_blank(sub, lookup))
+    })
 }
 
 /// Drops the settings flags given a blank value (`--license ""`, `--license=`) from `argv`.
@@ -88,4 +89,41 @@ pub fn drop_blank_flags(argv: Vec<OsString>) -> Vec<OsString> {
         out.push(arg);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_variables_are_not_read_in_any_subcommand() {
+        let arg = |id: &'static str, var: &'static str| clap::Arg::new(id).long(id).env(var);
+        let cmd = clap::Command::new("rotor")
+            .arg(arg("top", "TOP"))
+            .subcommand(
+                clap::Command::new("keys").subcommand(
+                    clap::Command::new("rewrap")
+                        .arg(arg("blank", "BLANK"))
+                        .arg(arg("set", "SET")),
+                ),
+            );
+        let lookup = |name: &OsStr| match name.to_str() {
+            Some("BLANK" | "TOP") => Some(OsString::from(" \t")),
+            Some("SET") => Some(OsString::from("x")),
+            _ => None,
+        };
+        let cmd = unset_blank(cmd, &lookup);
+        let env = |cmd: &clap::Command, id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env().map(ToOwned::to_owned))
+        };
+        assert_eq!(env(&cmd, "top"), None);
+        let rewrap = cmd
+            .find_subcommand("keys")
+            .and_then(|k| k.find_subcommand("rewrap"))
+            .unwrap();
+        assert_eq!(env(rewrap, "blank"), None);
+        assert_eq!(env(rewrap, "set"), Some(OsString::from("SET")));
+    }
 }
