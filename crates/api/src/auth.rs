@@ -153,8 +153,8 @@ impl Jwt {
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
-            encoding: Arc::new(EncodingKey::from_secret(&secret.0)),
-            decoding: Arc::new(DecodingKey::from_secret(&secret.0)),
+            encoding: Arc::new(EncodingKey::from_secret(secret.expose())),
+            decoding: Arc::new(DecodingKey::from_secret(secret.expose())),
             validation: Arc::new(validation),
         }
     }
@@ -230,13 +230,13 @@ mod tests {
 
     #[test]
     fn jwt_rejects_other_algorithms_and_secrets() {
-        let jwt = Jwt::new(&JwtSecret(vec![7u8; 32]));
+        let jwt = Jwt::new(&JwtSecret::new(vec![7u8; 32]));
         let user = Uuid::new_v4();
         let token = jwt.issue(user, 3).unwrap();
         let claims = jwt.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.ver), (user, 3));
 
-        let other = Jwt::new(&JwtSecret(vec![8u8; 32]));
+        let other = Jwt::new(&JwtSecret::new(vec![8u8; 32]));
         assert!(other.verify(&token).is_none());
 
         // alg: none with the same claims.

@@ -1,11 +1,11 @@
 //! The `rotor` command line: `serve`, `migrate`, `openapi`, `healthcheck`.
 
-use crate::config::{parse_master_key, Config, JwtSecret, LogFormat};
+use crate::config::{Config, JwtSecret, LogFormat, SecretUrl};
 use crate::embedded::EmbeddedPostgres;
 use crate::startup::{shutdown_signal, Application};
-use clap::{Args, Parser, Subcommand};
-use std::collections::HashMap;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Rotor: pooled LLM provider credentials with load balancing and an OpenAI-compatible gateway.
 #[derive(Parser)]
@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (with no DATABASE_URL: the embedded default, a private PostgreSQL).
-    Serve(Box<ServeArgs>),
+    Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate {
         /// Database to migrate.
@@ -86,117 +86,15 @@ enum LicenseCommand {
 enum KeysCommand {
     /// Re-wrap every workspace data key under ROTOR_MASTER_KEY (the old key goes in
     /// ROTOR_MASTER_KEY_PREVIOUS); afterwards the previous key is no longer needed.
-    Rewrap(Box<ServeArgs>),
-}
-
-/// Settings of `rotor serve`; each flag also reads its environment variable.
-#[derive(Args, Default)]
-pub struct ServeArgs {
-    /// PostgreSQL URL; unset means the embedded default.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Redis URL for dispatch state shared by replicas.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
-    /// Listen address (default 0.0.0.0:8080).
-    #[arg(long, env = "ROTOR_LISTEN")]
-    listen: Option<String>,
-    /// Master key: 32 bytes, base64.
-    #[arg(long, env = "ROTOR_MASTER_KEY", hide_env_values = true)]
-    master_key: Option<String>,
-    /// Previous master key, readable during a rotation.
-    #[arg(long, env = "ROTOR_MASTER_KEY_PREVIOUS", hide_env_values = true)]
-    master_key_previous: Option<String>,
-    /// JWT signing secret, at least 32 bytes.
-    #[arg(long, env = "ROTOR_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// License token, or a path to a file holding one.
-    #[arg(long, env = "ROTOR_LICENSE", hide_env_values = true)]
-    license: Option<String>,
-    /// self-hosted (default) or saas.
-    #[arg(long, env = "ROTOR_DEPLOYMENT")]
-    deployment: Option<String>,
-    /// open or closed (default: closed when self-hosted, open in saas).
-    #[arg(long, env = "ROTOR_SIGNUP")]
-    signup: Option<String>,
-    /// Upstream addresses allowed (CIDRs and host names, comma-separated).
-    #[arg(long, env = "ROTOR_UPSTREAM_ALLOW")]
-    upstream_allow: Option<String>,
-    /// Upstream addresses refused (CIDRs and host names, comma-separated).
-    #[arg(long, env = "ROTOR_UPSTREAM_DENY")]
-    upstream_deny: Option<String>,
-    /// First-byte timeout per upstream attempt, seconds (default 120).
-    #[arg(long, env = "ROTOR_UPSTREAM_TIMEOUT")]
-    upstream_timeout: Option<String>,
-    /// Deadline for a whole gateway request, seconds (default 300).
-    #[arg(long, env = "ROTOR_REQUEST_DEADLINE")]
-    request_deadline: Option<String>,
-    /// Longest pause between stream chunks, seconds (default 60).
-    #[arg(long, env = "ROTOR_STREAM_IDLE_TIMEOUT")]
-    stream_idle_timeout: Option<String>,
-    /// Largest gateway request body (default 32MiB).
-    #[arg(long, env = "ROTOR_GATEWAY_MAX_BODY")]
-    gateway_max_body: Option<String>,
-    /// Largest non-streamed upstream answer held (default 64MiB).
-    #[arg(long, env = "ROTOR_UPSTREAM_MAX_BODY")]
-    upstream_max_body: Option<String>,
-    /// Most connections open at once (default 10000).
-    #[arg(long, env = "ROTOR_MAX_CONNECTIONS")]
-    max_connections: Option<String>,
-    /// Bearer token for /metrics (unset: loopback clients only).
-    #[arg(long, env = "ROTOR_METRICS_TOKEN", hide_env_values = true)]
-    metrics_token: Option<String>,
-    /// Proxies whose X-Forwarded-For is believed (CIDRs, comma-separated).
-    #[arg(long, env = "ROTOR_TRUSTED_PROXIES")]
-    trusted_proxies: Option<String>,
-    /// Directory of the embedded default (default ./.rotor).
-    #[arg(long, env = "ROTOR_DATA_DIR")]
-    data_dir: Option<String>,
-    /// json or pretty (default pretty).
-    #[arg(long, env = "ROTOR_LOG_FORMAT")]
-    log_format: Option<String>,
-}
-
-impl ServeArgs {
-    /// The settings as variable name → value, for [`Config::from_vars`].
-    pub fn vars(&self) -> HashMap<String, String> {
-        let pairs = [
-            ("DATABASE_URL", &self.database_url),
-            ("REDIS_URL", &self.redis_url),
-            ("ROTOR_LISTEN", &self.listen),
-            ("ROTOR_MASTER_KEY", &self.master_key),
-            ("ROTOR_MASTER_KEY_PREVIOUS", &self.master_key_previous),
-            ("ROTOR_JWT_SECRET", &self.jwt_secret),
-            ("ROTOR_LICENSE", &self.license),
-            ("ROTOR_DEPLOYMENT", &self.deployment),
-            ("ROTOR_SIGNUP", &self.signup),
-            ("ROTOR_UPSTREAM_ALLOW", &self.upstream_allow),
-            ("ROTOR_UPSTREAM_DENY", &self.upstream_deny),
-            ("ROTOR_UPSTREAM_TIMEOUT", &self.upstream_timeout),
-            ("ROTOR_REQUEST_DEADLINE", &self.request_deadline),
-            ("ROTOR_STREAM_IDLE_TIMEOUT", &self.stream_idle_timeout),
-            ("ROTOR_GATEWAY_MAX_BODY", &self.gateway_max_body),
-            ("ROTOR_UPSTREAM_MAX_BODY", &self.upstream_max_body),
-            ("ROTOR_MAX_CONNECTIONS", &self.max_connections),
-            ("ROTOR_METRICS_TOKEN", &self.metrics_token),
-            ("ROTOR_TRUSTED_PROXIES", &self.trusted_proxies),
-            ("ROTOR_DATA_DIR", &self.data_dir),
-            ("ROTOR_LOG_FORMAT", &self.log_format),
-        ];
-        let mut vars: HashMap<String, String> = pairs
-            .into_iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
-            .collect();
-        if let Ok(filter) = std::env::var("RUST_LOG") {
-            vars.insert("RUST_LOG".into(), filter);
-        }
-        vars
-    }
+    Rewrap(Box<Config>),
 }
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -210,11 +108,32 @@ pub fn main() -> ExitCode {
     runtime.block_on(run(cli))
 }
 
+/// The command line, blank settings unset; a bad setting is one line naming its variable
+/// (exit status 2, as for clap's own usage errors).
+fn parse() -> Result<Cli, ExitCode> {
+    let argv = crate::config::drop_blank_flags(std::env::args_os().collect());
+    let parsed = crate::config::unset_blank_env(Cli::command())
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    parsed.map_err(|e| {
+        if let Some(bad) = crate::config::value_error(&Config::command(), &e) {
+            eprintln!("rotor: {bad}");
+            return ExitCode::from(2);
+        }
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
+}
+
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate { database_url } => {
-            crate::telemetry::init(LogFormat::Pretty);
+            let filter = std::env::var("RUST_LOG");
+            let filter = filter
+                .as_deref()
+                .unwrap_or(crate::telemetry::DEFAULT_FILTER);
+            crate::telemetry::init(LogFormat::Pretty, filter);
             let result = async {
                 let pool = rotor_storage::connect(&database_url, 2).await?;
                 rotor_storage::migrate(&pool).await?;
@@ -248,32 +167,30 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 /// Validated settings, with the embedded PostgreSQL started when there is no DATABASE_URL.
-async fn prepare(args: &ServeArgs) -> Result<(Config, Option<EmbeddedPostgres>), ExitCode> {
-    let mut config = match Config::from_vars(&args.vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rotor: {e}");
-            return Err(ExitCode::from(2));
-        }
-    };
-    crate::telemetry::init(config.log_format);
+async fn prepare(config: Config) -> Result<(Config, Option<EmbeddedPostgres>), ExitCode> {
+    let mut config = config.finish().map_err(|e| {
+        eprintln!("rotor: {e}");
+        ExitCode::from(2)
+    })?;
+    crate::telemetry::init(config.log_format, &config.log_filter);
     if config.database_url.is_some() {
         return Ok((config, None));
     }
     let (pg, secrets) = EmbeddedPostgres::start(&config.data_dir)
         .await
         .map_err(|e| report(Err(e.context("embedded default"))))?;
-    config.database_url = Some(pg.url().to_owned());
+    config.database_url = Some(SecretUrl::new(pg.url().to_owned()));
     config.embedded = true;
     if config.master_key.is_none() {
-        let key = parse_master_key(
-            "ROTOR_DATA_DIR/secrets.json master_key",
-            &secrets.master_key,
-        );
-        config.master_key = Some(key.map_err(|e| report(Err(e.into())))?);
+        let key = crate::config::decode_master_key(&secrets.master_key).map_err(|why| {
+            let e = anyhow::anyhow!("invalid ROTOR_DATA_DIR/secrets.json master_key: {why}");
+            report(Err(e))
+        })?;
+        config.master_key = Some(Arc::new(key));
     }
     if config.jwt_secret.is_none() {
-        config.jwt_secret = Some(JwtSecret(secrets.jwt_secret.into_bytes()));
+        let secret = JwtSecret::new(secrets.jwt_secret.into_bytes());
+        config.jwt_secret = Some(Arc::new(secret));
     }
     Ok((config, Some(pg)))
 }
@@ -286,8 +203,8 @@ async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
     }
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
-    let (config, embedded) = match prepare(&args).await {
+async fn serve(config: Config) -> ExitCode {
+    let (config, embedded) = match prepare(config).await {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -303,15 +220,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     report(result)
 }
 
-async fn rewrap(args: ServeArgs) -> ExitCode {
-    let (config, embedded) = match prepare(&args).await {
+async fn rewrap(config: Config) -> ExitCode {
+    let (config, embedded) = match prepare(config).await {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
     let result = async {
         let keyring = crate::startup::keyring(&config)?;
-        let url = config.database_url.clone().unwrap_or_default();
-        let pool = rotor_storage::connect(&url, 2).await?;
+        let url = config.database_url.as_ref().map(SecretUrl::expose);
+        let pool = rotor_storage::connect(url.unwrap_or_default(), 2).await?;
         rotor_storage::migrate(&pool).await?;
         let missing = rotor_storage::credentials::missing_key_ids(&pool, &keyring).await?;
         if let Some(id) = missing.first() {

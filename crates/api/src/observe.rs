@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -46,7 +47,7 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
 pub async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Response {
     let allowed = match &state.config().metrics_token {
         Some(token) => crate::extract::bearer(req.headers())
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())),
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose_secret().as_bytes())),
         // A loopback peer that forwards for someone (a local reverse proxy) does not make
         // the world loopback (see SECURITY.md).
         None => {

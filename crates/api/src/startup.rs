@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rotor_dispatch::policy::AddressPolicy;
 use rotor_storage::crypto::Keyring;
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,18 +37,17 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let url = config
             .database_url
-            .clone()
+            .as_ref()
             .context("DATABASE_URL is not set")?;
-        let secret = config
-            .jwt_secret
-            .clone()
-            .context("ROTOR_JWT_SECRET is not set")?;
-        let db = rotor_storage::connect(&url, 32).await.with_context(|| {
-            format!(
-                "cannot connect to the database at {}",
-                crate::config::redact_url(&url)
-            )
-        })?;
+        let jwt = Jwt::new(
+            config
+                .jwt_secret
+                .as_deref()
+                .context("ROTOR_JWT_SECRET is not set")?,
+        );
+        let db = rotor_storage::connect(url.expose(), 32)
+            .await
+            .with_context(|| format!("cannot connect to the database at {}", url.redacted()))?;
         rotor_storage::migrate(&db)
             .await
             .context("cannot migrate the database")?;
@@ -73,14 +73,15 @@ impl Application {
         let saas = config.deployment == crate::config::Deployment::Saas;
         // A license that cannot run saas mode is refused before it is installed: once stored
         // as the newest, it would stay the active one and keep the instance from starting.
-        let unfit = config.license.as_deref().is_some_and(|v| {
+        let setting = config.license.as_ref().map(ExposeSecret::expose_secret);
+        let unfit = setting.is_some_and(|v| {
             crate::license::Verifier::trusted()
                 .is_ok_and(|t| crate::license::lacks_saas(&t, &crate::license::read_setting(v)))
         });
         let license = if saas && unfit {
             None
         } else {
-            Some(crate::license::load(&db, config.license.as_deref()).await?)
+            Some(crate::license::load(&db, setting).await?)
         };
         let license = match license {
             Some(l) if !saas || l.grants(crate::license::SAAS, chrono::Utc::now()) => l,
@@ -89,7 +90,6 @@ impl Application {
                  (set ROTOR_LICENSE, or install one while running self-hosted); refusing to start"
             ),
         };
-        let jwt = Jwt::new(&secret);
         let settings = Settings {
             upstream_timeout: config.upstream_timeout,
             request_deadline: config.request_deadline,
@@ -98,7 +98,9 @@ impl Application {
         };
         let dispatch_state = Arc::new(match &config.redis_url {
             Some(url) => {
-                let redis = RedisState::start(url).await.context("invalid REDIS_URL")?;
+                let redis = RedisState::start(url.expose())
+                    .await
+                    .context("invalid REDIS_URL")?;
                 if !redis.is_shared() {
                     tracing::warn!("Redis does not answer yet: dispatch starts on in-process state and switches when it does");
                 }
@@ -166,8 +168,8 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
         .as_ref()
         .context("ROTOR_MASTER_KEY is not set")?;
     Ok(Keyring::new(
-        &current.0,
-        config.master_key_previous.as_ref().map(|k| &k.0),
+        current.expose(),
+        config.master_key_previous.as_ref().map(|k| k.expose()),
     ))
 }
 

@@ -3,10 +3,14 @@
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; later calls are ignored (tests build several apps).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+/// The filter when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
+
+/// Installs the global subscriber; later calls are ignored (tests build several apps). A
+/// filter that does not parse (only `rotor migrate` passes one unchecked) falls back to
+/// [`DEFAULT_FILTER`].
+pub fn init(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

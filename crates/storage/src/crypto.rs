@@ -70,18 +70,20 @@ pub enum CryptoError {
     Corrupt,
 }
 
-/// A master key and the id derived from it (stored next to everything it wraps).
+/// A master key and the id derived from it (stored next to everything it wraps). Not
+/// `Clone`; Debug shows the id only.
 pub struct MasterKey {
     id: String,
     cipher: Aes256Gcm,
 }
 
 impl MasterKey {
-    /// A master key from its 32 bytes.
+    /// A master key from its 32 bytes, read in place (no copy of them is left behind).
     pub fn new(bytes: &[u8; 32]) -> Self {
+        let key: &Key<Aes256Gcm> = bytes.into();
         Self {
             id: key_id(bytes),
-            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)),
+            cipher: Aes256Gcm::new(key),
         }
     }
 
