@@ -1,4 +1,4 @@
-//! Envelope encryption (DESIGN §7): each workspace has a random 256-bit data key, stored
+//! Envelope encryption: each workspace has a random 256-bit data key, stored
 //! wrapped by the master key under AES-256-GCM; secret fields are encrypted with the
 //! workspace key, a random 96-bit nonce and an AAD that binds the ciphertext to its
 //! workspace, credential and field, so a ciphertext moved anywhere else fails to decrypt.
@@ -35,7 +35,8 @@ impl Secret {
     }
 }
 
-/// Masks a secret for display (DESIGN §7).
+/// Masks a secret for display: `sk-…abcd` (first three and last four characters), or `****`
+/// when it is 12 characters or shorter.
 pub fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     if chars.len() > 12 {
