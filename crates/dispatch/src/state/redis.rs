@@ -106,21 +106,11 @@ fn keys(pool: PoolKey) -> (String, String) {
     (format!("rotor:{tag}:rot"), format!("rotor:{tag}:cd"))
 }
 
-fn parse_reason(s: &str) -> Reason {
-    match s {
-        "rejected" => Reason::Rejected,
-        "upstream_error" => Reason::UpstreamError,
-        "unreachable" => Reason::Unreachable,
-        "timeout" => Reason::Timeout,
-        "stream_error" => Reason::StreamError,
-        _ => Reason::RateLimited,
-    }
-}
-
 fn parse_cooldown(v: &str) -> Option<Cooldown> {
     let mut parts = v.split('|');
     let until_ms = parts.next()?.parse().ok()?;
-    let reason = parse_reason(parts.next()?);
+    // An unknown label (written by another version) reads as a rate limit.
+    let reason = Reason::from_label(parts.next()?).unwrap_or(Reason::RateLimited);
     let status = parts.next().and_then(|s| s.parse().ok());
     let at_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     Some(Cooldown {
