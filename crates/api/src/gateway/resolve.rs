@@ -6,6 +6,7 @@ use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
 use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
 use rotor_dispatch::state::PoolKey;
+use rotor_dispatch::target::ModelTarget;
 use rotor_storage::credentials::Credential;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -35,7 +36,8 @@ pub async fn resolve(
     );
     wanted.sort();
     wanted.dedup();
-    let mut targets: HashMap<Uuid, Arc<rotor_dispatch::target::Target>> = HashMap::new();
+    // Each credential's URLs are built here, once for the route, not per request.
+    let mut targets: HashMap<Uuid, Arc<ModelTarget>> = HashMap::new();
     for id in wanted {
         let credential: Credential =
             match rotor_storage::credentials::get(db, state.keyring(), workspace, id).await {
@@ -45,7 +47,7 @@ pub async fn resolve(
             };
         match crate::targets::target(&credential) {
             Some(t) => {
-                targets.insert(id, Arc::new(t));
+                targets.insert(id, Arc::new(ModelTarget::new(t, &m.upstream_model)));
             }
             None => {
                 tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
@@ -95,7 +97,7 @@ pub async fn resolve(
             workspace,
             model: m.id,
         },
-        model: m.name.clone(),
+        model: m.name.as_str().into(),
         upstream_model: m.upstream_model.clone(),
         pool_ready: config.enabled && config.distinct_enabled() >= 2,
         default: entry(m.credential_id, 1),

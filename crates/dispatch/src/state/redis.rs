@@ -8,7 +8,7 @@
 //! as Redis answers again.
 
 use super::memory::MemoryState;
-use super::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
+use super::{Cooldown, Pick, PickRequest, PoolKey, StateBackend};
 use crate::cooldown::Reason;
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -221,14 +221,14 @@ impl RedisState {
 }
 
 impl StateBackend for RedisState {
-    async fn pick(
-        &self,
-        pool: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
+    async fn pick(&self, request: PickRequest<'_>) -> Pick {
+        let PickRequest {
+            pool,
+            signature,
+            candidates,
+            tried,
+            now_ms,
+        } = request;
         let (rot, cd) = keys(pool);
         let mut inv = self.pick.prepare_invoke();
         inv.key(&rot)
@@ -252,11 +252,7 @@ impl StateBackend for RedisState {
                 retry_after_ms: u64::try_from(retry).unwrap_or(0),
             },
             Some(_) => Pick::Exhausted,
-            None => {
-                self.fallback
-                    .pick(pool, signature, candidates, tried, now_ms)
-                    .await
-            }
+            None => self.fallback.pick(request).await,
         }
     }
 
