@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cache::{CachedRoute, KeyInfo, KeyLookup};
-use error::{GatewayError, ProxyErrors};
+use error::{ChatErrors, EmbeddingErrors, GatewayError};
 use rotor_dispatch::engine::{Call, Relay, RelayBody};
 use rotor_dispatch::series::AnswerClass;
 use rotor_dispatch::target::Endpoint;
@@ -26,9 +26,14 @@ use utoipa_axum::routes;
 
 pub use error::{OpenAiError, OpenAiErrorDetail};
 
+/// The schemas the gateway's documented error answers refer to.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(OpenAiError)))]
+struct ErrorSchemas;
+
 /// `/v1/*`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(<ErrorSchemas as utoipa::OpenApi>::openapi())
         .routes(routes!(chat_completions))
         .routes(routes!(embeddings))
         .routes(routes!(models::list_models))
@@ -233,7 +238,7 @@ async fn proxy_inner(
     request_body(content = Object, description = "OpenAI chat completion request; `model` is a Rotor model name"),
     responses(
         (status = 200, description = "The provider's answer (JSON, or text/event-stream when streaming)"),
-        ProxyErrors,
+        ChatErrors,
     ))]
 pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
     proxy(state, req, Endpoint::ChatCompletions).await
@@ -242,7 +247,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
 /// OpenAI embeddings, balanced like chat completions.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "gateway", security(("api_key" = [])),
     request_body(content = Object, description = "OpenAI embeddings request; `model` is a Rotor model name"),
-    responses((status = 200, description = "The provider's answer"), ProxyErrors))]
+    responses((status = 200, description = "The provider's answer"), EmbeddingErrors))]
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
     proxy(state, req, Endpoint::Embeddings).await
 }

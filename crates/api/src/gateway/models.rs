@@ -1,6 +1,6 @@
 //! `/v1/models`: the workspace's models in OpenAI's shape, filtered by what the key may use.
 
-use super::error::{GatewayError, OpenAiError};
+use super::error::{GatewayError, ListErrors, ModelErrors};
 use super::{allowed, authenticate};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -44,11 +44,8 @@ pub struct ModelList {
 }
 
 /// The workspace's models (those the key may use).
-#[utoipa::path(get, path = "/v1/models", tag = "gateway", security(("api_key" = [])), responses(
-    (status = 200, body = ModelList),
-    (status = 401, body = OpenAiError, description = "invalid_api_key"),
-    (status = 503, body = OpenAiError, description = "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)"),
-))]
+#[utoipa::path(get, path = "/v1/models", tag = "gateway", security(("api_key" = [])),
+    responses((status = 200, body = ModelList), ListErrors))]
 pub async fn list_models(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -70,13 +67,8 @@ pub async fn list_models(
 
 /// One model by name.
 #[utoipa::path(get, path = "/v1/models/{name}", tag = "gateway", security(("api_key" = [])),
-    params(("name" = String, Path, description = "model name")), responses(
-    (status = 200, body = ModelObject),
-    (status = 401, body = OpenAiError, description = "invalid_api_key"),
-    (status = 403, body = OpenAiError, description = "model_not_allowed"),
-    (status = 404, body = OpenAiError, description = "model_not_found"),
-    (status = 503, body = OpenAiError, description = "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)"),
-))]
+    params(("name" = String, Path, description = "model name")),
+    responses((status = 200, body = ModelObject), ModelErrors))]
 pub async fn get_model(
     State(state): State<AppState>,
     Path(name): Path<String>,

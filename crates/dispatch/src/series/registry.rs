@@ -135,9 +135,7 @@ mod tests {
     use crate::series::AnswerClass;
 
     fn rendered(r: &Registry) -> String {
-        let mut out = String::new();
-        r.render(&mut out);
-        out
+        r.rendered()
     }
 
     type Alive = (HashSet<(Uuid, String)>, HashSet<(Uuid, Uuid)>);

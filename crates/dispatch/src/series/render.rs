@@ -141,6 +141,16 @@ fn labelled(
 }
 
 #[cfg(test)]
+impl Registry {
+    /// Everything [`Registry::render`] writes.
+    pub(super) fn rendered(&self) -> String {
+        let mut out = String::new();
+        self.render(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::super::AnswerClass;
     use crate::cooldown::Reason;
@@ -148,9 +158,7 @@ mod tests {
     use uuid::Uuid;
 
     fn rendered(r: &Registry) -> String {
-        let mut out = String::new();
-        r.render(&mut out);
-        out
+        r.rendered()
     }
     #[test]
     fn counters_render_with_help_type_and_labels() {
