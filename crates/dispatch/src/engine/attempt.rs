@@ -2,7 +2,7 @@
 //! answer (or its absence) means for the client and for the credential.
 
 use super::classify::Verdict;
-use super::cooling::{self, Cooled};
+use super::cooling::Cooled;
 use super::relay::{read_bounded, read_limited, Bounded, Relay, RelayBody};
 use super::{Call, Engine, Failure, Outcome, RouteEntry};
 use crate::client::Upstream;
@@ -43,24 +43,14 @@ impl Tally {
 }
 
 impl<S: StateBackend> Engine<S> {
-    /// Starts a cooldown of `entry`'s credential for this request.
-    async fn cool(
-        &self,
-        call: &Call<'_>,
-        entry: &RouteEntry,
-        trigger: (Duration, Reason),
-        status: Option<u16>,
-    ) {
-        let who = Cooled::of(call, entry);
-        cooling::cool(&*self.state, &*self.clock, who, trigger, status).await;
-    }
-
     /// Counts a call that brought no answer, cools its credential as `verdict` says, and
     /// moves on.
     async fn failed(&self, call: &Call<'_>, entry: &RouteEntry, verdict: Verdict) -> Step {
         entry.metrics.attempt(verdict.class);
         if let Some(trigger) = verdict.cooldown {
-            self.cool(call, entry, trigger, None).await;
+            self.cooling
+                .cool(Cooled::of(call, entry), trigger, None)
+                .await;
         }
         Step::Next(Err(verdict.failure))
     }
@@ -102,6 +92,20 @@ impl<S: StateBackend> Engine<S> {
             }
             Err(_) => return self.failed(call, entry, Verdict::TIMEOUT).await,
         };
+        self.answered(call, entry, response, deadline, tally).await
+    }
+
+    /// What the provider's answer to one attempt means: relayed, kept in case no later
+    /// attempt does better (a cooldown trigger), or refused as too large.
+    async fn answered(
+        &self,
+        call: &Call<'_>,
+        entry: &RouteEntry,
+        response: reqwest::Response,
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> Step {
+        let credential_id = entry.credential_id;
         let status = response.status().as_u16();
         entry.metrics.attempt(AnswerClass::of_status(status));
         let (content_type, retry_after) = {
@@ -116,11 +120,11 @@ impl<S: StateBackend> Engine<S> {
             credential_id,
             metrics: entry.metrics.clone(),
         };
-        let route = call.route;
-        if let Some(trigger) =
-            cooldown::for_status(status, response.headers(), route.cooldown_seconds)
-        {
-            self.cool(call, entry, trigger, Some(status)).await;
+        let cooldown_seconds = call.route.cooldown_seconds;
+        if let Some(trigger) = cooldown::for_status(status, response.headers(), cooldown_seconds) {
+            self.cooling
+                .cool(Cooled::of(call, entry), trigger, Some(status))
+                .await;
             let t1 = Instant::now();
             let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
             tally.upstream_time += t1.elapsed();
@@ -155,7 +159,9 @@ impl<S: StateBackend> Engine<S> {
                 Step::Done(Err(Failure::TooLarge))
             }
             Ok(Err(Bounded::Broken)) | Err(_) => {
-                self.cool(call, entry, (TRANSIENT, Reason::Timeout), None)
+                let trigger = (TRANSIENT, Reason::Timeout);
+                self.cooling
+                    .cool(Cooled::of(call, entry), trigger, None)
                     .await;
                 Step::Next(Err(Failure::Timeout))
             }

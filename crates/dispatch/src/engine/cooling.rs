@@ -5,8 +5,26 @@ use super::{Call, EntryMetrics, RouteEntry};
 use crate::clock::Clock;
 use crate::cooldown::Reason;
 use crate::state::{Cooldown, PoolKey, StateBackend};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Where cooldowns go and the clock that dates them (the engine's, shared with its streams).
+pub(super) struct Cooling<S> {
+    /// The state backend (rotation and cooldowns).
+    pub state: Arc<S>,
+    /// Dates each cooldown.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl<S> Clone for Cooling<S> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
 
 /// Which credential of which request a cooldown is for.
 #[derive(Clone, Copy)]
@@ -37,30 +55,31 @@ impl<'a> Cooled<'a> {
     }
 }
 
-/// Starts a cooldown of `who` for `reason`, lasting `duration`; `status` is the upstream
-/// status that triggered it (none for connect errors, timeouts and broken streams).
-pub(super) async fn cool<S: StateBackend>(
-    state: &S,
-    clock: &dyn Clock,
-    who: Cooled<'_>,
-    (duration, reason): (Duration, Reason),
-    status: Option<u16>,
-) {
-    if !who.balanced {
-        return;
+impl<S: StateBackend> Cooling<S> {
+    /// Starts a cooldown of `who` for `reason`, lasting `duration`; `status` is the upstream
+    /// status that triggered it (none for connect errors, timeouts and broken streams).
+    pub async fn cool(
+        &self,
+        who: Cooled<'_>,
+        (duration, reason): (Duration, Reason),
+        status: Option<u16>,
+    ) {
+        if !who.balanced {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let until_ms = now + u64::try_from(duration.as_millis()).unwrap_or(u64::MAX / 2);
+        let cooldown = Cooldown {
+            until_ms,
+            reason,
+            status,
+            at_ms: now,
+        };
+        self.state.cool(who.pool, who.credential, cooldown).await;
+        who.metrics.cooldown(reason);
+        tracing::info!(
+            workspace_id = %who.pool.workspace, model = %who.model, credential_id = %who.credential,
+            reason = reason.as_str(), seconds = duration.as_secs(), "credential cooling down"
+        );
     }
-    let now = clock.now_ms();
-    let until_ms = now + u64::try_from(duration.as_millis()).unwrap_or(u64::MAX / 2);
-    let cooldown = Cooldown {
-        until_ms,
-        reason,
-        status,
-        at_ms: now,
-    };
-    state.cool(who.pool, who.credential, cooldown).await;
-    who.metrics.cooldown(reason);
-    tracing::info!(
-        workspace_id = %who.pool.workspace, model = %who.model, credential_id = %who.credential,
-        reason = reason.as_str(), seconds = duration.as_secs(), "credential cooling down"
-    );
 }

@@ -20,6 +20,7 @@ use crate::state::{Candidate, Pick, PickRequest, StateBackend};
 use crate::target::Endpoint;
 use attempt::{Step, Tally};
 use bytes::Bytes;
+use cooling::Cooling;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -91,8 +92,7 @@ pub struct Outcome {
 /// The dispatcher: shared client, state backend, clock and timeouts.
 pub struct Engine<S> {
     upstream: Upstream,
-    state: Arc<S>,
-    clock: Arc<dyn Clock>,
+    cooling: Cooling<S>,
     settings: Settings,
 }
 
@@ -106,20 +106,19 @@ impl<S: StateBackend> Engine<S> {
     ) -> Self {
         Self {
             upstream,
-            state,
-            clock,
+            cooling: Cooling { state, clock },
             settings,
         }
     }
 
     /// The state backend (cooldown status, clearing).
     pub fn state(&self) -> &Arc<S> {
-        &self.state
+        &self.cooling.state
     }
 
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.cooling.clock
     }
 
     /// Sends the request: with load balancing effective, to the pool's next available
@@ -162,9 +161,9 @@ impl<S: StateBackend> Engine<S> {
                     signature: route.signature,
                     candidates: &weights,
                     tried: &tried,
-                    now_ms: self.clock.now_ms(),
+                    now_ms: self.cooling.clock.now_ms(),
                 };
-                match self.state.pick(request).await {
+                match self.cooling.state.pick(request).await {
                     Pick::Entry(i) => &candidates[i],
                     Pick::AllCooling { retry_after_ms } if last.is_none() => {
                         let retry_after_s = retry_after_ms.div_ceil(1000).max(1);

@@ -1,9 +1,8 @@
 //! Relaying an upstream answer: the answer's parts, a whole body read within a bound, and a
 //! stream relayed chunk by chunk until it ends, breaks, stalls or grows too large.
 
-use super::cooling::{self, Cooled};
+use super::cooling::{Cooled, Cooling};
 use super::{Call, Engine, EntryMetrics, RouteEntry};
-use crate::clock::Clock;
 use crate::cooldown::{Reason, TRANSIENT};
 use crate::state::{PoolKey, StateBackend};
 use crate::usage::UsageScanner;
@@ -66,8 +65,7 @@ pub struct Relay {
 struct Relaying<S> {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     idle: Duration,
-    state: Arc<S>,
-    clock: Arc<dyn Clock>,
+    cooling: Cooling<S>,
     pool: PoolKey,
     model: Arc<str>,
     metrics: Arc<EntryMetrics>,
@@ -112,7 +110,7 @@ impl<S: StateBackend> Relaying<S> {
                     balanced: self.balanced,
                 };
                 let trigger = (TRANSIENT, Reason::StreamError);
-                cooling::cool(&*self.state, &*self.clock, who, trigger, None).await;
+                self.cooling.cool(who, trigger, None).await;
                 tracing::warn!(credential_id = %self.credential, "upstream stream broke after it started");
                 Some(Err(StreamCut::Broken))
             }
@@ -131,8 +129,7 @@ impl<S: StateBackend> Engine<S> {
         let relaying = Relaying {
             upstream: response.bytes_stream().boxed(),
             idle: self.settings.stream_idle_timeout,
-            state: self.state.clone(),
-            clock: self.clock.clone(),
+            cooling: self.cooling.clone(),
             pool: call.route.pool,
             model: call.route.model.clone(),
             metrics: entry.metrics.clone(),
