@@ -133,7 +133,12 @@ impl Upstream {
     /// Checks the parts of a URL the resolver never sees: IP-literal hosts and denied names.
     pub fn check_url(&self, url: &str) -> Result<(), Blocked> {
         let parsed = url::Url::parse(url).map_err(|_| Blocked::Reserved)?;
-        match parsed.host() {
+        self.check(&parsed)
+    }
+
+    /// [`Upstream::check_url`] for a URL parsed already.
+    pub fn check(&self, url: &url::Url) -> Result<(), Blocked> {
+        match url.host() {
             Some(url::Host::Ipv4(ip)) => self.policy.check(None, ip.into()),
             Some(url::Host::Ipv6(ip)) => self.policy.check(None, ip.into()),
             Some(url::Host::Domain(d)) => self.policy.check_host(d),

@@ -1,4 +1,4 @@
-//! When a credential leaves the rotation, and for how long (DESIGN §5.4): 429 →
+//! When a credential leaves the rotation, and for how long: 429 →
 //! `max(cooldown_seconds, reset)` where the reset comes from `Retry-After` (seconds or an HTTP
 //! date), `retry-after-ms`, or OpenAI's `x-ratelimit-reset-requests`/`-tokens` (`6m0s`,
 //! `20ms`), capped at an hour; 401/403 → `cooldown_seconds`; 5xx, 529, connect errors and
@@ -30,8 +30,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (the order of a series' cooldown counters).
+    pub const ALL: [Reason; 6] = [
+        Reason::RateLimited,
+        Reason::Rejected,
+        Reason::UpstreamError,
+        Reason::Unreachable,
+        Reason::Timeout,
+        Reason::StreamError,
+    ];
+
     /// Stable label.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Reason::RateLimited => "rate_limited",
             Reason::Rejected => "rejected",
@@ -40,6 +50,16 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::StreamError => "stream_error",
         }
+    }
+
+    /// The reason whose label is `label`.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == label)
+    }
+
+    /// Its position in [`Reason::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -215,5 +235,14 @@ mod tests {
         );
         assert_eq!(for_status(400, &none, 60), None);
         assert_eq!(for_status(404, &none, 60), None);
+    }
+
+    #[test]
+    fn every_reason_sits_at_its_index_and_parses_back_from_its_label() {
+        for (i, r) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            assert_eq!(Reason::from_label(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::from_label("nonsense"), None);
     }
 }

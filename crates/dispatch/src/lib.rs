@@ -12,3 +12,4 @@ pub mod policy;
 pub mod series;
 pub mod state;
 pub mod target;
+pub mod usage;

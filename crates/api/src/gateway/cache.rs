@@ -35,15 +35,48 @@ pub struct CachedRoute {
     pub plan: Plan,
 }
 
+/// One workspace's part of the tables: what its invalidation touches, and nothing else.
+#[derive(Default)]
+struct Workspace {
+    /// Resolved routes by model name (looked up by `&str`: no allocation per request).
+    routes: HashMap<Box<str>, Arc<CachedRoute>>,
+    /// Bumped by every invalidation of this workspace.
+    generation: u64,
+    /// The hashes of its keys in [`Tables::keys`] (some may have gone since: a revoked key,
+    /// or a hash another workspace's reload took over).
+    key_hashes: Vec<Vec<u8>>,
+}
+
 #[derive(Default)]
 struct Tables {
     keys: HashMap<Vec<u8>, Arc<KeyInfo>>,
-    routes: HashMap<(Uuid, String), Arc<CachedRoute>>,
-    generations: HashMap<Uuid, u64>,
+    workspaces: HashMap<Uuid, Workspace>,
+    /// Bumped when every workspace's routes are dropped at once (a workspace's generation
+    /// is this plus its own, so that one bump covers workspaces not seen yet).
+    epoch: u64,
     /// Workspaces whose keys may be out of date (a reload after a change failed).
     stale: HashSet<Uuid>,
     /// Every key may be out of date (a reload after a lost listen connection failed).
     all_stale: bool,
+}
+
+impl Tables {
+    fn generation(&self, workspace: Uuid) -> u64 {
+        let own = self.workspaces.get(&workspace).map_or(0, |w| w.generation);
+        self.epoch.wrapping_add(own)
+    }
+
+    /// Adds live keys, each to the table and to its workspace's list.
+    fn insert_keys(&mut self, keys: Vec<LiveKey>) {
+        for (hash, info) in keys.into_iter().map(key_info) {
+            self.workspaces
+                .entry(info.workspace_id)
+                .or_default()
+                .key_hashes
+                .push(hash.clone());
+            self.keys.insert(hash, info);
+        }
+    }
 }
 
 /// What the gateway knows of a presented key.
@@ -77,8 +110,12 @@ impl GatewayCache {
     /// Replaces every key (startup, or a reload after reconnecting); nothing is stale after.
     pub fn load_keys(&self, keys: Vec<LiveKey>) {
         if let Ok(mut t) = self.tables.write() {
-            t.keys = keys.into_iter().map(key_info).collect();
-            t.routes.clear();
+            t.keys.clear();
+            for w in t.workspaces.values_mut() {
+                w.routes.clear();
+                w.key_hashes.clear();
+            }
+            t.insert_keys(keys);
             t.stale.clear();
             t.all_stale = false;
         }
@@ -124,20 +161,15 @@ impl GatewayCache {
 
     /// The cached route of a model, if any.
     pub fn route(&self, workspace: Uuid, model: &str) -> Option<Arc<CachedRoute>> {
-        self.tables
-            .read()
-            .ok()?
-            .routes
-            .get(&(workspace, model.to_owned()))
-            .cloned()
+        let t = self.tables.read().ok()?;
+        t.workspaces.get(&workspace)?.routes.get(model).cloned()
     }
 
     /// The workspace's generation (read before resolving a route).
     pub fn generation(&self, workspace: Uuid) -> u64 {
         self.tables
             .read()
-            .ok()
-            .and_then(|t| t.generations.get(&workspace).copied())
+            .map(|t| t.generation(workspace))
             .unwrap_or(0)
     }
 
@@ -150,33 +182,44 @@ impl GatewayCache {
         route: Arc<CachedRoute>,
     ) {
         if let Ok(mut t) = self.tables.write() {
-            if t.generations.get(&workspace).copied().unwrap_or(0) == generation {
-                t.routes.insert((workspace, model.to_owned()), route);
+            if t.generation(workspace) == generation {
+                let w = t.workspaces.entry(workspace).or_default();
+                w.routes.insert(model.into(), route);
             }
         }
     }
 
-    /// Drops a workspace's routes and replaces its keys with `keys` (fresh from the database).
+    /// Drops a workspace's routes and replaces its keys with `keys` (fresh from the database);
+    /// touches that workspace's entries only.
     pub fn invalidate_workspace(&self, workspace: Uuid, keys: Option<Vec<LiveKey>>) {
-        if let Ok(mut t) = self.tables.write() {
-            *t.generations.entry(workspace).or_insert(0) += 1;
-            t.routes.retain(|(ws, _), _| *ws != workspace);
-            if let Some(keys) = keys {
-                t.keys.retain(|_, k| k.workspace_id != workspace);
-                t.keys.extend(keys.into_iter().map(key_info));
-                t.stale.remove(&workspace);
+        let Ok(mut guard) = self.tables.write() else {
+            return;
+        };
+        let t = &mut *guard;
+        let w = t.workspaces.entry(workspace).or_default();
+        w.generation = w.generation.wrapping_add(1);
+        w.routes.clear();
+        if let Some(keys) = keys {
+            for hash in std::mem::take(&mut w.key_hashes) {
+                if t.keys
+                    .get(&hash)
+                    .is_some_and(|k| k.workspace_id == workspace)
+                {
+                    t.keys.remove(&hash);
+                }
             }
+            t.insert_keys(keys);
+            t.stale.remove(&workspace);
         }
     }
 
     /// Drops every route (license changes affect all workspaces).
     pub fn invalidate_all_routes(&self) {
         if let Ok(mut t) = self.tables.write() {
-            let workspaces: Vec<Uuid> = t.routes.keys().map(|(ws, _)| *ws).collect();
-            for ws in workspaces {
-                *t.generations.entry(ws).or_insert(0) += 1;
+            t.epoch = t.epoch.wrapping_add(1);
+            for w in t.workspaces.values_mut() {
+                w.routes.clear();
             }
-            t.routes.clear();
         }
     }
 }
@@ -193,6 +236,91 @@ mod tests {
             allowed_models: None,
             expires_at: None,
         }
+    }
+
+    fn route(workspace: Uuid, model: &str) -> Arc<CachedRoute> {
+        use rotor_dispatch::engine::EntryMetrics;
+        use rotor_dispatch::series::Registry;
+        let metrics = Arc::new(EntryMetrics::new(
+            &Registry::default(),
+            workspace,
+            model,
+            None,
+        ));
+        let route = Route {
+            pool: rotor_dispatch::state::PoolKey {
+                workspace,
+                model: Uuid::new_v4(),
+            },
+            model: model.into(),
+            upstream_model: model.to_owned(),
+            entries: vec![],
+            default: None,
+            pool_ready: false,
+            cooldown_seconds: 60,
+            max_attempts: 3,
+            signature: 0,
+            metrics,
+        };
+        Arc::new(CachedRoute {
+            route,
+            plan: Plan::Sandbox,
+        })
+    }
+
+    /// Stores a route resolved now, as the gateway does after a cache miss.
+    fn resolve(cache: &GatewayCache, workspace: Uuid, model: &str) {
+        let generation = cache.generation(workspace);
+        cache.store_route(workspace, model, generation, route(workspace, model));
+    }
+
+    #[test]
+    fn invalidating_a_workspace_drops_its_routes_and_keys_only() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let cache = GatewayCache::default();
+        cache.load_keys(vec![live(a, 1), live(b, 2)]);
+        for ws in [a, b] {
+            resolve(&cache, ws, "gpt");
+            resolve(&cache, ws, "mini");
+        }
+        assert!(cache.route(a, "gpt").is_some());
+        assert!(cache.route(a, "other").is_none());
+        cache.invalidate_workspace(a, Some(vec![live(a, 3)]));
+        assert!(cache.route(a, "gpt").is_none() && cache.route(a, "mini").is_none());
+        assert!(cache.route(b, "gpt").is_some() && cache.route(b, "mini").is_some());
+        assert!(matches!(cache.key(&[1]), KeyLookup::Unknown));
+        assert!(matches!(cache.key(&[3]), KeyLookup::Live(_)));
+        assert!(matches!(cache.key(&[2]), KeyLookup::Live(_)));
+        // A hash another workspace's reload took over stays that workspace's.
+        cache.invalidate_workspace(b, Some(vec![live(b, 2), live(b, 3)]));
+        cache.invalidate_workspace(a, Some(vec![]));
+        let KeyLookup::Live(k) = cache.key(&[3]) else {
+            panic!("live")
+        };
+        assert_eq!(k.workspace_id, b);
+    }
+
+    #[test]
+    fn a_route_resolved_across_a_change_is_not_cached() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let cache = GatewayCache::default();
+        let before = cache.generation(a);
+        cache.invalidate_workspace(a, None);
+        cache.store_route(a, "gpt", before, route(a, "gpt"));
+        assert!(cache.route(a, "gpt").is_none());
+        resolve(&cache, a, "gpt");
+        assert!(cache.route(a, "gpt").is_some());
+        // A license change: every workspace, even one with nothing cached yet.
+        let (before_a, before_b) = (cache.generation(a), cache.generation(b));
+        cache.invalidate_all_routes();
+        assert!(cache.route(a, "gpt").is_none());
+        cache.store_route(a, "gpt", before_a, route(a, "gpt"));
+        cache.store_route(b, "gpt", before_b, route(b, "gpt"));
+        assert!(cache.route(a, "gpt").is_none() && cache.route(b, "gpt").is_none());
+        // Reloading every key drops every route too.
+        resolve(&cache, b, "gpt");
+        cache.load_keys(vec![]);
+        assert!(cache.route(b, "gpt").is_none());
     }
 
     #[test]

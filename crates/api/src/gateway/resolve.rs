@@ -6,8 +6,9 @@ use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
 use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
 use rotor_dispatch::state::PoolKey;
+use rotor_dispatch::target::ModelTarget;
 use rotor_storage::credentials::Credential;
-use rotor_storage::CredentialId;
+use rotor_storage::{CredentialId, WorkspaceId};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub async fn resolve(
     model: &str,
 ) -> Result<Option<CachedRoute>, rotor_storage::Error> {
     let db = state.db();
-    let ws = rotor_storage::WorkspaceId::from(workspace);
+    let ws = WorkspaceId::from(workspace);
     let Some(m) = rotor_storage::models::get_by_name(db, ws, model).await? else {
         return Ok(None);
     };
@@ -37,7 +38,8 @@ pub async fn resolve(
     );
     wanted.sort();
     wanted.dedup();
-    let mut targets: HashMap<CredentialId, Arc<rotor_dispatch::target::Target>> = HashMap::new();
+    // Each credential's URLs are built here, once for the route, not per request.
+    let mut targets: HashMap<CredentialId, Arc<ModelTarget>> = HashMap::new();
     for id in wanted {
         let credential: Credential =
             match rotor_storage::credentials::get(db, state.keyring(), ws, id).await {
@@ -47,7 +49,7 @@ pub async fn resolve(
             };
         match crate::targets::target(&credential) {
             Some(t) => {
-                targets.insert(id, Arc::new(t));
+                targets.insert(id, Arc::new(ModelTarget::new(t, &m.upstream_model)));
             }
             None => {
                 tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
@@ -97,7 +99,7 @@ pub async fn resolve(
             workspace,
             model: m.id.uuid(),
         },
-        model: m.name.clone(),
+        model: m.name.as_str().into(),
         upstream_model: m.upstream_model.clone(),
         pool_ready: config.enabled && config.distinct_enabled() >= 2,
         default: entry(m.credential_id, 1),

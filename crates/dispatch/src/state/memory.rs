@@ -1,6 +1,6 @@
 //! In-process dispatch state: one mutex-guarded rotation and cooldown list per pool.
 
-use super::{choose, merge, Candidate, Cooldown, Pick, PoolKey, StateBackend};
+use super::{choose, merge, Cooldown, Pick, PickRequest, PoolKey, StateBackend};
 use crate::balancer::Rotation;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -57,37 +57,31 @@ impl MemoryState {
     }
 
     /// Picks synchronously (the async trait method wraps this; benchmarks call it directly).
-    pub fn pick_now(
-        &self,
-        key: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
+    pub fn pick_now(&self, request: PickRequest<'_>) -> Pick {
         // Common case: the pool exists; pick under the map's read lock (no Arc traffic).
         if let Ok(map) = self.pools.read() {
-            if let Some(pool) = map.get(&key) {
+            if let Some(pool) = map.get(&request.pool) {
                 let Ok(mut p) = pool.lock() else {
                     return Pick::Exhausted;
                 };
-                return Self::pick_in(&mut p, signature, candidates, tried, now_ms);
+                return Self::pick_in(&mut p, request);
             }
         }
-        let pool = self.pool(key);
+        let pool = self.pool(request.pool);
         let Ok(mut p) = pool.lock() else {
             return Pick::Exhausted;
         };
-        Self::pick_in(&mut p, signature, candidates, tried, now_ms)
+        Self::pick_in(&mut p, request)
     }
 
-    fn pick_in(
-        p: &mut Pool,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
+    fn pick_in(p: &mut Pool, request: PickRequest<'_>) -> Pick {
+        let PickRequest {
+            signature,
+            candidates,
+            tried,
+            now_ms,
+            ..
+        } = request;
         if p.signature != signature {
             p.signature = signature;
             p.rotation = Rotation::new(candidates.len());
@@ -108,7 +102,7 @@ impl MemoryState {
                 .map(|(_, cd)| cd.until_ms)
         };
         if candidates.len() > 64 {
-            return choose(rotation, candidates, tried, until, now_ms);
+            return choose(rotation, request, until);
         }
         // Which candidates are cooling changes only when a cooldown starts or ends: keep it as a
         // bit mask until then, so the common pick is the rotation alone.
@@ -129,21 +123,14 @@ impl MemoryState {
         let free = |i: usize| blocked & (1 << i) == 0 && !tried.contains(&candidates[i].credential);
         match rotation.pick_with(candidates.len(), |i| candidates[i].weight, free) {
             Some(i) => Pick::Entry(i),
-            None => choose(rotation, candidates, tried, until, now_ms),
+            None => choose(rotation, request, until),
         }
     }
 }
 
 impl StateBackend for MemoryState {
-    async fn pick(
-        &self,
-        key: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
-        self.pick_now(key, signature, candidates, tried, now_ms)
+    async fn pick(&self, request: PickRequest<'_>) -> Pick {
+        self.pick_now(request)
     }
 
     async fn cool(&self, key: PoolKey, credential: Uuid, cooldown: Cooldown) {
@@ -178,6 +165,7 @@ impl StateBackend for MemoryState {
 mod tests {
     use super::*;
     use crate::cooldown::Reason;
+    use crate::state::Candidate;
 
     #[tokio::test]
     async fn cooled_credentials_leave_the_rotation_until_their_deadline() {
@@ -195,11 +183,16 @@ mod tests {
         // A duplicated credential: both of its entries leave together.
         let mut pool = c.clone();
         pool.push(c[1]);
-        let picks = |now| {
-            (0..8)
-                .map(|_| s.pick_now(key, 1, &pool, &[], now))
-                .collect::<Vec<_>>()
+        let pick = |tried: &[Uuid], now_ms| {
+            s.pick_now(PickRequest {
+                pool: key,
+                signature: 1,
+                candidates: &pool,
+                tried,
+                now_ms,
+            })
         };
+        let picks = |now| (0..8).map(|_| pick(&[], now)).collect::<Vec<_>>();
         assert!(picks(0).contains(&Pick::Entry(1)));
         s.cool(
             key,
@@ -255,17 +248,14 @@ mod tests {
             .await;
         }
         assert_eq!(
-            s.pick_now(key, 1, &pool, &[], 2_000),
+            pick(&[], 2_000),
             Pick::AllCooling {
                 retry_after_ms: 3_000
             }
         );
         s.clear(key).await;
         let tried: Vec<Uuid> = c.iter().map(|x| x.credential).collect();
-        assert_eq!(s.pick_now(key, 1, &pool, &tried, 2_000), Pick::Exhausted);
-        assert!(matches!(
-            s.pick_now(key, 1, &pool, &tried[..2], 2_000),
-            Pick::Entry(2)
-        ));
+        assert_eq!(pick(&tried, 2_000), Pick::Exhausted);
+        assert!(matches!(pick(&tried[..2], 2_000), Pick::Entry(2)));
     }
 }

@@ -27,6 +27,21 @@ pub struct Candidate {
     pub weight: u32,
 }
 
+/// The question "which entry of this pool serves next?", asked once per attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct PickRequest<'a> {
+    /// The pool.
+    pub pool: PoolKey,
+    /// Identifies the pool's composition; a change restarts the rotation.
+    pub signature: u64,
+    /// The pool's entries.
+    pub candidates: &'a [Candidate],
+    /// Credentials this request tried already (skipped).
+    pub tried: &'a [Uuid],
+    /// Now, ms since the epoch (what is cooling is judged against it).
+    pub now_ms: u64,
+}
+
 /// The answer to "which entry serves next?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
@@ -56,16 +71,9 @@ pub struct Cooldown {
 
 /// Where rotation and cooldowns live.
 pub trait StateBackend: Send + Sync + 'static {
-    /// Picks the next entry of `pool`, skipping credentials in `tried` and those cooling down.
-    /// `signature` identifies the pool's composition; a change restarts the rotation.
-    fn pick(
-        &self,
-        pool: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> impl Future<Output = Pick> + Send;
+    /// Picks the next entry of the pool, skipping credentials tried already and those
+    /// cooling down.
+    fn pick(&self, request: PickRequest<'_>) -> impl Future<Output = Pick> + Send;
 
     /// Starts a cooldown; a running one with a later deadline is kept.
     fn cool(
@@ -97,11 +105,15 @@ pub fn merge(existing: Option<Cooldown>, new: Cooldown) -> Cooldown {
 /// The pick over candidates given which credentials are cooling (shared by every backend).
 pub fn choose(
     rotation: &mut crate::balancer::Rotation,
-    candidates: &[Candidate],
-    tried: &[Uuid],
+    request: PickRequest<'_>,
     cooling_until: impl Fn(Uuid) -> Option<u64>,
-    now_ms: u64,
 ) -> Pick {
+    let PickRequest {
+        candidates,
+        tried,
+        now_ms,
+        ..
+    } = request;
     let untried = |i: usize| !tried.contains(&candidates[i].credential);
     let cooling = |i: usize| cooling_until(candidates[i].credential).filter(|u| *u > now_ms);
     if let Some(i) = rotation.pick_with(
@@ -132,17 +144,10 @@ pub enum AnyState {
 }
 
 impl StateBackend for AnyState {
-    async fn pick(
-        &self,
-        pool: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
+    async fn pick(&self, request: PickRequest<'_>) -> Pick {
         match self {
-            AnyState::Memory(m) => m.pick(pool, signature, candidates, tried, now_ms).await,
-            AnyState::Redis(r) => r.pick(pool, signature, candidates, tried, now_ms).await,
+            AnyState::Memory(m) => m.pick(request).await,
+            AnyState::Redis(r) => r.pick(request).await,
         }
     }
 
@@ -174,6 +179,19 @@ mod tests {
     use crate::balancer::Rotation;
     use proptest::prelude::*;
 
+    fn ask<'a>(candidates: &'a [Candidate], tried: &'a [Uuid], now_ms: u64) -> PickRequest<'a> {
+        PickRequest {
+            pool: PoolKey {
+                workspace: Uuid::nil(),
+                model: Uuid::nil(),
+            },
+            signature: 0,
+            candidates,
+            tried,
+            now_ms,
+        }
+    }
+
     fn cd(until_ms: u64, reason: Reason) -> Cooldown {
         Cooldown {
             until_ms,
@@ -194,7 +212,7 @@ mod tests {
         fn all_cooling_reports_the_first_return(untils in prop::collection::vec(1_001u64..100_000, 1..8)) {
             let candidates: Vec<Candidate> = untils.iter().map(|_| Candidate { credential: Uuid::new_v4(), weight: 1 }).collect();
             let until = |c: Uuid| candidates.iter().position(|x| x.credential == c).map(|i| untils[i]);
-            let pick = choose(&mut Rotation::default(), &candidates, &[], until, 1_000);
+            let pick = choose(&mut Rotation::default(), ask(&candidates, &[], 1_000), until);
             prop_assert_eq!(pick, Pick::AllCooling { retry_after_ms: untils.iter().min().unwrap() - 1_000 });
         }
 
@@ -205,7 +223,7 @@ mod tests {
             let tried_cred = candidates[tried % n].credential;
             let mut r = Rotation::default();
             for _ in 0..20 {
-                match choose(&mut r, &candidates, &[tried_cred], |c| (c == cooled_cred).then_some(5_000), 1_000) {
+                match choose(&mut r, ask(&candidates, &[tried_cred], 1_000), |c| (c == cooled_cred).then_some(5_000)) {
                     Pick::Entry(i) => {
                         prop_assert_ne!(candidates[i].credential, cooled_cred);
                         prop_assert_ne!(candidates[i].credential, tried_cred);

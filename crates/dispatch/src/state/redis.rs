@@ -8,7 +8,7 @@
 //! as Redis answers again.
 
 use super::memory::MemoryState;
-use super::{Candidate, Cooldown, Pick, PoolKey, StateBackend};
+use super::{Cooldown, Pick, PickRequest, PoolKey, StateBackend};
 use crate::cooldown::Reason;
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -106,21 +106,11 @@ fn keys(pool: PoolKey) -> (String, String) {
     (format!("rotor:{tag}:rot"), format!("rotor:{tag}:cd"))
 }
 
-fn parse_reason(s: &str) -> Reason {
-    match s {
-        "rejected" => Reason::Rejected,
-        "upstream_error" => Reason::UpstreamError,
-        "unreachable" => Reason::Unreachable,
-        "timeout" => Reason::Timeout,
-        "stream_error" => Reason::StreamError,
-        _ => Reason::RateLimited,
-    }
-}
-
 fn parse_cooldown(v: &str) -> Option<Cooldown> {
     let mut parts = v.split('|');
     let until_ms = parts.next()?.parse().ok()?;
-    let reason = parse_reason(parts.next()?);
+    // An unknown label (written by another version) reads as a rate limit.
+    let reason = Reason::from_label(parts.next()?).unwrap_or(Reason::RateLimited);
     let status = parts.next().and_then(|s| s.parse().ok());
     let at_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     Some(Cooldown {
@@ -231,14 +221,14 @@ impl RedisState {
 }
 
 impl StateBackend for RedisState {
-    async fn pick(
-        &self,
-        pool: PoolKey,
-        signature: u64,
-        candidates: &[Candidate],
-        tried: &[Uuid],
-        now_ms: u64,
-    ) -> Pick {
+    async fn pick(&self, request: PickRequest<'_>) -> Pick {
+        let PickRequest {
+            pool,
+            signature,
+            candidates,
+            tried,
+            now_ms,
+        } = request;
         let (rot, cd) = keys(pool);
         let mut inv = self.pick.prepare_invoke();
         inv.key(&rot)
@@ -262,11 +252,7 @@ impl StateBackend for RedisState {
                 retry_after_ms: u64::try_from(retry).unwrap_or(0),
             },
             Some(_) => Pick::Exhausted,
-            None => {
-                self.fallback
-                    .pick(pool, signature, candidates, tried, now_ms)
-                    .await
-            }
+            None => self.fallback.pick(request).await,
         }
     }
 

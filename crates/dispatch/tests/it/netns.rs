@@ -1,5 +1,5 @@
 //! Refusals of metadata, WireServer and IPv4-embedding IPv6 addresses through the real
-//! upstream client (DESIGN §10, §12).
+//! upstream client (each hardening point is a test, run where it cannot do harm).
 //!
 //! The checks run in a child copy of this test binary inside private network and mount
 //! namespaces (`unshare --net --mount`): only a loopback interface, no route out, and a

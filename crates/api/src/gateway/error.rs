@@ -1,0 +1,325 @@
+//! The gateway's error vocabulary in OpenAI's shape: every refusal, every dispatch failure
+//! and the event that ends a stream cut after it started are serialised from [`OpenAiError`],
+//! mapped in one place each.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use rotor_dispatch::engine::{Failure, StreamCut};
+use rotor_dispatch::series::AnswerClass;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::ToSchema;
+
+/// An error in OpenAI's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiError {
+    /// The error.
+    pub error: OpenAiErrorDetail,
+}
+
+/// OpenAI's error fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorDetail {
+    /// Human-readable message.
+    pub message: String,
+    /// Error class, e.g. `invalid_request_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The offending parameter, when there is one.
+    pub param: Option<&'static str>,
+    /// Stable code, e.g. `invalid_api_key`.
+    pub code: &'static str,
+}
+
+/// A gateway error answer.
+pub struct GatewayError {
+    status: StatusCode,
+    code: &'static str,
+    kind: &'static str,
+    param: Option<&'static str>,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl GatewayError {
+    /// An error with OpenAI's `type` for `status`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        };
+        Self {
+            status,
+            code,
+            kind,
+            param: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Names the offending parameter.
+    pub fn param(mut self, p: &'static str) -> Self {
+        self.param = Some(p);
+        self
+    }
+
+    /// Asks the client to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// A missing, unknown or expired API key.
+    pub fn invalid_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "invalid or expired API key",
+        )
+    }
+
+    /// No model of this name in the key's workspace.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("the model `{}` does not exist", model.escape_debug()),
+        )
+        .param("model")
+    }
+
+    /// The database did not answer while loading `what` (not cached).
+    pub fn database_unavailable(what: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            format!("{what} cannot be loaded; retry shortly"),
+        )
+    }
+
+    /// The answer to a request no upstream answer can be relayed for, and its class; `model`
+    /// is the name the client asked for.
+    pub fn of_failure(failure: Failure, model: &str) -> (Self, AnswerClass) {
+        use StatusCode as S;
+        match failure {
+            Failure::AllCooling { retry_after_s } => (
+                Self::new(S::TOO_MANY_REQUESTS, "all_credentials_cooling_down", format!("every credential of `{model}` is cooling down after rate limits; retry in {retry_after_s} s"))
+                    .retry_after(retry_after_s),
+                AnswerClass::RateLimited,
+            ),
+            Failure::CredentialRejected { credential_id } => (
+                Self::new(S::BAD_GATEWAY, "upstream_credential_rejected", format!("the provider rejected credential {credential_id}; an admin must replace it")),
+                AnswerClass::UpstreamError,
+            ),
+            Failure::Timeout => (
+                Self::new(S::GATEWAY_TIMEOUT, "upstream_timeout", "the provider did not answer in time"),
+                AnswerClass::Timeout,
+            ),
+            Failure::Unavailable => (
+                Self::new(S::BAD_GATEWAY, "upstream_unavailable", "the provider could not be reached"),
+                AnswerClass::UpstreamError,
+            ),
+            Failure::Blocked => (
+                Self::new(S::BAD_GATEWAY, "upstream_address_blocked", "the provider's address is refused by this instance's upstream policy"),
+                AnswerClass::Blocked,
+            ),
+            Failure::TooLarge => (
+                Self::new(S::BAD_GATEWAY, "upstream_response_too_large", "the provider's answer exceeds this instance's ROTOR_UPSTREAM_MAX_BODY"),
+                AnswerClass::UpstreamError,
+            ),
+            Failure::Unreadable => (
+                Self::new(S::INTERNAL_SERVER_ERROR, "credential_unreadable", "no credential of this model can be decrypted"),
+                AnswerClass::UpstreamError,
+            ),
+        }
+    }
+
+    fn body(self) -> OpenAiError {
+        OpenAiError {
+            error: OpenAiErrorDetail {
+                message: self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let mut r = (status, Json(self.body())).into_response();
+        if let Some(s) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r.headers_mut()
+            .insert(super::ATTEMPTS, HeaderValue::from_static("0"));
+        r
+    }
+}
+
+/// The server-sent event that ends a stream cut after it started (no `[DONE]` follows, so
+/// the OpenAI SDKs raise it as an error).
+pub fn stream_event(cut: StreamCut) -> Bytes {
+    let (code, message, lead) = match cut {
+        // The cut chunk is not relayed, so the last one may have stopped inside an event: a
+        // blank line ends that first.
+        StreamCut::TooLarge => (
+            "upstream_response_too_large",
+            "the upstream answer exceeded the maximum size",
+            &b"\n\n"[..],
+        ),
+        StreamCut::Broken => (
+            "upstream_stream_error",
+            "the upstream stream ended unexpectedly",
+            &b""[..],
+        ),
+    };
+    let event = OpenAiError {
+        error: OpenAiErrorDetail {
+            message: message.to_owned(),
+            kind: "upstream_error",
+            param: None,
+            code,
+        },
+    };
+    let mut out = Vec::with_capacity(192);
+    out.extend_from_slice(lead);
+    out.extend_from_slice(b"data: ");
+    // Writing into a Vec cannot fail, and the event has no map with non-string keys.
+    let _ = event.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out, Spaced,
+    ));
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// JSON with a space after each `:` and `,`, as the stream's error event has always been
+/// written (clients match on it).
+struct Spaced;
+
+impl serde_json::ser::Formatter for Spaced {
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+/// The error answers of `POST /v1/chat/completions`.
+pub struct ChatErrors;
+
+/// The error answers of `POST /v1/embeddings`.
+pub struct EmbeddingErrors;
+
+/// The error answers of `GET /v1/models`.
+pub struct ListErrors;
+
+/// The error answers of `GET /v1/models/{name}`.
+pub struct ModelErrors;
+
+const INVALID_KEY: (u16, &str) = (401, "invalid_api_key");
+const NOT_ALLOWED: (u16, &str) = (403, "model_not_allowed");
+const NOT_FOUND: (u16, &str) = (404, "model_not_found");
+const MODELS_UNAVAILABLE: (u16, &str) = (503, "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)");
+
+type Documented = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
+
+/// The error answers of a proxied endpoint; `rate_limited` and `upstream` describe its 429
+/// and 502 answers.
+fn proxy_errors(rate_limited: &str, upstream: &str) -> Documented {
+    documented(&[
+        (400, "invalid_request_error"),
+        INVALID_KEY,
+        NOT_ALLOWED,
+        NOT_FOUND,
+        (413, "payload_too_large"),
+        (429, rate_limited),
+        (500, "credential_unreadable (no credential of the model can be decrypted)"),
+        (502, upstream),
+        (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
+        (504, "upstream_timeout"),
+    ])
+}
+
+impl utoipa::IntoResponses for ChatErrors {
+    fn responses() -> Documented {
+        proxy_errors(
+            "all_credentials_cooling_down (Retry-After), or the provider's 429",
+            "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large",
+        )
+    }
+}
+
+impl utoipa::IntoResponses for EmbeddingErrors {
+    fn responses() -> Documented {
+        proxy_errors("all_credentials_cooling_down", "upstream errors")
+    }
+}
+
+impl utoipa::IntoResponses for ListErrors {
+    fn responses() -> Documented {
+        documented(&[INVALID_KEY, MODELS_UNAVAILABLE])
+    }
+}
+
+impl utoipa::IntoResponses for ModelErrors {
+    fn responses() -> Documented {
+        documented(&[INVALID_KEY, NOT_ALLOWED, NOT_FOUND, MODELS_UNAVAILABLE])
+    }
+}
+
+/// Error answers with an [`OpenAiError`] body, by status, each with its codes as description.
+fn documented(answers: &[(u16, &str)]) -> Documented {
+    let schema = Ref::from_schema_name(OpenAiError::name());
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new().schema(Some(schema.clone())).build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_are_the_openai_error_shape_spaced_as_before() {
+        assert_eq!(
+            &stream_event(StreamCut::Broken)[..],
+            &b"data: {\"error\": {\"message\": \"the upstream stream ended unexpectedly\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_stream_error\"}}\n\n"[..]
+        );
+        assert_eq!(
+            &stream_event(StreamCut::TooLarge)[..],
+            &b"\n\ndata: {\"error\": {\"message\": \"the upstream answer exceeded the maximum size\", \"type\": \"upstream_error\", \"param\": null, \"code\": \"upstream_response_too_large\"}}\n\n"[..]
+        );
+    }
+}

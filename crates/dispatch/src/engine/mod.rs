@@ -1,0 +1,193 @@
+//! The failover loop: pick a credential, call the provider, and on a cooldown trigger —
+//! before the first byte reaches the client — cool that credential and try the next, at most
+//! `max_attempts` distinct credentials. Streams are relayed chunk by chunk; a stream that
+//! breaks after it started ends with an error event and cools its credential.
+
+mod attempt;
+mod classify;
+mod cooling;
+mod metrics;
+mod relay;
+mod route;
+
+pub use metrics::EntryMetrics;
+pub use relay::{Relay, RelayBody, RelayStream, StreamCut};
+pub use route::{Route, RouteEntry};
+
+use crate::client::Upstream;
+use crate::clock::Clock;
+use crate::state::{Candidate, Pick, PickRequest, StateBackend};
+use crate::target::Endpoint;
+use attempt::{Step, Tally};
+use bytes::Bytes;
+use cooling::Cooling;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The request's timeouts and size limit, from config.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// First byte per attempt.
+    pub upstream_timeout: Duration,
+    /// The whole request across attempts (until the answer starts).
+    pub request_deadline: Duration,
+    /// Longest silence between two stream chunks.
+    pub stream_idle_timeout: Duration,
+    /// Largest upstream answer held in memory; streams are cut there (see SECURITY.md).
+    pub max_body: usize,
+}
+
+/// A request to dispatch.
+pub struct Call<'a> {
+    /// The resolved route.
+    pub route: &'a Route,
+    /// Whether load balancing is effective for this request.
+    pub balanced: bool,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The body to send (model already rewritten).
+    pub body: Bytes,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// When Rotor received the request.
+    pub started: Instant,
+}
+
+/// Why no upstream answer can be relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Every credential is cooling down; retry after this many seconds.
+    AllCooling {
+        /// Seconds until the first credential is back (rounded up).
+        retry_after_s: u64,
+    },
+    /// The provider refused the credential (401/403): the caller's key is fine.
+    CredentialRejected {
+        /// The refused credential.
+        credential_id: Uuid,
+    },
+    /// No first byte in time.
+    Timeout,
+    /// No connection could be made.
+    Unavailable,
+    /// The address policy refused the provider's address.
+    Blocked,
+    /// No credential of the model can be decrypted.
+    Unreadable,
+    /// The provider's answer exceeded the configured maximum size.
+    TooLarge,
+}
+
+/// What dispatch produced, with how many upstream calls it made and how long they took.
+pub struct Outcome {
+    /// The answer.
+    pub result: Result<Relay, Failure>,
+    /// Upstream calls made.
+    pub attempts: u32,
+    /// Time spent waiting for providers (for the overhead header).
+    pub upstream_time: Duration,
+}
+
+/// The dispatcher: shared client, state backend, clock and timeouts.
+pub struct Engine<S> {
+    upstream: Upstream,
+    cooling: Cooling<S>,
+    settings: Settings,
+}
+
+impl<S: StateBackend> Engine<S> {
+    /// A dispatcher.
+    pub fn new(
+        upstream: Upstream,
+        state: Arc<S>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            upstream,
+            cooling: Cooling { state, clock },
+            settings,
+        }
+    }
+
+    /// The state backend (cooldown status, clearing).
+    pub fn state(&self) -> &Arc<S> {
+        &self.cooling.state
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.cooling.clock
+    }
+
+    /// Sends the request: with load balancing effective, to the pool's next available
+    /// credential, failing over on a cooldown trigger; otherwise to the default credential
+    /// alone, whose answer goes to the client as it is.
+    pub async fn dispatch(&self, call: Call<'_>) -> Outcome {
+        let route = call.route;
+        let candidates: &[RouteEntry] = if call.balanced {
+            &route.entries
+        } else {
+            route.default.as_slice()
+        };
+        let mut tally = Tally::default();
+        if candidates.is_empty() {
+            return tally.outcome(Err(Failure::Unreadable));
+        }
+        let weights: Vec<Candidate> = candidates
+            .iter()
+            .map(|e| Candidate {
+                credential: e.credential_id,
+                weight: e.weight,
+            })
+            .collect();
+        let max_attempts = if call.balanced {
+            route.max_attempts.max(1)
+        } else {
+            1
+        };
+        let deadline = call.started + self.settings.request_deadline;
+        let mut tried: Vec<Uuid> = Vec::new();
+        // What the client gets if no later attempt does better.
+        let mut last: Option<Result<Relay, Failure>> = None;
+
+        // One iteration per distinct credential tried (an address refused by the policy counts
+        // as tried, though no upstream call is made).
+        for _ in 0..max_attempts {
+            let entry = if call.balanced {
+                let request = PickRequest {
+                    pool: route.pool,
+                    signature: route.signature,
+                    candidates: &weights,
+                    tried: &tried,
+                    now_ms: self.cooling.clock.now_ms(),
+                };
+                match self.cooling.state.pick(request).await {
+                    Pick::Entry(i) => &candidates[i],
+                    Pick::AllCooling { retry_after_ms } if last.is_none() => {
+                        let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
+                        return tally.outcome(Err(Failure::AllCooling { retry_after_s }));
+                    }
+                    Pick::AllCooling { .. } | Pick::Exhausted => break,
+                }
+            } else {
+                &candidates[0]
+            };
+            tried.push(entry.credential_id);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                last = Some(Err(Failure::Timeout));
+                break;
+            }
+            match self
+                .attempt(&call, entry, deadline, remaining, &mut tally)
+                .await
+            {
+                Step::Done(result) => return tally.outcome(result),
+                Step::Next(result) => last = Some(result),
+            }
+        }
+        tally.outcome(last.unwrap_or(Err(Failure::Unavailable)))
+    }
+}

@@ -1,0 +1,219 @@
+//! Relaying an upstream answer: the answer's parts, a whole body read within a bound, and a
+//! stream relayed chunk by chunk until it ends, breaks, stalls or grows too large.
+
+use super::cooling::{Cooled, Cooling};
+use super::{Call, Engine, EntryMetrics, RouteEntry};
+use crate::cooldown::{Reason, TRANSIENT};
+use crate::state::{PoolKey, StateBackend};
+use crate::usage::UsageScanner;
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use reqwest::header::HeaderValue;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The relayed body.
+pub enum RelayBody {
+    /// A complete answer.
+    Full(Bytes),
+    /// Server-sent events, chunk by chunk.
+    Stream(RelayStream),
+}
+
+/// A stream that started, relayed chunk by chunk; a cut is its last item.
+pub struct RelayStream(BoxStream<'static, Result<Bytes, StreamCut>>);
+
+impl RelayStream {
+    /// The bytes to send: every chunk as it arrives, then a cut as the error event `event`
+    /// writes (the wire format of errors is the gateway's).
+    pub fn into_bytes(
+        self,
+        event: fn(StreamCut) -> Bytes,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        self.0.map(move |item| Ok(item.unwrap_or_else(event)))
+    }
+}
+
+/// Why a stream that had started was cut (the status and the first events went out already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCut {
+    /// The answer grew past the configured maximum size.
+    TooLarge,
+    /// The provider's stream broke, or stayed silent past the idle timeout.
+    Broken,
+}
+
+/// An upstream answer to relay.
+pub struct Relay {
+    /// Its status.
+    pub status: u16,
+    /// Its content type.
+    pub content_type: Option<HeaderValue>,
+    /// Its `Retry-After`, when it had one.
+    pub retry_after: Option<HeaderValue>,
+    /// Its body.
+    pub body: RelayBody,
+    /// The credential whose answer this is.
+    pub credential_id: Uuid,
+    /// That credential's metric handles.
+    pub metrics: Arc<EntryMetrics>,
+}
+
+/// A stream being relayed, with what it needs to cool its credential if it breaks.
+struct Relaying<S> {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Duration,
+    cooling: Cooling<S>,
+    pool: PoolKey,
+    model: Arc<str>,
+    metrics: Arc<EntryMetrics>,
+    credential: Uuid,
+    balanced: bool,
+    usage: UsageScanner,
+    /// Bytes the stream may still relay.
+    left: usize,
+    done: bool,
+}
+
+impl<S: StateBackend> Relaying<S> {
+    /// The next item to relay, `None` once the stream is over.
+    async fn next(&mut self) -> Option<Result<Bytes, StreamCut>> {
+        if self.done {
+            return None;
+        }
+        match tokio::time::timeout(self.idle, self.upstream.next()).await {
+            Ok(Some(Ok(chunk))) if chunk.len() > self.left => {
+                self.done = true;
+                tracing::warn!(credential_id = %self.credential, "upstream stream exceeded the maximum size; cut");
+                Some(Err(StreamCut::TooLarge))
+            }
+            Ok(Some(Ok(chunk))) => {
+                self.left -= chunk.len();
+                self.usage.feed(&chunk);
+                Some(Ok(chunk))
+            }
+            Ok(None) => {
+                if let Some(tokens) = self.usage.totals() {
+                    self.metrics.tokens(tokens);
+                }
+                None
+            }
+            Ok(Some(Err(_))) | Err(_) => {
+                self.done = true;
+                let who = Cooled {
+                    pool: self.pool,
+                    model: &self.model,
+                    credential: self.credential,
+                    metrics: &self.metrics,
+                    balanced: self.balanced,
+                };
+                let trigger = (TRANSIENT, Reason::StreamError);
+                self.cooling.cool(who, trigger, None).await;
+                tracing::warn!(credential_id = %self.credential, "upstream stream broke after it started");
+                Some(Err(StreamCut::Broken))
+            }
+        }
+    }
+}
+
+impl<S: StateBackend> Engine<S> {
+    /// Relays `response`, a stream that started, chunk by chunk.
+    pub(super) fn relay_stream(
+        &self,
+        call: &Call<'_>,
+        entry: &RouteEntry,
+        response: reqwest::Response,
+    ) -> RelayStream {
+        let relaying = Relaying {
+            upstream: response.bytes_stream().boxed(),
+            idle: self.settings.stream_idle_timeout,
+            cooling: self.cooling.clone(),
+            pool: call.route.pool,
+            model: call.route.model.clone(),
+            metrics: entry.metrics.clone(),
+            credential: entry.credential_id,
+            balanced: call.balanced,
+            usage: UsageScanner::default(),
+            left: self.settings.max_body,
+            done: false,
+        };
+        let stream = futures_util::stream::unfold(relaying, |mut st| async move {
+            let item = st.next().await?;
+            Some((item, st))
+        });
+        RelayStream(stream.boxed())
+    }
+}
+
+/// Why a bounded read stopped.
+pub(super) enum Bounded {
+    /// Over the limit (by its `Content-Length` or by what arrived).
+    TooLarge,
+    /// The connection broke.
+    Broken,
+}
+
+/// The whole answer, unless it is larger than `limit` (then nothing more is read).
+pub(super) async fn read_bounded(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, Bounded> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Bounded::TooLarge);
+    }
+    let capacity = response.content_length().unwrap_or(0) as usize;
+    let mut stream = response.bytes_stream();
+    let first = match stream.next().await {
+        None => return Ok(Bytes::new()),
+        Some(Err(_)) => return Err(Bounded::Broken),
+        Some(Ok(chunk)) => chunk,
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let mut len = first.len();
+    if len > limit {
+        return Err(Bounded::TooLarge);
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Bounded::Broken)?;
+        len += chunk.len();
+        if len > limit {
+            return Err(Bounded::TooLarge);
+        }
+        out.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(capacity.max(first.len() * 2));
+            v.extend_from_slice(&first);
+            v
+        })
+        .extend_from_slice(&chunk);
+    }
+    // A body that came in one chunk is relayed without a copy.
+    Ok(out.map_or(first, Bytes::from))
+}
+
+/// At most `limit` bytes of an error answer, read until `deadline` (what arrived by then).
+pub(super) async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    deadline: Instant,
+) -> Bytes {
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let read = async {
+        let mut out = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            let room = limit.saturating_sub(out.len());
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Bytes::from(out)
+    };
+    tokio::time::timeout(remaining, read)
+        .await
+        .unwrap_or_default()
+}
