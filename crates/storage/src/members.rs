@@ -5,29 +5,7 @@ use crate::ids::*;
 use crate::page::{Keyset, Page, Paged};
 use crate::types::{parse_role, Member, Role};
 use crate::{Error, Result};
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    user_id: UserId,
-    email: String,
-    name: String,
-    role: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<Row> for Member {
-    fn from(r: Row) -> Self {
-        Member {
-            user_id: r.user_id,
-            email: r.email,
-            name: r.name,
-            role: parse_role(&r.role),
-            created_at: r.created_at,
-        }
-    }
-}
 
 const SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.created_at \
      FROM memberships m JOIN users u ON u.id = m.user_id";
@@ -40,7 +18,7 @@ pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Resul
         id: "m.user_id",
         newest_first: false,
     };
-    page.list::<Row, _, _>(pool, &select, workspace_id, key)
+    page.list::<Member, _, _>(pool, &select, workspace_id, key)
         .await
 }
 
@@ -49,14 +27,14 @@ async fn get_conn(
     workspace_id: WorkspaceId,
     user_id: UserId,
 ) -> Result<Member> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Member> = sqlx::query_as(&format!(
         "{SELECT} WHERE m.workspace_id = $1 AND m.user_id = $2"
     ))
     .bind(workspace_id)
     .bind(user_id)
     .fetch_optional(conn)
     .await?;
-    row.map(Member::from).ok_or(Error::NotFound)
+    row.ok_or(Error::NotFound)
 }
 
 /// Adds an existing user (by email) with `role`, recording `member.added`.

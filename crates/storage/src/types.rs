@@ -118,6 +118,34 @@ pub(crate) fn parse_plan(s: &str) -> Plan {
     s.parse().unwrap_or(Plan::Sandbox)
 }
 
+/// Roles and plans are `text` columns: read with the safe fallback above, so a row written
+/// by a newer release never fails to load.
+macro_rules! text_column {
+    ($ty:ty, $parse:ident) => {
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok($parse(<&str as sqlx::Decode<sqlx::Postgres>>::decode(
+                    value,
+                )?))
+            }
+        }
+    };
+}
+
+text_column!(Role, parse_role);
+text_column!(Plan, parse_plan);
+
 /// A person who signs in to manage workspaces.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
@@ -135,7 +163,7 @@ pub struct User {
 }
 
 /// A workspace as seen by one of its members.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct MemberWorkspace {
     /// Workspace id.
     pub id: WorkspaceId,
@@ -157,7 +185,7 @@ impl Keyed for MemberWorkspace {
 }
 
 /// A workspace as seen by an instance administrator.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Workspace {
     /// Workspace id.
     pub id: WorkspaceId,
@@ -178,7 +206,7 @@ impl Keyed for Workspace {
 }
 
 /// A user's membership in a workspace.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Member {
     /// The member's user id.
     pub user_id: UserId,

@@ -3,31 +3,10 @@
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
 use crate::page::{Keyset, Page, Paged};
-use crate::types::{parse_plan, parse_role, MemberWorkspace, Plan, Role, Workspace};
+use crate::types::{parse_plan, MemberWorkspace, Plan, Role, Workspace};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    id: WorkspaceId,
-    name: String,
-    role: String,
-    plan: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<MemberRow> for MemberWorkspace {
-    fn from(r: MemberRow) -> Self {
-        MemberWorkspace {
-            id: r.id,
-            name: r.name,
-            role: parse_role(&r.role),
-            plan: parse_plan(&r.plan),
-            created_at: r.created_at,
-        }
-    }
-}
 
 /// Inserts a workspace owned by `owner` and records `workspace.created`.
 pub(crate) async fn insert(
@@ -91,7 +70,7 @@ pub async fn get_for_member(
     workspace_id: WorkspaceId,
     user: UserId,
 ) -> Result<Option<MemberWorkspace>> {
-    let row: Option<MemberRow> = sqlx::query_as(
+    let row: Option<MemberWorkspace> = sqlx::query_as(
         "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
          JOIN memberships m ON m.workspace_id = w.id AND m.user_id = $2 WHERE w.id = $1",
     )
@@ -99,7 +78,7 @@ pub async fn get_for_member(
     .bind(user)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(MemberWorkspace::from))
+    Ok(row)
 }
 
 const W_OLDEST_FIRST: Keyset = Keyset {
@@ -116,7 +95,7 @@ pub async fn list_for_member(
 ) -> Result<Paged<MemberWorkspace>> {
     let select = "SELECT w.id, w.name, m.role, w.plan, w.created_at FROM workspaces w \
          JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = $1";
-    page.list::<MemberRow, _, _>(pool, select, user, W_OLDEST_FIRST)
+    page.list::<MemberWorkspace, _, _>(pool, select, user, W_OLDEST_FIRST)
         .await
 }
 
@@ -181,34 +160,13 @@ pub async fn rename(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct AdminRow {
-    id: WorkspaceId,
-    name: String,
-    plan: String,
-    member_count: i64,
-    created_at: DateTime<Utc>,
-}
-
-impl From<AdminRow> for Workspace {
-    fn from(r: AdminRow) -> Self {
-        Workspace {
-            id: r.id,
-            name: r.name,
-            plan: parse_plan(&r.plan),
-            member_count: r.member_count,
-            created_at: r.created_at,
-        }
-    }
-}
-
 const ADMIN_SELECT: &str = "SELECT w.id, w.name, w.plan, w.created_at, \
      (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id) AS member_count FROM workspaces w";
 
 /// Every workspace of the instance, oldest first (instance administrators only).
 pub async fn list_all(pool: &PgPool, page: Page) -> Result<Paged<Workspace>> {
     let select = format!("{ADMIN_SELECT} WHERE $1");
-    page.list::<AdminRow, _, _>(pool, &select, true, W_OLDEST_FIRST)
+    page.list::<Workspace, _, _>(pool, &select, true, W_OLDEST_FIRST)
         .await
 }
 
@@ -234,12 +192,12 @@ pub async fn set_plan(
         .instance_level(),
     )
     .await?;
-    let row: AdminRow = sqlx::query_as(&format!("{ADMIN_SELECT} WHERE w.id = $1"))
+    let row: Workspace = sqlx::query_as(&format!("{ADMIN_SELECT} WHERE w.id = $1"))
         .bind(workspace_id)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(row.into())
+    Ok(row)
 }
 
 /// How many workspaces the instance holds (license `max_workspaces`).

@@ -41,34 +41,6 @@ pub struct Provider {
     pub fields: &'static [FieldSpec],
 }
 
-/// A required secret field (encrypted, masked).
-const fn secret(name: &'static str, description: &'static str) -> FieldSpec {
-    FieldSpec {
-        name,
-        kind: FieldKind::Secret,
-        required: true,
-        default: None,
-        is_url: false,
-        description,
-    }
-}
-
-/// A required upstream address, with the provider's default when it has one.
-const fn address(
-    name: &'static str,
-    default: Option<&'static str>,
-    description: &'static str,
-) -> FieldSpec {
-    FieldSpec {
-        name,
-        kind: FieldKind::Text,
-        required: true,
-        default,
-        is_url: true,
-        description,
-    }
-}
-
 /// A clear text field; `required` with a default means the default is used when omitted.
 const fn text(
     name: &'static str,
@@ -83,6 +55,26 @@ const fn text(
         default,
         is_url: false,
         description,
+    }
+}
+
+/// A required secret field (encrypted, masked).
+const fn secret(name: &'static str, description: &'static str) -> FieldSpec {
+    FieldSpec {
+        kind: FieldKind::Secret,
+        ..text(name, true, None, description)
+    }
+}
+
+/// A required upstream address, with the provider's default when it has one.
+const fn address(
+    name: &'static str,
+    default: Option<&'static str>,
+    description: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        is_url: true,
+        ..text(name, true, default, description)
     }
 }
 
