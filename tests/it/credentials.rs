@@ -2,7 +2,7 @@
 //! upstream address policy.
 
 use crate::helpers::*;
-use rotor_tests::mock::{MockUpstream, BODY_CANARY};
+use rotor_tests::mock::{MockKey, MockUpstream, BODY_CANARY};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -520,25 +520,30 @@ async fn validate_reports_what_the_provider_said_without_echoing_it() {
     let app = spawn_app().await;
     let mock = MockUpstream::start().await.unwrap();
     let u = app.user("u").await;
+    let refused = |error: &str| json!({"valid": false, "error": error});
     for (key, expected) in [
-        ("sk-good-key-123456", json!({"valid": true})),
+        (MockKey::new("sk-good-key-123456"), json!({"valid": true})),
         (
-            "sk-unauthorized-1234",
-            json!({"valid": false, "error": "unauthorized"}),
+            MockKey::new("sk-unauthorized-1234").status(401),
+            refused("unauthorized"),
         ),
         (
-            "sk-forbidden-123456",
-            json!({"valid": false, "error": "forbidden"}),
+            MockKey::new("sk-forbidden-123456").status(403),
+            refused("forbidden"),
         ),
         (
-            "sk-ratelimited-1234",
-            json!({"valid": false, "error": "rate_limited"}),
+            MockKey::new("sk-ratelimited-1234")
+                .status(429)
+                .retry_after(7),
+            refused("rate_limited"),
         ),
         (
-            "sk-broken-12345678",
-            json!({"valid": false, "error": "upstream_error"}),
+            MockKey::new("sk-broken-12345678").status(500),
+            refused("upstream_error"),
         ),
     ] {
+        let key = key.to_string();
+        let key = key.as_str();
         let id = app
             .compatible_credential(&u, u.workspace, key, key, &mock.url("/v1"))
             .await;
@@ -559,14 +564,9 @@ async fn validate_reports_what_the_provider_said_without_echoing_it() {
         json!({"valid": false, "error": "unreachable"})
     );
     // Redirects are never followed.
+    let moved = MockKey::new("sk-redirect-12345").redirect().to_string();
     let id = app
-        .compatible_credential(
-            &u,
-            u.workspace,
-            "redirect",
-            "sk-redirect-12345",
-            &mock.url("/v1"),
-        )
+        .compatible_credential(&u, u.workspace, "redirect", &moved, &mock.url("/v1"))
         .await;
     assert_eq!(
         validate(&app, &u, id).await,

@@ -8,7 +8,7 @@ use crate::helpers::*;
 use base64::Engine;
 use reqwest::Method;
 use rotor_storage::crypto::key_id;
-use rotor_tests::mock::MockUpstream;
+use rotor_tests::mock::{MockKey, MockUpstream};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -689,7 +689,10 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
     let password = canary("pw", "password");
     let wrong_password = canary("pw", "wrong-password");
     let good_key = canary("sk-live", "good");
-    let bad_key = canary("sk-unauthorized", "bad");
+    // The provider refuses it (401).
+    let bad_key = MockKey::new(canary("sk-live", "bad"))
+        .status(401)
+        .to_string();
     let azure_key = canary("az", "azure");
     let rotated_key = canary("sk-live", "rotated");
     let mistyped_key = canary("sk-live", "mistyped");

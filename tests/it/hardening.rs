@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use futures_util::future::join_all;
 use reqwest::Method;
-use rotor_tests::mock::MockUpstream;
+use rotor_tests::mock::{MockKey, MockUpstream};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -397,7 +397,13 @@ async fn huge_upstream_answers_are_refused_with_bounded_memory() {
     let owner = app.user("owner").await;
     let ws = owner.workspace;
     let cred = app
-        .compatible_credential(&owner, ws, "huge", "sk_huge160", &mock.url("/v1"))
+        .compatible_credential(
+            &owner,
+            ws,
+            "huge",
+            &MockKey::new("sk").huge_mib(160).to_string(),
+            &mock.url("/v1"),
+        )
         .await;
     app.model(&owner, ws, "openai_compatible", "big", cred)
         .await;
