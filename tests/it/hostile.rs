@@ -629,12 +629,7 @@ async fn an_unknown_plan_is_422() {
         bad.check_field(&body.to_string(), &r, field);
     }
     bad.assert_none();
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", admin.workspace),
-            &admin.token,
-        )
-        .await;
+    let ws = app.workspace(&admin).await;
     assert_eq!(ws.body["plan"], "sandbox");
     let changes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE action = 'workspace.plan_changed'",

@@ -277,12 +277,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
         app.get("/api/v1/admin/license", &admin.token).await.body["status"],
         "expired"
     );
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", p.w.user.workspace),
-            &p.w.user.token,
-        )
-        .await;
+    let ws = app.workspace(&p.w.user).await;
     assert_eq!(ws.body["features"]["load_balancing"], false);
 
     app.put(
@@ -438,12 +433,7 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                     } else {
                         assert!(r.status.is_success(), "{case}: {} {}", r.status, r.body);
                     }
-                    let ws = app
-                        .get(
-                            &format!("/api/v1/workspaces/{}", p.w.user.workspace),
-                            &p.w.user.token,
-                        )
-                        .await;
+                    let ws = app.workspace(&p.w.user).await;
                     assert_eq!(ws.body["features"]["load_balancing"], feature, "{case}");
                     let after = app.get(&p.path, &p.w.user.token).await.body;
                     if after["enabled"] == true {

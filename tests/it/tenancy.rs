@@ -77,6 +77,19 @@ async fn tenants() -> Tenants {
     }
 }
 
+impl Tenants {
+    /// A's key, credential and model, a `member` to change and an `email` to add.
+    fn in_a<'a>(&self, member: Uuid, email: &'a str) -> Targets<'a> {
+        Targets {
+            member,
+            key: self.ka,
+            credential: self.ca,
+            model: self.ma,
+            email,
+        }
+    }
+}
+
 /// The ids a route table aims at.
 struct Targets<'a> {
     /// A member's user id.
@@ -301,16 +314,8 @@ fn ids(list: &Value, field: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() {
-    let Tenants {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        ca,
-        ma,
-        ..
-    } = tenants().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, b, .. } = &t;
     let before_a = view(&app, &a, a.workspace).await;
     let before_m = view(&app, &m, a.workspace).await;
     let before_b = view(&app, &b, b.workspace).await;
@@ -319,13 +324,7 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
     // B aims at M, at A (the owner) and at itself (not a member of WA either).
     let mut requests = Vec::new();
     for target in [m.id, a.id, b.id] {
-        let targets = Targets {
-            member: target,
-            key: ka,
-            credential: ca,
-            model: ma,
-            email: &b.email,
-        };
+        let targets = t.in_a(target, &b.email);
         requests.extend(workspace_routes(a.workspace, &targets, false));
     }
     expect_all_not_found(&app, &b.token, requests).await;
@@ -334,7 +333,7 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
     // no role change, the key still listed, and no audit event from B's attempts.
     assert_eq!(view(&app, &a, a.workspace).await, before_a);
     assert_eq!(view(&app, &m, a.workspace).await, before_m);
-    assert!(ids(&before_a["api_keys"], "id").contains(&ka.to_string()));
+    assert!(ids(&before_a["api_keys"], "id").contains(&t.ka.to_string()));
     assert_eq!(
         ids(&before_a["members"], "user_id"),
         vec![a.id.to_string(), m.id.to_string()]
@@ -382,16 +381,8 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
 
 #[tokio::test]
 async fn a_personal_access_token_of_another_tenant_gets_404_too() {
-    let Tenants {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        ca,
-        ma,
-        ..
-    } = tenants().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, b, .. } = &t;
     let pat = app
         .post("/api/v1/me/tokens", &b.token, json!({"name": "automation"}))
         .await;
@@ -402,17 +393,7 @@ async fn a_personal_access_token_of_another_tenant_gets_404_too() {
     expect_all_not_found(
         &app,
         &pat,
-        workspace_routes(
-            a.workspace,
-            &Targets {
-                member: m.id,
-                key: ka,
-                credential: ca,
-                model: ma,
-                email: &b.email,
-            },
-            false,
-        ),
+        workspace_routes(a.workspace, &t.in_a(m.id, &b.email), false),
     )
     .await;
     assert_eq!(view(&app, &a, a.workspace).await, before);
@@ -421,18 +402,10 @@ async fn a_personal_access_token_of_another_tenant_gets_404_too() {
 
 #[tokio::test]
 async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
+    let t = tenants().await;
     let Tenants {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        kb,
-        ca,
-        cb,
-        ma,
-        mb,
-    } = tenants().await;
+        app, a, m, b, mb, ..
+    } = &t;
     let before_a = view(&app, &a, a.workspace).await;
     let before_b = view(&app, &b, b.workspace).await;
     let counts = app.row_counts().await;
@@ -441,13 +414,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
     // B, owner of WB, names A's key, credential, model and members under WB.
     let mut requests = Vec::new();
     for target in [a.id, m.id] {
-        let targets = Targets {
-            member: target,
-            key: ka,
-            credential: ca,
-            model: ma,
-            email: &a.email,
-        };
+        let targets = t.in_a(target, &a.email);
         requests.extend(workspace_routes(b.workspace, &targets, true));
     }
     expect_all_not_found(&app, &b.token, requests).await;
@@ -455,9 +422,9 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
     // And the other way round: A names B's ids under WA.
     let targets = Targets {
         member: b.id,
-        key: kb,
-        credential: cb,
-        model: mb,
+        key: t.kb,
+        credential: t.cb,
+        model: t.mb,
         email: &b.email,
     };
     expect_all_not_found(
@@ -470,7 +437,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
     // KA is still listed for A, KB for B; A and M keep their roles; nothing was written.
     let after_a = view(&app, &a, a.workspace).await;
     assert_eq!(after_a, before_a);
-    assert!(ids(&after_a["api_keys"], "id").contains(&ka.to_string()));
+    assert!(ids(&after_a["api_keys"], "id").contains(&t.ka.to_string()));
     let roles: Vec<(String, String)> = after_a["members"]["data"]
         .as_array()
         .unwrap()
@@ -511,7 +478,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         ),
     ] {
         let foreign = app
-            .call(method.clone(), &path, Some(&b.token), Some(body_with(ca)))
+            .call(method.clone(), &path, Some(&b.token), Some(body_with(t.ca)))
             .await;
         let missing = app
             .call(
@@ -531,7 +498,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
 
     let after_b = view(&app, &b, b.workspace).await;
     assert_eq!(after_b, before_b);
-    assert!(ids(&after_b["api_keys"], "id").contains(&kb.to_string()));
+    assert!(ids(&after_b["api_keys"], "id").contains(&t.kb.to_string()));
     assert_eq!(app.row_counts().await, counts);
     let in_wb: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND user_id = ANY($2)",
@@ -546,24 +513,11 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
 
 #[tokio::test]
 async fn a_workspace_that_does_not_exist_is_not_found() {
-    let Tenants {
-        app,
-        a,
-        m,
-        ka,
-        ca,
-        ma,
-        ..
-    } = tenants().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, .. } = &t;
     let counts = app.row_counts().await;
     let ghost = Uuid::new_v4();
-    let targets = Targets {
-        member: m.id,
-        key: ka,
-        credential: ca,
-        model: ma,
-        email: &m.email,
-    };
+    let targets = t.in_a(m.id, &m.email);
     expect_all_not_found(&app, &a.token, workspace_routes(ghost, &targets, false)).await;
     assert_eq!(app.row_counts().await, counts);
     // The same answer as for another tenant's workspace: nothing tells them apart.
@@ -621,15 +575,8 @@ async fn workspace_lists_show_only_ones_own_workspaces() {
 
 #[tokio::test]
 async fn a_removed_member_loses_access_like_a_stranger() {
-    let Tenants {
-        app,
-        a,
-        m,
-        ka,
-        ca,
-        ma,
-        ..
-    } = tenants().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, .. } = &t;
     app.delete(
         &format!("/api/v1/workspaces/{}/members/{}", a.workspace, m.id),
         &a.token,
@@ -641,17 +588,7 @@ async fn a_removed_member_loses_access_like_a_stranger() {
     expect_all_not_found(
         &app,
         &m.token,
-        workspace_routes(
-            a.workspace,
-            &Targets {
-                member: a.id,
-                key: ka,
-                credential: ca,
-                model: ma,
-                email: &m.email,
-            },
-            false,
-        ),
+        workspace_routes(a.workspace, &t.in_a(a.id, &m.email), false),
     )
     .await;
     assert_eq!(view(&app, &a, a.workspace).await, before);

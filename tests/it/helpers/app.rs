@@ -159,6 +159,15 @@ impl TestApp {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// `user`'s own workspace, as they see it.
+    pub async fn workspace(&self, user: &TestUser) -> Resp {
+        self.get(
+            &format!("/api/v1/workspaces/{}", user.workspace),
+            &user.token,
+        )
+        .await
+    }
+
     /// A chat completion with the gateway key `key`, whatever the answer.
     pub async fn chat(&self, key: &str, model: &str) -> Resp {
         self.req(Method::POST, "/v1/chat/completions")

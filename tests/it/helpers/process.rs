@@ -2,6 +2,7 @@
 //! servers for the tests that stop them.
 
 use super::app::TestApp;
+use super::http::Req;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -48,6 +49,18 @@ pub fn rotor_command(args: &[&str], vars: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Runs `cmd` to its end; it must succeed (its stderr is the failure message).
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A temporary file name for `label`.
 pub fn temp_path(label: &str) -> PathBuf {
     std::env::temp_dir().join(format!("rotor-{label}-{}", Uuid::new_v4().simple()))
@@ -65,6 +78,33 @@ pub async fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs the `rotor` binary with `args` and exactly `vars` (plus PATH) to its end (killed after
+/// a minute): (status, stdout, stderr). Output goes through files, so a chatty process never
+/// blocks on a full pipe.
+pub async fn rotor_output(args: &[&str], vars: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let (out, err) = (temp_path("stdout"), temp_path("stderr"));
+    let mut child = rotor_command(args, vars)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("start rotor");
+    let read = |path: &PathBuf| {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        let _ = std::fs::remove_file(path);
+        text
+    };
+    let limit = Duration::from_secs(60);
+    let Some(status) = wait_exit(&mut child, limit).await else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "rotor {args:?} did not exit within {limit:?}; stderr: {}",
+            read(&err)
+        );
+    };
+    (status, read(&out), read(&err))
 }
 
 /// A `rotor serve` process of the real binary; killed when dropped.
@@ -132,6 +172,16 @@ impl RotorProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// A request to this server.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> Req {
+        Req::new(
+            &reqwest::Client::new(),
+            ([127, 0, 0, 1], self.port).into(),
+            method,
+            path,
+        )
     }
 
     /// A client for this server, on the database at `database_url`.
