@@ -316,9 +316,9 @@ fn ids(list: &Value, field: &str) -> Vec<String> {
 async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() {
     let t = tenants().await;
     let Tenants { app, a, m, b, .. } = &t;
-    let before_a = view(&app, &a, a.workspace).await;
-    let before_m = view(&app, &m, a.workspace).await;
-    let before_b = view(&app, &b, b.workspace).await;
+    let before_a = view(app, a, a.workspace).await;
+    let before_m = view(app, m, a.workspace).await;
+    let before_b = view(app, b, b.workspace).await;
     let counts = app.row_counts().await;
 
     // B aims at M, at A (the owner) and at itself (not a member of WA either).
@@ -327,18 +327,18 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
         let targets = t.in_a(target, &b.email);
         requests.extend(workspace_routes(a.workspace, &targets, false));
     }
-    expect_all_not_found(&app, &b.token, requests).await;
+    expect_all_not_found(app, &b.token, requests).await;
 
     // A's workspace, as A and as M see it, is exactly as it was: no rename, no new member,
     // no role change, the key still listed, and no audit event from B's attempts.
-    assert_eq!(view(&app, &a, a.workspace).await, before_a);
-    assert_eq!(view(&app, &m, a.workspace).await, before_m);
+    assert_eq!(view(app, a, a.workspace).await, before_a);
+    assert_eq!(view(app, m, a.workspace).await, before_m);
     assert!(ids(&before_a["api_keys"], "id").contains(&t.ka.to_string()));
     assert_eq!(
         ids(&before_a["members"], "user_id"),
         vec![a.id.to_string(), m.id.to_string()]
     );
-    assert_eq!(view(&app, &b, b.workspace).await, before_b);
+    assert_eq!(view(app, b, b.workspace).await, before_b);
     assert_eq!(
         app.row_counts().await,
         counts,
@@ -388,15 +388,15 @@ async fn a_personal_access_token_of_another_tenant_gets_404_too() {
         .await;
     pat.assert(201);
     let pat = pat.body["token"].as_str().unwrap().to_owned();
-    let before = view(&app, &a, a.workspace).await;
+    let before = view(app, a, a.workspace).await;
     let counts = app.row_counts().await;
     expect_all_not_found(
-        &app,
+        app,
         &pat,
         workspace_routes(a.workspace, &t.in_a(m.id, &b.email), false),
     )
     .await;
-    assert_eq!(view(&app, &a, a.workspace).await, before);
+    assert_eq!(view(app, a, a.workspace).await, before);
     assert_eq!(app.row_counts().await, counts);
 }
 
@@ -406,8 +406,8 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
     let Tenants {
         app, a, m, b, mb, ..
     } = &t;
-    let before_a = view(&app, &a, a.workspace).await;
-    let before_b = view(&app, &b, b.workspace).await;
+    let before_a = view(app, a, a.workspace).await;
+    let before_b = view(app, b, b.workspace).await;
     let counts = app.row_counts().await;
     let wb = format!("/api/v1/workspaces/{}", b.workspace);
 
@@ -417,7 +417,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         let targets = t.in_a(target, &a.email);
         requests.extend(workspace_routes(b.workspace, &targets, true));
     }
-    expect_all_not_found(&app, &b.token, requests).await;
+    expect_all_not_found(app, &b.token, requests).await;
 
     // And the other way round: A names B's ids under WA.
     let targets = Targets {
@@ -428,14 +428,14 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         email: &b.email,
     };
     expect_all_not_found(
-        &app,
+        app,
         &a.token,
         workspace_routes(a.workspace, &targets, true),
     )
     .await;
 
     // KA is still listed for A, KB for B; A and M keep their roles; nothing was written.
-    let after_a = view(&app, &a, a.workspace).await;
+    let after_a = view(app, a, a.workspace).await;
     assert_eq!(after_a, before_a);
     assert!(ids(&after_a["api_keys"], "id").contains(&t.ka.to_string()));
     let roles: Vec<(String, String)> = after_a["members"]["data"]
@@ -496,7 +496,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         );
     }
 
-    let after_b = view(&app, &b, b.workspace).await;
+    let after_b = view(app, b, b.workspace).await;
     assert_eq!(after_b, before_b);
     assert!(ids(&after_b["api_keys"], "id").contains(&t.kb.to_string()));
     assert_eq!(app.row_counts().await, counts);
@@ -518,7 +518,7 @@ async fn a_workspace_that_does_not_exist_is_not_found() {
     let counts = app.row_counts().await;
     let ghost = Uuid::new_v4();
     let targets = t.in_a(m.id, &m.email);
-    expect_all_not_found(&app, &a.token, workspace_routes(ghost, &targets, false)).await;
+    expect_all_not_found(app, &a.token, workspace_routes(ghost, &targets, false)).await;
     assert_eq!(app.row_counts().await, counts);
     // The same answer as for another tenant's workspace: nothing tells them apart.
     let other = app.user("other").await;
@@ -583,15 +583,15 @@ async fn a_removed_member_loses_access_like_a_stranger() {
     )
     .await
     .assert(204);
-    let before = view(&app, &a, a.workspace).await;
+    let before = view(app, a, a.workspace).await;
     let counts = app.row_counts().await;
     expect_all_not_found(
-        &app,
+        app,
         &m.token,
         workspace_routes(a.workspace, &t.in_a(a.id, &m.email), false),
     )
     .await;
-    assert_eq!(view(&app, &a, a.workspace).await, before);
+    assert_eq!(view(app, a, a.workspace).await, before);
     assert_eq!(app.row_counts().await, counts);
     let list = app.get("/api/v1/workspaces", &m.token).await;
     assert_eq!(ids(&list.body, "id"), vec![m.workspace.to_string()]);

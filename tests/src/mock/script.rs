@@ -63,9 +63,12 @@ enum Word {
     Redirect,
 }
 
+/// Makes a word of its number.
+type MakeWord = fn(u64) -> Word;
+
 /// The numeric words, by prefix. A longer prefix never starts with a shorter one's digits, so
 /// `rad20` is not `ra` + `d20`.
-const NUMBERS: [(&str, fn(u64) -> Word); 9] = [
+const NUMBERS: [(&str, MakeWord); 9] = [
     ("ra", Word::RetryAfter),
     ("rad", Word::RetryAfterDate),
     ("rams", Word::RetryAfterMs),
