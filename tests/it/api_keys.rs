@@ -106,12 +106,7 @@ async fn api_key_input_is_validated() {
         ),
     ] {
         let r = app.post(&path, &owner.token, body.clone()).await;
-        r.assert_error(422, "validation_failed");
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body}: {}",
-            r.body
-        );
+        r.assert_field("validation_failed", field, &body);
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
         .fetch_one(&app.db)

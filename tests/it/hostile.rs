@@ -32,21 +32,6 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-#[track_caller]
-fn assert_field_error(r: &Resp, field: &str, what: &str) {
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (422, "validation_failed"),
-        "{what}: {}",
-        r.body
-    );
-    assert!(
-        r.body["error"]["details"]["fields"][field].is_string(),
-        "{what}: the error should name `{field}`: {}",
-        r.body
-    );
-}
-
 /// The cases of a table-driven test that were not answered as documented, reported all at
 /// once so one failure shows every affected case.
 #[derive(Default)]
@@ -223,11 +208,10 @@ async fn a_body_that_is_not_json_is_415_unsupported_media_type() {
                 bytes.clone(),
             )
             .await;
-            assert_eq!(
-                (r.status.as_u16(), r.code()),
-                (415, "unsupported_media_type"),
-                "{ct:?} to {method} {path}: {}",
-                r.body
+            r.assert_code(
+                415,
+                "unsupported_media_type",
+                format_args!("{ct:?} to {method} {path}"),
             );
         }
     }
@@ -267,12 +251,7 @@ async fn bodies_over_one_mebibyte_are_413_payload_too_large() {
         ("streamed far over", 3 * MIB, true),
     ] {
         let r = send(size, chunked).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (413, "payload_too_large"),
-            "{what}: {}",
-            r.text
-        );
+        r.assert_code(413, "payload_too_large", what);
     }
     assert_eq!(s.app.row_counts().await, counts);
 
@@ -338,7 +317,11 @@ async fn long_strings_within_the_size_limit_are_422_naming_the_field() {
             .app
             .call(method.clone(), &path, Some(&s.a.token), Some(body))
             .await;
-        assert_field_error(&r, field, &format!("900 KB {field} to {method} {path}"));
+        r.assert_field(
+            "validation_failed",
+            field,
+            format!("900 KB {field} to {method} {path}"),
+        );
         assert!(
             r.body.to_string().len() < 4096,
             "the error echoes the input: {} bytes",
@@ -515,26 +498,24 @@ async fn wrong_types_missing_and_unknown_fields_are_422_naming_the_field() {
     );
 
     // Signup cannot make anyone an instance admin.
-    let r = s
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(json!({"email": "sneaky@example.com", "password": PASSWORD, "name": "S", "is_admin": true})),
-        )
-        .await;
-    bad.check_field("signup with is_admin", &r, "is_admin");
-    let r = s
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(json!({"email": 5, "password": PASSWORD, "name": "S"})),
-        )
-        .await;
-    bad.check_field("signup with a number for email", &r, "email");
+    for (what, body, field) in [
+        (
+            "signup with is_admin",
+            json!({"email": "sneaky@example.com", "password": PASSWORD, "name": "S", "is_admin": true}),
+            "is_admin",
+        ),
+        (
+            "signup with a number for email",
+            json!({"email": 5, "password": PASSWORD, "name": "S"}),
+            "email",
+        ),
+    ] {
+        let r = s
+            .app
+            .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await;
+        bad.check_field(what, &r, field);
+    }
 
     // Error messages name the field, never the value sent.
     let r = s
@@ -663,32 +644,31 @@ async fn path_ids_that_are_not_uuids_are_404() {
         &long,
     ] {
         let w = format!("/api/v1/workspaces/{bad}");
-        cases.push((Method::GET, w.clone(), None));
-        cases.push((Method::PATCH, w.clone(), Some(json!({"name": "x"}))));
-        cases.push((Method::GET, format!("{w}/members"), None));
-        cases.push((
-            Method::POST,
-            format!("{w}/members"),
-            Some(json!({"email": s.b.email, "role": "normal"})),
-        ));
-        cases.push((Method::GET, format!("{w}/api-keys"), None));
-        cases.push((
-            Method::POST,
-            format!("{w}/api-keys"),
-            Some(json!({"name": "x"})),
-        ));
-        cases.push((Method::DELETE, format!("{w}/api-keys/{key}"), None));
-        cases.push((Method::GET, format!("{w}/audit-events"), None));
-        // Target ids inside A's own workspace.
+        // Target ids inside A's own workspace, too.
         let own = format!("/api/v1/workspaces/{wa}");
-        cases.push((Method::DELETE, format!("{own}/api-keys/{bad}"), None));
-        cases.push((
-            Method::PATCH,
-            format!("{own}/members/{bad}"),
-            Some(json!({"role": "editor"})),
-        ));
-        cases.push((Method::DELETE, format!("{own}/members/{bad}"), None));
-        cases.push((Method::DELETE, format!("/api/v1/me/tokens/{bad}"), None));
+        let member = json!({"email": s.b.email, "role": "normal"});
+        cases.extend([
+            (Method::GET, w.clone(), None),
+            (Method::PATCH, w.clone(), Some(json!({"name": "x"}))),
+            (Method::GET, format!("{w}/members"), None),
+            (Method::POST, format!("{w}/members"), Some(member)),
+            (Method::GET, format!("{w}/api-keys"), None),
+            (
+                Method::POST,
+                format!("{w}/api-keys"),
+                Some(json!({"name": "x"})),
+            ),
+            (Method::DELETE, format!("{w}/api-keys/{key}"), None),
+            (Method::GET, format!("{w}/audit-events"), None),
+            (Method::DELETE, format!("{own}/api-keys/{bad}"), None),
+            (
+                Method::PATCH,
+                format!("{own}/members/{bad}"),
+                Some(json!({"role": "editor"})),
+            ),
+            (Method::DELETE, format!("{own}/members/{bad}"), None),
+            (Method::DELETE, format!("/api/v1/me/tokens/{bad}"), None),
+        ]);
     }
     for extra in [format!("{key}x"), format!("{key}/x")] {
         cases.push((
@@ -709,12 +689,10 @@ async fn path_ids_that_are_not_uuids_are_404() {
             .app
             .call(method.clone(), &path, Some(&s.a.token), body)
             .await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (404, "not_found"),
-            "{method} {}: {}",
-            &path[..path.len().min(120)],
-            r.body
+        r.assert_code(
+            404,
+            "not_found",
+            format_args!("{method} {}", &path[..path.len().min(120)]),
         );
     }
     assert_eq!(s.app.row_counts().await, counts);
@@ -742,12 +720,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
                     .app
                     .call(method.clone(), &path, token, Some(json!({})))
                     .await;
-                assert_eq!(
-                    (r.status.as_u16(), r.code()),
-                    (404, "not_found"),
-                    "{method} {path}: {}",
-                    r.body
-                );
+                r.assert_code(404, "not_found", format_args!("{method} {path}"));
                 assert!(r.headers[CONTENT_TYPE]
                     .to_str()
                     .unwrap()
@@ -944,12 +917,7 @@ async fn missing_malformed_forged_and_stale_tokens_are_401() {
                 body.unwrap_or_default(),
             )
             .await;
-            assert_eq!(
-                (r.status.as_u16(), r.code()),
-                (401, "unauthorized"),
-                "{what}: {method} {path}: {}",
-                r.body
-            );
+            r.assert_code(401, "unauthorized", format_args!("{what}: {method} {path}"));
         }
     }
     assert_eq!(
@@ -985,7 +953,7 @@ async fn bad_list_parameters_are_422_and_the_maximum_is_fine() {
             (&format!("cursor={garbage_cursor}"), "cursor"),
         ] {
             let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;
-            assert_field_error(&r, field, &format!("{path}?{query}"));
+            r.assert_field("validation_failed", field, format!("{path}?{query}"));
         }
         for query in ["limit=200", "limit=1", "limit=50&unknown=1"] {
             let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;

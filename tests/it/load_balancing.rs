@@ -554,12 +554,7 @@ async fn invalid_pools_are_refused_and_change_nothing() {
         (json!({"enabled": true}), "validation_failed", "entries"),
     ] {
         let r = app.put(&p.path, &p.w.user.token, body.clone()).await;
-        r.assert_error(422, code);
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body} → {}",
-            r.body
-        );
+        r.assert_field(code, field, &body);
         let now = app.get(&p.path, &p.w.user.token).await;
         assert_eq!(now.body, before.body, "{body} changed the stored pool");
     }

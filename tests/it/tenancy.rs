@@ -292,13 +292,7 @@ async fn expect_all_not_found(
 ) {
     for (method, path, body) in requests {
         let r = app.call(method.clone(), &path, Some(token), body).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (404, "not_found"),
-            "{method} {path} answered {} {}",
-            r.status,
-            r.body
-        );
+        r.assert_code(404, "not_found", format_args!("{method} {path}"));
         assert!(r.body["error"]["message"].is_string());
     }
 }
@@ -427,12 +421,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         model: t.mb,
         email: &b.email,
     };
-    expect_all_not_found(
-        app,
-        &a.token,
-        workspace_routes(a.workspace, &targets, true),
-    )
-    .await;
+    expect_all_not_found(app, &a.token, workspace_routes(a.workspace, &targets, true)).await;
 
     // KA is still listed for A, KB for B; A and M keep their roles; nothing was written.
     let after_a = view(app, a, a.workspace).await;

@@ -89,6 +89,18 @@ impl Resp {
         self
     }
 
+    /// This status and error code (`""`: none); `case` says what was sent.
+    #[track_caller]
+    pub fn assert_code(&self, status: u16, code: &str, case: impl std::fmt::Display) -> &Self {
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (status, code),
+            "{case}: {}",
+            self.text
+        );
+        self
+    }
+
     /// A JSON error with this status and code, and a message.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) -> &Self {
@@ -106,6 +118,24 @@ impl Resp {
                 .as_str()
                 .is_some_and(|m| !m.is_empty()),
             "error without message: {}",
+            self.text
+        );
+        self
+    }
+
+    /// A 422 error `code` whose `details.fields` names `field`; `case` says what was sent.
+    #[track_caller]
+    pub fn assert_field(&self, code: &str, field: &str, case: impl std::fmt::Display) -> &Self {
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (422, code),
+            "{case} → {}",
+            self.text
+        );
+        self.assert_error(422, code);
+        assert!(
+            self.body["error"]["details"]["fields"][field].is_string(),
+            "{case}: the error should name `{field}`: {}",
             self.text
         );
         self
