@@ -197,6 +197,35 @@ async fn assert_unreadable(
     }
 }
 
+/// The credential list of `ws` (it must answer 200): the api_key it shows for each id, and
+/// its text.
+async fn shown_api_keys(
+    app: &TestApp,
+    user: &TestUser,
+    ws: Uuid,
+) -> (HashMap<String, Value>, String) {
+    let list = raw(
+        app,
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}/credentials"),
+        &user.token,
+    )
+    .await;
+    list.assert(200);
+    let shown = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["config"]["api_key"].clone(),
+            )
+        })
+        .collect();
+    (shown, list.text)
+}
+
 // --- stored ciphertexts ----------------------------------------------------------------------
 
 async fn stored_secrets(db: &PgPool, id: Uuid) -> Value {
@@ -290,11 +319,7 @@ async fn no_secret_is_stored_in_clear_in_any_table() {
     let app = spawn_app().await;
     let u = app.user("owner").await;
     let ws = u.workspace;
-    let r = app
-        .post("/api/v1/workspaces", &u.token, json!({"name": "second"}))
-        .await;
-    r.assert(201);
-    let ws2 = id_of(&r.body);
+    let ws2 = app.create_workspace(&u, "second").await;
 
     let openai_key = canary("sk-live", "openai");
     let compat_key = canary("sk-live", "compat");
@@ -309,42 +334,31 @@ async fn no_secret_is_stored_in_clear_in_any_table() {
         rotated_key.as_str(),
     ];
 
-    let openai = app
-        .credential(
-            &u,
+    let mut created = Vec::new();
+    for (workspace, provider, name, config) in [
+        (
             ws,
             "openai",
             "canary-openai",
             json!({"api_key": openai_key, "organization": "org-canary-clear"}),
-        )
-        .await;
-    let compat = app
-        .credential(
-            &u,
+        ),
+        (
             ws,
             "openai_compatible",
             "canary-compat",
             json!({"api_key": compat_key, "base_url": "https://llm.canary.example/v1"}),
-        )
-        .await;
-    let azure = app
-        .credential(
-            &u,
+        ),
+        (
             ws,
             "azure_openai",
             "canary-azure",
             json!({"api_key": azure_key, "endpoint": "https://canary.openai.azure.com", "deployment": "gpt-canary"}),
-        )
-        .await;
-    let other = app
-        .credential(
-            &u,
-            ws2,
-            "openai",
-            "canary-other",
-            json!({"api_key": other_key}),
-        )
-        .await;
+        ),
+        (ws2, "openai", "canary-other", json!({"api_key": other_key})),
+    ] {
+        created.push(app.credential(&u, workspace, provider, name, config).await);
+    }
+    let [openai, compat, azure, other]: [Value; 4] = created.try_into().unwrap();
     for (c, key) in [
         (&openai, &openai_key),
         (&compat, &compat_key),
@@ -700,23 +714,17 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
 
 #[tokio::test]
 async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials() {
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app().await;
-    let u = app.user("owner").await;
-    let ws = u.workspace;
+    let w = World::new(&[]).await;
+    let (app, u, ws, mock) = (&w.app, &w.user, w.ws(), &w.mock);
     let good_key = canary("sk-live", "good");
     let victim_key = canary("sk-live", "victim");
     let azure_key = canary("az", "azure");
     let secrets = [good_key.as_str(), victim_key.as_str(), azure_key.as_str()];
-    let good = app
-        .compatible_credential(&u, ws, "good", &good_key, &mock.url("/v1"))
-        .await;
-    let victim = app
-        .compatible_credential(&u, ws, "victim", &victim_key, &mock.url("/v1"))
-        .await;
+    let good = w.cred("good", &good_key).await;
+    let victim = w.cred("victim", &victim_key).await;
     let azure = id_of(
         &app.credential(
-            &u,
+            u,
             ws,
             "azure_openai",
             "azure",
@@ -733,7 +741,7 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
         let calls = mock.requests().len();
         let tampered = flipped(&original, at);
         set_secrets(&app.db, victim, &tampered).await;
-        assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+        assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
         assert_eq!(
             mock.requests().len(),
             calls,
@@ -741,15 +749,15 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
         );
         // Putting the original back makes it readable: the flip was the cause.
         set_secrets(&app.db, victim, &original).await;
-        assert_readable(&app, &u, ws, victim, &victim_key).await;
+        assert_readable(app, u, ws, victim, &victim_key).await;
     }
 
     set_secrets(&app.db, victim, &flipped(&original, NONCE_LEN + 3)).await;
-    assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+    assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
 
     // The other credentials of the workspace are unaffected.
-    assert_readable(&app, &u, ws, good, &good_key).await;
-    assert_readable(&app, &u, ws, azure, &azure_key).await;
+    assert_readable(app, u, ws, good, &good_key).await;
+    assert_readable(app, u, ws, azure, &azure_key).await;
     let r = app
         .post(
             &format!("{}/validate", cred_path(ws, good)),
@@ -765,40 +773,22 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
     );
 
     // The list still answers, showing the broken one masked as `****`.
-    let list = raw(
-        &app,
-        Method::GET,
-        &format!("/api/v1/workspaces/{ws}/credentials"),
-        &u.token,
-    )
-    .await;
-    list.assert(200);
-    let shown: HashMap<String, Value> = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                c["config"]["api_key"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(shown.len(), 3, "{}", list.text);
+    let (shown, text) = shown_api_keys(app, u, ws).await;
+    assert_eq!(shown.len(), 3, "{text}");
     assert_eq!(shown[&victim.to_string()], "****");
     assert_eq!(shown[&good.to_string()], masked(&good_key).as_str());
     assert_eq!(shown[&azure.to_string()], masked(&azure_key).as_str());
-    assert_no_secret(&list.text, &secrets, "the credential list");
+    assert_no_secret(&text, &secrets, "the credential list");
 
     // The server keeps serving: reads and writes work, and the broken one stays broken.
     let health = app.req(Method::GET, "/healthz").send().await;
     health.assert(200);
     let fresh_key = canary("sk-live", "fresh");
     let fresh = app
-        .compatible_credential(&u, ws, "fresh", &fresh_key, &mock.url("/v1"))
+        .compatible_credential(u, ws, "fresh", &fresh_key, &mock.url("/v1"))
         .await;
-    assert_readable(&app, &u, ws, fresh, &fresh_key).await;
-    assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+    assert_readable(app, u, ws, fresh, &fresh_key).await;
+    assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
     // …and the broken credential can be deleted.
     app.delete(&cred_path(ws, victim), &u.token)
         .await
@@ -820,11 +810,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
     let first = spawn_app_with(&[("ROTOR_MASTER_KEY", &master_key(a))]).await;
     let url = first.database_url.clone();
     let u = first.user("owner").await;
-    let r = first
-        .post("/api/v1/workspaces", &u.token, json!({"name": "second"}))
-        .await;
-    r.assert(201);
-    let ws2 = id_of(&r.body);
+    let ws2 = first.create_workspace(&u, "second").await;
     let k1 = canary("sk-live", "rotation-one");
     let k2 = canary("sk-live", "rotation-two");
     let k3 = canary("az", "rotation-azure");
@@ -895,11 +881,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
     assert_eq!(r.body, json!({"valid": true}), "{:?}", r.body);
     assert_eq!(mock.requests().last().and_then(|r| r.key.clone()), Some(k1));
     // New data is written under B: a new workspace's key.
-    let r = second
-        .post("/api/v1/workspaces", &u.token, json!({"name": "third"}))
-        .await;
-    r.assert(201);
-    let ws3 = id_of(&r.body);
+    let ws3 = second.create_workspace(&u, "third").await;
     let k4 = canary("sk-live", "rotation-new");
     let c4 = second
         .compatible_credential(&u, ws3, "new", &k4, &mock.url("/v1"))
@@ -1059,21 +1041,16 @@ async fn a_server_missing_the_master_key_refuses_to_start_in_one_line() {
 
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app().await;
-    let u = app.user("owner").await;
+    let w = World::new(&[]).await;
+    let (app, u, mock) = (&w.app, &w.user, &w.mock);
     let other = app.user("other-tenant").await;
     let (ws, ws2) = (u.workspace, other.workspace);
     let key_a = canary("sk-live", "row-a");
     let key_b = canary("sk-live", "row-b");
     let key_d = canary("sk-live", "row-d");
     let secrets = [key_a.as_str(), key_b.as_str(), key_d.as_str()];
-    let a = app
-        .compatible_credential(&u, ws, "a", &key_a, &mock.url("/v1"))
-        .await;
-    let b = app
-        .compatible_credential(&u, ws, "b", &key_b, &mock.url("/v1"))
-        .await;
+    let a = w.cred("a", &key_a).await;
+    let b = w.cred("b", &key_b).await;
     let d = app
         .compatible_credential(&other, ws2, "d", &key_d, &mock.url("/v1"))
         .await;
@@ -1084,32 +1061,19 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
 
     // A's ciphertext on B's row, same workspace: B is unreadable, A is not.
     set_secrets(&app.db, b, &secrets_a).await;
-    assert_unreadable(&app, &u, ws, b, &secrets, &stored_a).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
-    let list = raw(
-        &app,
-        Method::GET,
-        &format!("/api/v1/workspaces/{ws}/credentials"),
-        &u.token,
-    )
-    .await;
-    list.assert(200);
-    let b_shown = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == b.to_string())
-        .map(|c| c["config"]["api_key"].clone());
-    assert_eq!(b_shown, Some(json!("****")), "{}", list.text);
+    assert_unreadable(app, u, ws, b, &secrets, &stored_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
+    let (shown, text) = shown_api_keys(app, u, ws).await;
+    assert_eq!(shown.get(&b.to_string()), Some(&json!("****")), "{text}");
     set_secrets(&app.db, b, &secrets_b).await;
-    assert_readable(&app, &u, ws, b, &key_b).await;
+    assert_readable(app, u, ws, b, &key_b).await;
 
     // A's ciphertext in another workspace's credential: unreadable there too.
     set_secrets(&app.db, d, &secrets_a).await;
-    assert_unreadable(&app, &other, ws2, d, &secrets, &stored_a).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_unreadable(app, &other, ws2, d, &secrets, &stored_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
     set_secrets(&app.db, d, &secrets_d).await;
-    assert_readable(&app, &other, ws2, d, &key_d).await;
+    assert_readable(app, &other, ws2, d, &key_d).await;
 
     // A's whole row moved into the other workspace (same credential id): still unreadable.
     let moved = sqlx::query("UPDATE credentials SET workspace_id = $2 WHERE id = $1")
@@ -1119,7 +1083,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
         .await
         .unwrap();
     assert_eq!(moved.rows_affected(), 1);
-    assert_unreadable(&app, &other, ws2, a, &secrets, &stored_a).await;
+    assert_unreadable(app, &other, ws2, a, &secrets, &stored_a).await;
     app.get(&cred_path(ws, a), &u.token)
         .await
         .assert_error(404, "not_found");
@@ -1129,7 +1093,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
         .execute(&app.db)
         .await
         .unwrap();
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
 
     // A workspace's wrapped data key copied onto another workspace does not unwrap there.
     let (key_id_1, wrapped_1): (String, Vec<u8>) =
@@ -1161,10 +1125,10 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
     };
     set_key(ws2, key_id_1, wrapped_1).await;
     let stored_d = secrets_d["api_key"].as_str().unwrap().to_owned();
-    assert_unreadable(&app, &other, ws2, d, &secrets, &stored_d).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_unreadable(app, &other, ws2, d, &secrets, &stored_d).await;
+    assert_readable(app, u, ws, a, &key_a).await;
     set_key(ws2, key_id_2, wrapped_2).await;
-    assert_readable(&app, &other, ws2, d, &key_d).await;
+    assert_readable(app, &other, ws2, d, &key_d).await;
     assert_eq!(
         mock.requests().len(),
         0,

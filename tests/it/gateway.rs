@@ -337,14 +337,7 @@ async fn a_replaced_pool_is_used_from_the_next_request() {
     assert_eq!((counts["sk_c3"], counts["sk_c4"]), (2, 2), "{counts:?}");
 
     // Switching the pool off: the model's default credential alone, from the next request.
-    fx.app
-        .patch(
-            &fx.lb_path(&model),
-            &fx.user.token,
-            json!({"enabled": false}),
-        )
-        .await
-        .assert(200);
+    switch_off(&fx, &model).await;
     fx.mock.reset();
     for _ in 0..3 {
         let a = fx.chat("chat").await;
@@ -377,6 +370,24 @@ async fn pair(
     let c = fx.creds([first.to_string(), second.to_string()]).await;
     let model = fx.pooled_model("chat", &c, cooldown_s).await;
     (c[0], c[1], model)
+}
+
+/// Two more requests of a pair of weight 1 each: the credential keyed `key`, which served once
+/// before it cooled, serves one of them.
+async fn assert_back_in_rotation(fx: &World, key: &str, what: &str) {
+    for _ in 0..2 {
+        fx.chat("chat").await.assert(200);
+    }
+    assert_eq!(fx.counts()[key], 2, "{what}");
+}
+
+/// Switches the model's pool off (the entries stay).
+async fn switch_off(fx: &World, model: &str) {
+    let off = json!({"enabled": false});
+    fx.app
+        .patch(&fx.lb_path(model), &fx.user.token, off)
+        .await
+        .assert(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,14 +436,7 @@ async fn a_rate_limited_credential_fails_over_and_sits_out_its_cooldown() {
     };
     assert_available(&status);
     assert_eq!(status["last_error"]["status"], 429, "{status}");
-    for _ in 0..2 {
-        fx.chat("chat").await.assert(200);
-    }
-    assert_eq!(
-        fx.counts()[&lim],
-        2,
-        "the credential is used again after its cooldown"
-    );
+    assert_back_in_rotation(&fx, &lim, "the credential is used again after its cooldown").await;
 }
 
 #[tokio::test]
@@ -456,14 +460,7 @@ async fn clearing_cooldowns_puts_a_cooled_credential_back_at_once() {
         .await
         .assert(204);
     assert_available(&status_of(&fx.lb(&model).await, limited));
-    for _ in 0..2 {
-        fx.chat("chat").await.assert(200);
-    }
-    assert_eq!(
-        fx.counts()[&lim],
-        2,
-        "the cleared credential is back in the rotation"
-    );
+    assert_back_in_rotation(&fx, &lim, "the cleared credential is back in the rotation").await;
 }
 
 #[tokio::test]
@@ -830,14 +827,7 @@ async fn a_disabled_pool_uses_only_the_default_credential_and_relays_429() {
     let fx = World::licensed().await;
     let (key, default, other, model) = default_and_other(&fx).await;
     fx.pool(&model, &[(None, 1), (Some(other), 1)], 1).await;
-    fx.app
-        .patch(
-            &fx.lb_path(&model),
-            &fx.user.token,
-            json!({"enabled": false}),
-        )
-        .await
-        .assert(200);
+    switch_off(&fx, &model).await;
     assert_unbalanced(&fx, &key, &model, default, other).await;
 }
 

@@ -30,6 +30,19 @@ async fn pool(app: &TestApp, user: TestUser) -> Pool {
     }
 }
 
+impl Pool {
+    /// The pool's load-balancing GET.
+    async fn get(&self) -> Resp {
+        self.w.app.get(&self.path, &self.w.user.token).await
+    }
+    async fn put(&self, body: Value) -> Resp {
+        self.w.app.put(&self.path, &self.w.user.token, body).await
+    }
+    async fn patch(&self, body: Value) -> Resp {
+        self.w.app.patch(&self.path, &self.w.user.token, body).await
+    }
+}
+
 /// `enabled`, `effective` and `reason` of a load-balancing body.
 fn state(lb: &Value) -> (Value, Value, Value) {
     (
@@ -68,7 +81,7 @@ async fn licensed() -> TestApp {
 async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
     let app = spawn_app().await;
     let p = pool(&app, app.user("u").await).await;
-    let r = app.get(&p.path, &p.w.user.token).await;
+    let r = p.get().await;
     r.assert(200);
     assert_eq!(r.headers["etag"], "\"1\"");
     assert_eq!(
@@ -81,7 +94,7 @@ async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
 async fn toggling_off_and_on_keeps_every_entry() {
     let app = licensed().await;
     let p = pool(&app, app.user("u").await).await;
-    let put = app.put(&p.path, &p.w.user.token, json!({"enabled": true, "cooldown_seconds": 30, "max_attempts": 2, "entries": entries(&p)})).await;
+    let put = p.put(json!({"enabled": true, "cooldown_seconds": 30, "max_attempts": 2, "entries": entries(&p)})).await;
     put.assert(200);
     assert_eq!(put.headers["etag"], "\"2\"");
     assert_eq!(put.body["version"], 2);
@@ -100,11 +113,9 @@ async fn toggling_off_and_on_keeps_every_entry() {
         stored[0]["status"],
         json!({"state": "available", "cooldown_remaining_s": 0})
     );
-    assert_eq!(app.get(&p.path, &p.w.user.token).await.body, put.body);
+    assert_eq!(p.get().await.body, put.body);
 
-    let off = app
-        .patch(&p.path, &p.w.user.token, json!({"enabled": false}))
-        .await;
+    let off = p.patch(json!({"enabled": false})).await;
     off.assert(200);
     assert_eq!(
         state(&off.body),
@@ -128,9 +139,7 @@ async fn toggling_off_and_on_keeps_every_entry() {
         [off_summary.clone(), off_summary]
     );
 
-    let on = app
-        .patch(&p.path, &p.w.user.token, json!({"enabled": true}))
-        .await;
+    let on = p.patch(json!({"enabled": true})).await;
     on.assert(200);
     assert_eq!(on.body["entries"], stored, "enabling again restores them");
     assert_eq!(on.body["effective"], true);
@@ -139,14 +148,12 @@ async fn toggling_off_and_on_keeps_every_entry() {
     assert_eq!(summaries(&app, &p).await, [on_summary.clone(), on_summary]);
 
     // Enabling an enabled config is an ordinary write; a GET body can be PUT back unchanged.
-    let again = app
-        .patch(&p.path, &p.w.user.token, json!({"enabled": true}))
-        .await;
+    let again = p.patch(json!({"enabled": true})).await;
     again.assert(200);
     assert_eq!(again.body["version"], 5);
     let mut body = again.body.clone();
     body["cooldown_seconds"] = json!(45);
-    let round = app.put(&p.path, &p.w.user.token, body).await;
+    let round = p.put(body).await;
     round.assert(200);
     assert_eq!(
         round.body["entries"], stored,
@@ -179,13 +186,9 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     let plan = format!("/api/v1/admin/workspaces/{}/plan", p.w.user.workspace);
     let ws = format!("/api/v1/workspaces/{}", p.w.user.workspace);
 
-    app.put(
-        &p.path,
-        &p.w.user.token,
-        json!({"enabled": true, "entries": entries(&p)}),
-    )
-    .await
-    .assert_error(403, "feature_not_available");
+    p.put(json!({"enabled": true, "entries": entries(&p)}))
+        .await
+        .assert_error(403, "feature_not_available");
     app.put(&plan, &admin.token, json!({"plan": "team"}))
         .await
         .assert(200);
@@ -193,12 +196,8 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
         app.get(&ws, &p.w.user.token).await.body["features"]["load_balancing"],
         true
     );
-    let on = app
-        .put(
-            &p.path,
-            &p.w.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let on = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     on.assert(200);
     let stored = on.body["entries"].clone();
@@ -206,7 +205,7 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     app.put(&plan, &admin.token, json!({"plan": "sandbox"}))
         .await
         .assert(200);
-    let r = app.get(&p.path, &p.w.user.token).await;
+    let r = p.get().await;
     assert_eq!(
         (r.body["enabled"].clone(), r.body["effective"].clone()),
         (json!(true), json!(false))
@@ -214,23 +213,19 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     assert_eq!(r.body["reason"], "feature_not_available");
     assert_eq!(r.body["entries"], stored, "a downgrade deletes nothing");
     // Writes that leave it enabled are refused; disabling is allowed on every plan.
-    app.patch(&p.path, &p.w.user.token, json!({"cooldown_seconds": 10}))
+    p.patch(json!({"cooldown_seconds": 10}))
         .await
         .assert_error(403, "feature_not_available");
-    let off = app
-        .patch(&p.path, &p.w.user.token, json!({"enabled": false}))
-        .await;
+    let off = p.patch(json!({"enabled": false})).await;
     off.assert(200);
     assert_eq!(off.body["entries"], stored);
-    app.patch(&p.path, &p.w.user.token, json!({"enabled": true}))
+    p.patch(json!({"enabled": true}))
         .await
         .assert_error(403, "feature_not_available");
     app.put(&plan, &admin.token, json!({"plan": "professional"}))
         .await
         .assert(200);
-    let back = app
-        .patch(&p.path, &p.w.user.token, json!({"enabled": true}))
-        .await;
+    let back = p.patch(json!({"enabled": true})).await;
     back.assert(200);
     assert_eq!(back.body["effective"], true);
     assert_eq!(
@@ -248,12 +243,8 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
     .await;
     let admin = app.user("admin").await;
     let p = pool(&app, admin.clone()).await;
-    let on = app
-        .put(
-            &p.path,
-            &p.w.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let on = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     on.assert(200);
     assert_eq!(on.body["effective"], true);
@@ -261,7 +252,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let r = app.get(&p.path, &p.w.user.token).await;
+        let r = p.get().await;
         if r.body["effective"] == false {
             assert_eq!(r.body["reason"], "feature_not_available");
             assert_eq!(r.body["entries"], stored);
@@ -287,7 +278,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
     )
     .await
     .assert(200);
-    let r = app.get(&p.path, &p.w.user.token).await;
+    let r = p.get().await;
     assert_eq!(r.body["effective"], true, "renewal restores balancing");
     assert_eq!(r.body["entries"], stored);
 }
@@ -420,13 +411,13 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                             false,
                         ),
                     };
-                    let before = app.get(&p.path, &p.w.user.token).await.body;
+                    let before = p.get().await.body;
                     let r = app.call(method, &path, Some(&p.w.user.token), body).await;
                     let case = format!("saas={saas} license={lic:?} plan={plan} write={kind:?}");
                     if needs_feature && !feature {
                         r.assert_error(403, "feature_not_available");
                         assert_eq!(
-                            app.get(&p.path, &p.w.user.token).await.body,
+                            p.get().await.body,
                             before,
                             "{case}: a refused write changed the pool"
                         );
@@ -435,7 +426,7 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                     }
                     let ws = app.workspace(&p.w.user).await;
                     assert_eq!(ws.body["features"]["load_balancing"], feature, "{case}");
-                    let after = app.get(&p.path, &p.w.user.token).await.body;
+                    let after = p.get().await.body;
                     if after["enabled"] == true {
                         let expected = if feature {
                             json!(null)
@@ -464,98 +455,69 @@ async fn invalid_pools_are_refused_and_change_nothing() {
         .credential(&p.w.user, p.w.ws(), "openai", "oa", json!({"api_key": KEY}))
         .await;
     let openai = id_of(&openai);
-    let good = app
-        .put(
-            &p.path,
-            &p.w.user.token,
-            json!({"enabled": false, "entries": entries(&p)}),
-        )
+    let good = p
+        .put(json!({"enabled": false, "entries": entries(&p)}))
         .await;
     good.assert(200);
-    let before = app.get(&p.path, &p.w.user.token).await;
+    let before = p.get().await;
 
     let c = &p.creds;
+    const FEW: &str = "not_enough_entries";
+    const BAD: &str = "validation_failed";
+    let e = |c: Uuid| json!({"credential_id": c});
+    let on = |entries: Value| json!({"enabled": true, "entries": entries});
+    let off = |entries: Value| json!({"enabled": false, "entries": entries});
+    let weight = |w: u32| off(json!([{"credential_id": c[1], "weight": w}]));
+    let with = |field: &str, v: Value| json!({"enabled": false, field: v, "entries": []});
     for (body, code, field) in [
+        (on(json!([e(c[1])])), FEW, "entries"),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}]}),
-            "not_enough_entries",
+            on(json!([e(c[1]), {"credential_id": c[1], "weight": 3}])),
+            FEW,
             "entries",
         ),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[1], "weight": 3}]}),
-            "not_enough_entries",
+            on(json!([{"credential_id": null}, e(c[0])])),
+            FEW,
             "entries",
         ),
         (
-            json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": c[0]}]}),
-            "not_enough_entries",
+            on(json!([e(c[1]), {"credential_id": c[2], "enabled": false}])),
+            FEW,
             "entries",
         ),
+        (off(json!([e(foreign)])), BAD, "entries[0].credential_id"),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[2], "enabled": false}]}),
-            "not_enough_entries",
-            "entries",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": foreign}]}),
-            "validation_failed",
-            "entries[0].credential_id",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": c[1]}, {"credential_id": openai}]}),
-            "validation_failed",
+            off(json!([e(c[1]), e(openai)])),
+            BAD,
             "entries[1].credential_id",
         ),
         (
-            json!({"enabled": false, "entries": [{"credential_id": Uuid::new_v4()}]}),
-            "validation_failed",
+            off(json!([e(Uuid::new_v4())])),
+            BAD,
             "entries[0].credential_id",
         ),
+        (weight(0), BAD, "entries[0].weight"),
+        (weight(101), BAD, "entries[0].weight"),
+        (with("cooldown_seconds", json!(0)), BAD, "cooldown_seconds"),
         (
-            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 0}]}),
-            "validation_failed",
-            "entries[0].weight",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 101}]}),
-            "validation_failed",
-            "entries[0].weight",
-        ),
-        (
-            json!({"enabled": false, "cooldown_seconds": 0, "entries": []}),
-            "validation_failed",
+            with("cooldown_seconds", json!(3601)),
+            BAD,
             "cooldown_seconds",
         ),
+        (with("max_attempts", json!(0)), BAD, "max_attempts"),
+        (with("max_attempts", json!(11)), BAD, "max_attempts"),
         (
-            json!({"enabled": false, "cooldown_seconds": 3601, "entries": []}),
-            "validation_failed",
-            "cooldown_seconds",
-        ),
-        (
-            json!({"enabled": false, "max_attempts": 0, "entries": []}),
-            "validation_failed",
-            "max_attempts",
-        ),
-        (
-            json!({"enabled": false, "max_attempts": 11, "entries": []}),
-            "validation_failed",
-            "max_attempts",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"id": Uuid::new_v4(), "credential_id": c[1]}]}),
-            "validation_failed",
+            off(json!([{"id": Uuid::new_v4(), "credential_id": c[1]}])),
+            BAD,
             "entries[0].id",
         ),
-        (
-            json!({"enabled": "yes", "entries": []}),
-            "validation_failed",
-            "enabled",
-        ),
-        (json!({"enabled": true}), "validation_failed", "entries"),
+        (json!({"enabled": "yes", "entries": []}), BAD, "enabled"),
+        (json!({"enabled": true}), BAD, "entries"),
     ] {
-        let r = app.put(&p.path, &p.w.user.token, body.clone()).await;
+        let r = p.put(body.clone()).await;
         r.assert_field(code, field, &body);
-        let now = app.get(&p.path, &p.w.user.token).await;
+        let now = p.get().await;
         assert_eq!(now.body, before.body, "{body} changed the stored pool");
     }
     for body in [
@@ -563,11 +525,9 @@ async fn invalid_pools_are_refused_and_change_nothing() {
         json!({"max_attempts": 11}),
         json!({"entries": []}),
     ] {
-        app.patch(&p.path, &p.w.user.token, body)
-            .await
-            .assert_error(422, "validation_failed");
+        p.patch(body).await.assert_error(422, "validation_failed");
     }
-    assert_eq!(app.get(&p.path, &p.w.user.token).await.body, before.body);
+    assert_eq!(p.get().await.body, before.body);
 }
 
 #[tokio::test]
@@ -596,7 +556,7 @@ async fn if_match_guards_against_lost_updates() {
         15,
         "{statuses:?}"
     );
-    let r = app.get(&p.path, &p.w.user.token).await;
+    let r = p.get().await;
     assert_eq!(r.body["version"], 2, "one write, one version");
 
     let stale = guarded(Method::PATCH, "\"1\"")
@@ -604,7 +564,7 @@ async fn if_match_guards_against_lost_updates() {
         .send()
         .await;
     stale.assert_error(412, "version_conflict");
-    assert_eq!(app.get(&p.path, &p.w.user.token).await.body, r.body);
+    assert_eq!(p.get().await.body, r.body);
     for tag in ["\"2\"", "*", "W/\"2\""] {
         let ok = guarded(Method::PATCH, tag)
             .json(json!({"max_attempts": 4}))
@@ -624,12 +584,8 @@ async fn if_match_guards_against_lost_updates() {
 async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
     let app = licensed().await;
     let p = pool(&app, app.user("u").await).await;
-    let r = app
-        .put(
-            &p.path,
-            &p.w.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let r = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     r.assert(200);
     app.delete(
@@ -641,7 +597,7 @@ async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
     )
     .await
     .assert(204);
-    let after = app.get(&p.path, &p.w.user.token).await;
+    let after = p.get().await;
     assert_eq!(after.body["version"], 3);
     let remaining: Vec<Value> = after.body["entries"]
         .as_array()
@@ -685,9 +641,7 @@ async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
     )
     .await
     .assert(204);
-    app.get(&p.path, &p.w.user.token)
-        .await
-        .assert_error(404, "not_found");
+    p.get().await.assert_error(404, "not_found");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM lb_entries")
         .fetch_one(&app.db)
         .await
@@ -735,11 +689,7 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
             r.assert(200);
         }
     }
-    assert_eq!(
-        app.get(&p.path, &p.w.user.token).await.body["version"],
-        1,
-        "nothing changed"
-    );
+    assert_eq!(p.get().await.body["version"], 1, "nothing changed");
     app.delete(&cooldowns, &p.w.user.token).await.assert(204);
     let audit = app
         .get(

@@ -159,6 +159,15 @@ impl TestApp {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Creates a workspace named `name` owned by `user`; returns its id.
+    pub async fn create_workspace(&self, user: &TestUser, name: &str) -> Uuid {
+        let r = self
+            .post("/api/v1/workspaces", &user.token, json!({"name": name}))
+            .await;
+        r.assert(201);
+        id_of(&r.body)
+    }
+
     /// `user`'s own workspace, as they see it.
     pub async fn workspace(&self, user: &TestUser) -> Resp {
         self.get(
