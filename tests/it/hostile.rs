@@ -1,6 +1,7 @@
 //! Hostile input: malformed, oversized or mistyped bodies, odd path ids, unknown routes, forged
-//! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx: `read`
-//! checks that) and change nothing. Also the error precedence of DESIGN §11.
+//! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx:
+//! `Resp::no_server_error` checks that) and change nothing. Also the error precedence of
+//! DESIGN §11.
 
 use crate::helpers::*;
 use base64::Engine;

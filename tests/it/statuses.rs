@@ -173,9 +173,12 @@ fn live(
     }
 }
 
+/// A request a route would accept (but for its body).
+type Target = fn(&Fx) -> Req;
+
 /// The 400 `invalid_json`, 413 `payload_too_large` and 415 `unsupported_media_type` every route
 /// with a JSON body documents, sent as `target` would be.
-fn body_faults(method: &'static str, path: &'static str, target: fn(&Fx) -> Req) -> [Case<Fx>; 3] {
+fn body_faults(method: &'static str, path: &'static str, target: Target) -> [Case<Fx>; 3] {
     [
         live(method, path, 400, "invalid_json", move |f| {
             target(f).malformed()
@@ -1488,7 +1491,7 @@ fn live_cases() -> Vec<Case<Fx>> {
         }),
     ];
     // Each sent where the route would otherwise accept it.
-    let body_routes: [(&'static str, &'static str, fn(&Fx) -> Req); 17] = [
+    let body_routes: [(&str, &str, Target); 17] = [
         ("PUT", LICENSE, |f| f.by(&f.admin, "PUT", LICENSE)),
         ("PUT", PLAN, |f| f.saas_admin("PUT", f.plan_path())),
         ("POST", LOGIN, |f| f.anon("POST", LOGIN)),
