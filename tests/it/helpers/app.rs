@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 /// The JWT secret every test server uses, so tests can forge tokens with it.
 pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes-long";
+/// The password of every user `TestApp::user` signs up.
 pub const PASSWORD: &str = "correct horse battery";
 
 /// The admin URL of the throwaway PostgreSQL started by `scripts/test`.
@@ -61,6 +62,7 @@ pub struct TestUser {
     pub workspace: Uuid,
 }
 
+/// Starts a server with the test defaults on a fresh database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -142,6 +144,7 @@ impl TestApp {
         req.send().await.no_server_error()
     }
 
+    /// A management GET as the holder of `token`.
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.call(Method::GET, path, Some(token), None).await
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use uuid::Uuid;
 
+/// Everything a gateway test dispatches through; built once, extended by the methods below.
 pub struct World {
     pub app: TestApp,
     /// Owner of the workspace everything is created in.
