@@ -48,12 +48,7 @@ async fn self_hosted_instances_have_no_plans() {
     app.put(&path, &admin.token, json!({"plan": "gold"}))
         .await
         .assert_error(409, "plans_not_available");
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", admin.workspace),
-            &admin.token,
-        )
-        .await;
+    let ws = app.workspace(&admin).await;
     assert_eq!(ws.body["plan"], "sandbox");
     assert_eq!(ws.body["features"]["load_balancing"], false);
 }

@@ -1,7 +1,9 @@
 //! Workspace API keys: shown once, stored hashed, listed without the secret, revocable, audited.
 
 use crate::helpers::*;
+use reqwest::Method;
 use serde_json::json;
+
 #[tokio::test]
 async fn api_key_is_shown_once_stored_hashed_and_revocable() {
     let app = spawn_app().await;
@@ -104,12 +106,7 @@ async fn api_key_input_is_validated() {
         ),
     ] {
         let r = app.post(&path, &owner.token, body.clone()).await;
-        r.assert_error(422, "validation_failed");
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body}: {}",
-            r.body
-        );
+        r.assert_field("validation_failed", field, &body);
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
         .fetch_one(&app.db)
@@ -187,16 +184,13 @@ async fn last_used_at_is_recorded_after_gateway_use_at_most_once_a_minute() {
             .unwrap()["last_used_at"]
             .clone()
     };
+    let use_key = || async {
+        let r = app.req(Method::GET, "/v1/models").bearer(&key).send().await;
+        r.assert(200);
+    };
     assert!(used(&app.get(&path, &owner.token).await.body).is_null());
     // Any authenticated gateway call counts as a use.
-    let r = app
-        .client
-        .get(app.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    use_key().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let first = loop {
         let v = used(&app.get(&path, &owner.token).await.body);
@@ -211,14 +205,7 @@ async fn last_used_at_is_recorded_after_gateway_use_at_most_once_a_minute() {
     };
     // A second use within the minute does not write again.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let r = app
-        .client
-        .get(app.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    use_key().await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(used(&app.get(&path, &owner.token).await.body), first);
 }

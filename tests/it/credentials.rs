@@ -2,7 +2,7 @@
 //! upstream address policy.
 
 use crate::helpers::*;
-use rotor_tests::mock::{MockUpstream, BODY_CANARY};
+use rotor_tests::mock::{MockKey, MockUpstream, BODY_CANARY};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -150,12 +150,7 @@ async fn config_is_validated_against_the_provider_schema() {
         ),
     ] {
         let r = app.post(&path, &u.token, body.clone()).await;
-        r.assert_error(422, "validation_failed");
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body} → {}",
-            r.body
-        );
+        r.assert_field("validation_failed", field, &body);
         assert!(!r.body.to_string().contains(KEY));
     }
     assert_eq!(
@@ -451,12 +446,7 @@ async fn models_reference_credentials_of_their_workspace_and_provider() {
         ),
     ] {
         let r = app.post(&path, &u.token, body.clone()).await;
-        r.assert_error(422, "validation_failed");
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body} → {}",
-            r.body
-        );
+        r.assert_field("validation_failed", field, &body);
     }
     assert_eq!(count(&app, "models").await, 1);
     app.post(&path, &u.token, json!({"provider": "openai_compatible", "name": "llama-3", "model_type": "llm", "credential_id": compat}))
@@ -520,25 +510,30 @@ async fn validate_reports_what_the_provider_said_without_echoing_it() {
     let app = spawn_app().await;
     let mock = MockUpstream::start().await.unwrap();
     let u = app.user("u").await;
+    let refused = |error: &str| json!({"valid": false, "error": error});
     for (key, expected) in [
-        ("sk-good-key-123456", json!({"valid": true})),
+        (MockKey::new("sk-good-key-123456"), json!({"valid": true})),
         (
-            "sk-unauthorized-1234",
-            json!({"valid": false, "error": "unauthorized"}),
+            MockKey::new("sk-unauthorized-1234").status(401),
+            refused("unauthorized"),
         ),
         (
-            "sk-forbidden-123456",
-            json!({"valid": false, "error": "forbidden"}),
+            MockKey::new("sk-forbidden-123456").status(403),
+            refused("forbidden"),
         ),
         (
-            "sk-ratelimited-1234",
-            json!({"valid": false, "error": "rate_limited"}),
+            MockKey::new("sk-ratelimited-1234")
+                .status(429)
+                .retry_after(7),
+            refused("rate_limited"),
         ),
         (
-            "sk-broken-12345678",
-            json!({"valid": false, "error": "upstream_error"}),
+            MockKey::new("sk-broken-12345678").status(500),
+            refused("upstream_error"),
         ),
     ] {
+        let key = key.to_string();
+        let key = key.as_str();
         let id = app
             .compatible_credential(&u, u.workspace, key, key, &mock.url("/v1"))
             .await;
@@ -559,14 +554,9 @@ async fn validate_reports_what_the_provider_said_without_echoing_it() {
         json!({"valid": false, "error": "unreachable"})
     );
     // Redirects are never followed.
+    let moved = MockKey::new("sk-redirect-12345").redirect().to_string();
     let id = app
-        .compatible_credential(
-            &u,
-            u.workspace,
-            "redirect",
-            "sk-redirect-12345",
-            &mock.url("/v1"),
-        )
+        .compatible_credential(&u, u.workspace, "redirect", &moved, &mock.url("/v1"))
         .await;
     assert_eq!(
         validate(&app, &u, id).await,
@@ -747,86 +737,40 @@ async fn credential_and_model_routes_are_tenant_scoped_and_role_checked() {
     let ws = owner.workspace;
     let new_cred = json!({"provider": "openai", "name": "n", "config": {"api_key": KEY}});
     let new_model = json!({"provider": "openai_compatible", "name": "m2", "model_type": "llm", "credential_id": cred});
-    let routes: Vec<(reqwest::Method, String, Option<Value>, bool)> = vec![
+    // Reads (GET) are for every member; the rest is for admins and owners.
+    let routes = [
+        ("GET", "/credentials", None),
+        ("POST", "/credentials", Some(new_cred)),
+        ("GET", "/credentials/{cred}", None),
+        ("PATCH", "/credentials/{cred}", Some(json!({"name": "x"}))),
+        ("POST", "/credentials/{cred}/validate", None),
+        ("DELETE", "/credentials/{cred}", None),
+        ("GET", "/models", None),
+        ("POST", "/models", Some(new_model)),
+        ("GET", "/models/{model}", None),
         (
-            reqwest::Method::GET,
-            format!("/api/v1/workspaces/{ws}/credentials"),
-            None,
-            false,
-        ),
-        (
-            reqwest::Method::POST,
-            format!("/api/v1/workspaces/{ws}/credentials"),
-            Some(new_cred),
-            true,
-        ),
-        (
-            reqwest::Method::GET,
-            format!("/api/v1/workspaces/{ws}/credentials/{cred}"),
-            None,
-            false,
-        ),
-        (
-            reqwest::Method::PATCH,
-            format!("/api/v1/workspaces/{ws}/credentials/{cred}"),
-            Some(json!({"name": "x"})),
-            true,
-        ),
-        (
-            reqwest::Method::POST,
-            format!("/api/v1/workspaces/{ws}/credentials/{cred}/validate"),
-            None,
-            true,
-        ),
-        (
-            reqwest::Method::DELETE,
-            format!("/api/v1/workspaces/{ws}/credentials/{cred}"),
-            None,
-            true,
-        ),
-        (
-            reqwest::Method::GET,
-            format!("/api/v1/workspaces/{ws}/models"),
-            None,
-            false,
-        ),
-        (
-            reqwest::Method::POST,
-            format!("/api/v1/workspaces/{ws}/models"),
-            Some(new_model),
-            true,
-        ),
-        (
-            reqwest::Method::GET,
-            format!("/api/v1/workspaces/{ws}/models/{model}"),
-            None,
-            false,
-        ),
-        (
-            reqwest::Method::PATCH,
-            format!("/api/v1/workspaces/{ws}/models/{model}"),
+            "PATCH",
+            "/models/{model}",
             Some(json!({"upstream_model": "x"})),
-            true,
         ),
-        (
-            reqwest::Method::DELETE,
-            format!("/api/v1/workspaces/{ws}/models/{model}"),
-            None,
-            true,
-        ),
+        ("DELETE", "/models/{model}", None),
     ];
-    for (method, path, body, write) in &routes {
-        app.call(method.clone(), path, Some(&stranger.token), body.clone())
+    for (method, route, body) in &routes {
+        let path = format!("/api/v1/workspaces/{ws}{route}")
+            .replace("{cred}", &cred.to_string())
+            .replace("{model}", model);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.call(method.clone(), &path, Some(&stranger.token), body.clone())
             .await
             .assert_error(404, "not_found");
         let r = app
-            .call(method.clone(), path, Some(&editor.token), body.clone())
+            .call(method.clone(), &path, Some(&editor.token), body.clone())
             .await;
-        if *write {
-            r.assert_error(403, "forbidden");
-        } else {
+        if method == reqwest::Method::GET {
             r.assert(200);
             assert!(!r.body.to_string().contains(KEY));
+        } else {
+            r.assert_error(403, "forbidden");
         }
     }
     // A stranger's own workspace path with the owner's ids: still 404.

@@ -2,95 +2,29 @@
 //! surviving a restart), startup errors that name the variable, and graceful shutdown.
 
 use crate::helpers::*;
+use reqwest::Method;
 use serde_json::json;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn serve(data_dir: &Path, port: u16) -> Child {
-    Command::new(binary("rotor"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ROTOR_DATA_DIR", data_dir)
-        .env("ROTOR_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rotor")
-}
-
-async fn wait_healthy(client: &reqwest::Client, port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "rotor exited during startup"
-        );
-        assert!(Instant::now() < deadline, "rotor did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rotor did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::process::Command;
 
 #[tokio::test]
 async fn serial_embedded_default_keeps_data_across_restarts() {
-    let dir =
-        std::env::temp_dir().join(format!("rotor-embedded-{}", uuid::Uuid::new_v4().simple()));
-    let client = reqwest::Client::new();
-    let port = free_port();
+    let dir = temp_path("embedded");
+    let vars = [("ROTOR_DATA_DIR", dir.to_string_lossy().into_owned())];
 
-    let mut first = serve(&dir, port);
-    wait_healthy(&client, port, &mut first).await;
-    let base = format!("http://127.0.0.1:{port}");
-    let r = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "owner@example.com", "password": PASSWORD, "name": "Owner"}))
+    let mut first = RotorProcess::start(&vars).await;
+    first
+        .req(Method::POST, "/api/v1/auth/signup")
+        .json(json!({"email": "owner@example.com", "password": PASSWORD, "name": "Owner"}))
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+        .assert(201);
     // Swagger UI and the document are served from the binary.
-    let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
-    assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger-ui"));
-    let spec: serde_json::Value = client
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let docs = first.req(Method::GET, "/docs/").send().await;
+    docs.assert(200);
+    assert!(docs.text.contains("swagger-ui"));
+    let spec = first.req(Method::GET, "/openapi.json").send().await.body;
     assert!(spec["paths"]["/api/v1/auth/signup"].is_object());
-    assert!(terminate(&mut first).success(), "SIGTERM is a clean exit");
+    assert!(first.terminate().success(), "SIGTERM is a clean exit");
 
     let secrets = std::fs::read_to_string(dir.join("secrets.json")).unwrap();
     assert!(secrets.contains("master_key") && secrets.contains("jwt_secret"));
@@ -101,30 +35,21 @@ async fn serial_embedded_default_keeps_data_across_restarts() {
     );
     assert_eq!(mode & 0o777, 0o600, "secrets.json is readable by others");
 
-    let mut second = serve(&dir, port);
-    wait_healthy(&client, port, &mut second).await;
-    let r = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "owner@example.com", "password": PASSWORD}))
+    let mut second = RotorProcess::start(&vars).await;
+    let r = second
+        .req(Method::POST, "/api/v1/auth/login")
+        .json(json!({"email": "owner@example.com", "password": PASSWORD}))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "the user survived the restart");
-    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let me: serde_json::Value = client
-        .get(format!("{base}/api/v1/me"))
-        .bearer_auth(&token)
+        .await;
+    assert_eq!(r.status, 200, "the user survived the restart: {}", r.text);
+    let token = r.body["access_token"].as_str().unwrap();
+    let me = second
+        .req(Method::GET, "/api/v1/me")
+        .bearer(token)
         .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["is_admin"], true);
-    assert!(terminate(&mut second).success());
+        .await;
+    assert_eq!(me.body["is_admin"], true);
+    assert!(second.terminate().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -202,15 +127,10 @@ fn openapi_command_prints_the_committed_document() {
 #[tokio::test]
 async fn migrate_command_prepares_a_database_and_json_logs_carry_request_ids() {
     let url = fresh_database().await;
-    let out = Command::new(binary("rotor"))
-        .args(["migrate", "--database-url", &url])
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(binary("rotor"))
+            .args(["migrate", "--database-url", &url])
+            .env_clear(),
     );
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let tables: i64 = sqlx::query_scalar(
@@ -221,43 +141,28 @@ async fn migrate_command_prepares_a_database_and_json_logs_carry_request_ids() {
     .unwrap();
     assert_eq!(tables, 4);
 
-    let port = free_port();
-    let log =
-        std::env::temp_dir().join(format!("rotor-log-{}.jsonl", uuid::Uuid::new_v4().simple()));
-    let mut child = Command::new(binary("rotor"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", &url)
-        .env(
+    let mut rotor = RotorProcess::start_logged(&[
+        ("DATABASE_URL", url.clone()),
+        (
             "ROTOR_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .env("ROTOR_JWT_SECRET", JWT_SECRET)
-        .env("ROTOR_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROTOR_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    wait_healthy(&client, port, &mut child).await;
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/auth/signup"))
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+        ),
+        ("ROTOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("ROTOR_LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+    ])
+    .await;
+    let r = rotor
+        .req(Method::POST, "/api/v1/auth/signup")
         .header("x-request-id", "trace-me-123")
-        .json(&json!({"email": "log@example.com", "password": "hunter2-hunter2", "name": "Log"}))
+        .json(json!({"email": "log@example.com", "password": "hunter2-hunter2", "name": "Log"}))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(terminate(&mut child).success());
+        .await;
+    r.assert(201);
+    let token = r.body["access_token"].as_str().unwrap();
+    assert!(rotor.terminate().success());
 
-    let text = std::fs::read_to_string(&log).unwrap();
-    let _ = std::fs::remove_file(&log);
+    let text = rotor.output();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
@@ -271,5 +176,5 @@ async fn migrate_command_prepares_a_database_and_json_logs_carry_request_ids() {
         !text.contains("hunter2-hunter2"),
         "a password reached the log"
     );
-    assert!(!text.contains(&token), "a session token reached the log");
+    assert!(!text.contains(token), "a session token reached the log");
 }

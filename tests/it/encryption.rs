@@ -8,13 +8,10 @@ use crate::helpers::*;
 use base64::Engine;
 use reqwest::Method;
 use rotor_storage::crypto::key_id;
-use rotor_tests::mock::MockUpstream;
+use rotor_tests::mock::{MockKey, MockUpstream};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -129,109 +126,35 @@ async fn dump_database(db: &PgPool) -> String {
     dump
 }
 
-// --- raw HTTP (the harness refuses 500s; `credential_unreadable` is one) -------------------
+// --- HTTP (`credential_unreadable` is a 500, which management calls refuse) ----------------
 
-/// An answer of any status.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Value,
-    text: String,
-}
-
-impl Answer {
-    #[track_caller]
-    fn expect(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected answer: {}", self.text);
-        self
-    }
-
-    /// A clean JSON error with this status and code.
-    #[track_caller]
-    fn expect_error(&self, status: u16, code: &str) -> &Self {
-        self.expect(status);
-        assert!(
-            self.content_type.starts_with("application/json"),
-            "error is not JSON ({}): {}",
-            self.content_type,
-            self.text
-        );
-        assert_eq!(
-            self.body["error"]["code"], code,
-            "unexpected error: {}",
-            self.text
-        );
-        assert!(
-            self.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "error without a message: {}",
-            self.text
-        );
-        self
-    }
-}
-
-async fn send(
-    client: &reqwest::Client,
-    method: Method,
-    url: String,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Answer {
-    let mut req = client.request(method, url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        status,
-        content_type,
-        body,
-        text,
-    }
-}
-
-async fn raw(app: &TestApp, method: Method, path: &str, token: &str) -> Answer {
-    send(&app.client, method, app.url(path), Some(token), None).await
+/// `method path` with `token`, whatever the answer.
+async fn raw(app: &TestApp, method: Method, path: &str, token: &str) -> Resp {
+    app.req(method, path).bearer(token).send().await
 }
 
 /// A client that keeps every answer's text, to check none carries a secret.
-struct Session<'a> {
-    client: &'a reqwest::Client,
-    base: String,
+struct Session {
+    app: TestApp,
     answers: String,
 }
 
-impl Session<'_> {
+impl Session {
     async fn call(
         &mut self,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
-    ) -> Answer {
-        let a = send(
-            self.client,
-            method,
-            format!("{}{path}", self.base),
-            token,
-            body,
-        )
-        .await;
+    ) -> Resp {
+        let mut req = self.app.req(method, path);
+        if let Some(t) = token {
+            req = req.bearer(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let a = req.send().await;
         self.answers.push_str(&a.text);
         self.answers.push('\n');
         a
@@ -242,14 +165,10 @@ fn cred_path(ws: Uuid, id: Uuid) -> String {
     format!("/api/v1/workspaces/{ws}/credentials/{id}")
 }
 
-fn id_of(v: &Value) -> Uuid {
-    v["id"].as_str().expect("an id").parse().unwrap()
-}
-
 /// GET of the credential answers 200 with its secret masked as DESIGN §7 says.
 async fn assert_readable(app: &TestApp, user: &TestUser, ws: Uuid, id: Uuid, secret: &str) {
     let r = raw(app, Method::GET, &cred_path(ws, id), &user.token).await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body["config"]["api_key"], masked(secret), "{}", r.text);
 }
 
@@ -268,7 +187,7 @@ async fn assert_unreadable(
         (Method::POST, format!("{}/validate", cred_path(ws, id))),
     ] {
         let r = raw(app, method.clone(), &path, &user.token).await;
-        r.expect_error(500, "credential_unreadable");
+        r.assert_error(500, "credential_unreadable");
         assert_no_secret(&r.text, secrets, &format!("the answer to {method} {path}"));
         assert!(
             !r.text.contains(stored),
@@ -276,6 +195,35 @@ async fn assert_unreadable(
             r.text
         );
     }
+}
+
+/// The credential list of `ws` (it must answer 200): the api_key it shows for each id, and
+/// its text.
+async fn shown_api_keys(
+    app: &TestApp,
+    user: &TestUser,
+    ws: Uuid,
+) -> (HashMap<String, Value>, String) {
+    let list = raw(
+        app,
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}/credentials"),
+        &user.token,
+    )
+    .await;
+    list.assert(200);
+    let shown = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["config"]["api_key"].clone(),
+            )
+        })
+        .collect();
+    (shown, list.text)
 }
 
 // --- stored ciphertexts ----------------------------------------------------------------------
@@ -345,150 +293,6 @@ async fn build_error(database_url: &str, current: u8, previous: Option<u8>) -> S
     }
 }
 
-fn temp_file(label: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "rotor-encryption-{label}-{}.log",
-        Uuid::new_v4().simple()
-    ))
-}
-
-/// The `rotor` binary with a clean environment plus `vars`; stdout and stderr go to files.
-fn rotor(args: &[&str], vars: &[(&str, &str)], stdout: &Path, stderr: &Path) -> Child {
-    Command::new(binary("rotor"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(stdout).unwrap())
-        .stderr(std::fs::File::create(stderr).unwrap())
-        .spawn()
-        .expect("start rotor")
-}
-
-/// Waits for `child` to exit (killing it after `limit`); returns (status, stdout, stderr).
-async fn finish(
-    mut child: Child,
-    limit: Duration,
-    stdout: &Path,
-    stderr: &Path,
-) -> (ExitStatus, String, String) {
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "rotor did not exit within {limit:?}; stderr: {}",
-                std::fs::read_to_string(stderr).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let out = String::from_utf8_lossy(&std::fs::read(stdout).unwrap()).into_owned();
-    let err = String::from_utf8_lossy(&std::fs::read(stderr).unwrap()).into_owned();
-    let _ = std::fs::remove_file(stdout);
-    let _ = std::fs::remove_file(stderr);
-    (status, out, err)
-}
-
-/// A `rotor serve` process; killed if the test fails before stopping it.
-struct Served {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Served {
-    /// Starts `rotor serve` with its output (stdout and stderr) captured in one file.
-    fn start(vars: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = temp_file("serve");
-        let file = std::fs::File::create(&log).unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(binary("rotor"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(vars.iter().copied())
-            .env("ROTOR_LISTEN", &listen)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start rotor");
-        Self {
-            child: Some(child),
-            port,
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("running")
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(r) = client.get(self.url("/readyz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            if let Some(status) = self.child().try_wait().unwrap() {
-                panic!(
-                    "rotor exited during startup ({status}): {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "rotor did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then waits for the exit; returns the status and everything it printed.
-    async fn terminate(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("rotor did not exit after SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let log = String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).into_owned();
-        (status, log)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
 /// Removes ANSI escape sequences (pretty logs colour field names).
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -515,11 +319,7 @@ async fn no_secret_is_stored_in_clear_in_any_table() {
     let app = spawn_app().await;
     let u = app.user("owner").await;
     let ws = u.workspace;
-    let r = app
-        .post("/api/v1/workspaces", &u.token, json!({"name": "second"}))
-        .await;
-    r.assert(201);
-    let ws2 = id_of(&r.body);
+    let ws2 = app.create_workspace(&u, "second").await;
 
     let openai_key = canary("sk-live", "openai");
     let compat_key = canary("sk-live", "compat");
@@ -534,42 +334,31 @@ async fn no_secret_is_stored_in_clear_in_any_table() {
         rotated_key.as_str(),
     ];
 
-    let openai = app
-        .credential(
-            &u,
+    let mut created = Vec::new();
+    for (workspace, provider, name, config) in [
+        (
             ws,
             "openai",
             "canary-openai",
             json!({"api_key": openai_key, "organization": "org-canary-clear"}),
-        )
-        .await;
-    let compat = app
-        .credential(
-            &u,
+        ),
+        (
             ws,
             "openai_compatible",
             "canary-compat",
             json!({"api_key": compat_key, "base_url": "https://llm.canary.example/v1"}),
-        )
-        .await;
-    let azure = app
-        .credential(
-            &u,
+        ),
+        (
             ws,
             "azure_openai",
             "canary-azure",
             json!({"api_key": azure_key, "endpoint": "https://canary.openai.azure.com", "deployment": "gpt-canary"}),
-        )
-        .await;
-    let other = app
-        .credential(
-            &u,
-            ws2,
-            "openai",
-            "canary-other",
-            json!({"api_key": other_key}),
-        )
-        .await;
+        ),
+        (ws2, "openai", "canary-other", json!({"api_key": other_key})),
+    ] {
+        created.push(app.credential(&u, workspace, provider, name, config).await);
+    }
+    let [openai, compat, azure, other]: [Value; 4] = created.try_into().unwrap();
     for (c, key) in [
         (&openai, &openai_key),
         (&compat, &compat_key),
@@ -672,24 +461,23 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
     let mock = MockUpstream::start().await.unwrap();
     let database_url = fresh_database().await;
     let master = master_key(3);
-    let mut server = Served::start(&[
-        ("DATABASE_URL", &database_url),
-        ("ROTOR_MASTER_KEY", &master),
-        ("ROTOR_JWT_SECRET", JWT_SECRET),
-        ("RUST_LOG", "debug"),
-        ("ROTOR_UPSTREAM_ALLOW", "127.0.0.0/8"),
-        ("ROTOR_SIGNUP", "open"),
-    ]);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    server.wait_ready(&client).await;
+    let mut server = RotorProcess::start_logged(&[
+        ("DATABASE_URL", database_url.clone()),
+        ("ROTOR_MASTER_KEY", master.clone()),
+        ("ROTOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+        ("ROTOR_UPSTREAM_ALLOW", "127.0.0.0/8".to_owned()),
+        ("ROTOR_SIGNUP", "open".to_owned()),
+    ])
+    .await;
 
     let password = canary("pw", "password");
     let wrong_password = canary("pw", "wrong-password");
     let good_key = canary("sk-live", "good");
-    let bad_key = canary("sk-unauthorized", "bad");
+    // The provider refuses it (401).
+    let bad_key = MockKey::new(canary("sk-live", "bad"))
+        .status(401)
+        .to_string();
     let azure_key = canary("az", "azure");
     let rotated_key = canary("sk-live", "rotated");
     let mistyped_key = canary("sk-live", "mistyped");
@@ -703,8 +491,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
         wrong_password.as_str(),
     ];
     let mut session = Session {
-        client: &client,
-        base: server.url(""),
+        app: server.app(&database_url).await,
         answers: String::new(),
     };
 
@@ -717,7 +504,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"email": email, "password": password, "name": "Logs"})),
         )
         .await;
-    r.expect(201);
+    r.assert(201);
     let ws = id_of(&r.body["workspace"]);
     let token = r.body["access_token"].as_str().unwrap().to_owned();
     let t = Some(token.as_str());
@@ -729,7 +516,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"email": email, "password": wrong_password})),
         )
         .await
-        .expect_error(401, "invalid_credentials");
+        .assert_error(401, "invalid_credentials");
     let r = session
         .call(
             Method::POST,
@@ -738,7 +525,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"email": email, "password": password})),
         )
         .await;
-    r.expect(200);
+    r.assert(200);
     let second_token = r.body["access_token"].as_str().unwrap().to_owned();
     let creds = format!("/api/v1/workspaces/{ws}/credentials");
     let new_cred = |provider: &str, name: &str, config: Value| {
@@ -746,86 +533,51 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
     };
 
     // Credentials: one that works, one the provider rejects, an Azure one, and refused bodies.
-    let r = session
-        .call(
-            Method::POST,
-            &creds,
-            t,
-            new_cred(
-                "openai_compatible",
-                "good",
-                json!({"api_key": good_key, "base_url": mock.url("/v1")}),
-            ),
-        )
-        .await;
-    r.expect(201);
-    let good = id_of(&r.body);
-    let r = session
-        .call(
-            Method::POST,
-            &creds,
-            t,
-            new_cred(
-                "openai_compatible",
-                "bad",
-                json!({"api_key": bad_key, "base_url": mock.url("/v1")}),
-            ),
-        )
-        .await;
-    r.expect(201);
-    let bad = id_of(&r.body);
-    let r = session
-        .call(
-            Method::POST,
-            &creds,
-            t,
-            new_cred(
-                "azure_openai",
-                "azure",
-                json!({"api_key": azure_key, "endpoint": mock.url("")}),
-            ),
-        )
-        .await;
-    r.expect(201);
-    let azure = id_of(&r.body);
-    session
-        .call(
-            Method::POST,
-            &creds,
-            t,
-            new_cred(
-                "openai_compatible",
-                "refused",
-                json!({"api_key": mistyped_key, "base_url": 42, "extra": mistyped_key}),
-            ),
-        )
-        .await
-        .expect_error(422, "validation_failed");
-    session
-        .call(
-            Method::POST,
-            &creds,
-            t,
-            Some(json!({"provider": "openai", "name": "mistyped", "config": mistyped_key})),
-        )
-        .await
-        .expect_error(422, "validation_failed");
+    let compatible = |key: &str| json!({"api_key": key, "base_url": mock.url("/v1")});
+    let mut ids = Vec::new();
+    for body in [
+        new_cred("openai_compatible", "good", compatible(&good_key)),
+        new_cred("openai_compatible", "bad", compatible(&bad_key)),
+        new_cred(
+            "azure_openai",
+            "azure",
+            json!({"api_key": azure_key, "endpoint": mock.url("")}),
+        ),
+    ] {
+        let r = session.call(Method::POST, &creds, t, body).await;
+        r.assert(201);
+        ids.push(id_of(&r.body));
+    }
+    let (good, bad, azure) = (ids[0], ids[1], ids[2]);
+    for body in [
+        new_cred(
+            "openai_compatible",
+            "refused",
+            json!({"api_key": mistyped_key, "base_url": 42, "extra": mistyped_key}),
+        ),
+        Some(json!({"provider": "openai", "name": "mistyped", "config": mistyped_key})),
+    ] {
+        session
+            .call(Method::POST, &creds, t, body)
+            .await
+            .assert_error(422, "validation_failed");
+    }
 
     // Validation: one success, one provider refusal, one Azure call.
     let r = session
         .call(Method::POST, &format!("{creds}/{good}/validate"), t, None)
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body, json!({"valid": true}));
     let r = session
         .call(Method::POST, &format!("{creds}/{bad}/validate"), t, None)
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body, json!({"valid": false, "error": "unauthorized"}));
     let r = session
         .call(Method::POST, &format!("{creds}/{azure}/validate"), t, None)
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body["valid"], true, "{}", r.text);
     let seen: Vec<Option<String>> = mock.requests().into_iter().map(|r| r.key).collect();
     for key in [&good_key, &bad_key, &azure_key] {
@@ -844,7 +596,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"config": {"api_key": rotated_key}})),
         )
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body["config"]["api_key"], masked(&rotated_key));
     let r = session
         .call(
@@ -854,7 +606,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"name": "good-renamed", "config": {"api_key": masked(&rotated_key)}})),
         )
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body["config"]["api_key"], masked(&rotated_key));
     session
         .call(
@@ -864,7 +616,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"config": {"base_url": mock.url("/v2")}})),
         )
         .await
-        .expect_error(422, "secret_required");
+        .assert_error(422, "secret_required");
     session
         .call(
             Method::PATCH,
@@ -873,7 +625,7 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             Some(json!({"config": {"base_url": mock.url("/v2"), "api_key": masked(&rotated_key)}})),
         )
         .await
-        .expect_error(422, "secret_required");
+        .assert_error(422, "secret_required");
     let r = session
         .call(Method::POST, &format!("{creds}/{good}/validate"), t, None)
         .await;
@@ -888,12 +640,12 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
     let r = session
         .call(Method::GET, &format!("{creds}/{good}"), t, None)
         .await;
-    r.expect(200);
+    r.assert(200);
     assert_eq!(r.body["name"], "good-renamed");
     session
         .call(Method::GET, &creds, Some(&second_token), None)
         .await
-        .expect(200);
+        .assert(200);
     let r = session.call(
         Method::POST,
         &format!("/api/v1/workspaces/{ws}/models"),
@@ -901,12 +653,12 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
         Some(json!({"provider": "openai_compatible", "name": "m", "model_type": "llm", "credential_id": good})),
     )
     .await;
-    r.expect(201);
+    r.assert(201);
     let model = id_of(&r.body);
     session
         .call(Method::DELETE, &format!("{creds}/{good}"), t, None)
         .await
-        .expect_error(409, "credential_in_use");
+        .assert_error(409, "credential_in_use");
     session
         .call(
             Method::DELETE,
@@ -915,12 +667,12 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             None,
         )
         .await
-        .expect(204);
+        .assert(204);
     for id in [good, bad, azure] {
         session
             .call(Method::DELETE, &format!("{creds}/{id}"), t, None)
             .await
-            .expect(204);
+            .assert(204);
     }
     session
         .call(
@@ -930,12 +682,12 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
             None,
         )
         .await
-        .expect(200);
+        .assert(200);
     let answers = session.answers;
 
-    let (status, log) = server.terminate().await;
+    let status = server.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
-    let log = strip_ansi(&log);
+    let log = strip_ansi(&server.output());
 
     // The log is real: it has debug lines and the validations.
     assert!(!log.trim().is_empty(), "nothing was logged");
@@ -962,23 +714,17 @@ async fn a_whole_scenario_at_debug_level_logs_no_secret() {
 
 #[tokio::test]
 async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials() {
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app().await;
-    let u = app.user("owner").await;
-    let ws = u.workspace;
+    let w = World::new(&[]).await;
+    let (app, u, ws, mock) = (&w.app, &w.user, w.ws(), &w.mock);
     let good_key = canary("sk-live", "good");
     let victim_key = canary("sk-live", "victim");
     let azure_key = canary("az", "azure");
     let secrets = [good_key.as_str(), victim_key.as_str(), azure_key.as_str()];
-    let good = app
-        .compatible_credential(&u, ws, "good", &good_key, &mock.url("/v1"))
-        .await;
-    let victim = app
-        .compatible_credential(&u, ws, "victim", &victim_key, &mock.url("/v1"))
-        .await;
+    let good = w.cred("good", &good_key).await;
+    let victim = w.cred("victim", &victim_key).await;
     let azure = id_of(
         &app.credential(
-            &u,
+            u,
             ws,
             "azure_openai",
             "azure",
@@ -995,7 +741,7 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
         let calls = mock.requests().len();
         let tampered = flipped(&original, at);
         set_secrets(&app.db, victim, &tampered).await;
-        assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+        assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
         assert_eq!(
             mock.requests().len(),
             calls,
@@ -1003,15 +749,15 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
         );
         // Putting the original back makes it readable: the flip was the cause.
         set_secrets(&app.db, victim, &original).await;
-        assert_readable(&app, &u, ws, victim, &victim_key).await;
+        assert_readable(app, u, ws, victim, &victim_key).await;
     }
 
     set_secrets(&app.db, victim, &flipped(&original, NONCE_LEN + 3)).await;
-    assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+    assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
 
     // The other credentials of the workspace are unaffected.
-    assert_readable(&app, &u, ws, good, &good_key).await;
-    assert_readable(&app, &u, ws, azure, &azure_key).await;
+    assert_readable(app, u, ws, good, &good_key).await;
+    assert_readable(app, u, ws, azure, &azure_key).await;
     let r = app
         .post(
             &format!("{}/validate", cred_path(ws, good)),
@@ -1027,40 +773,22 @@ async fn a_tampered_ciphertext_is_a_clean_error_and_spares_the_other_credentials
     );
 
     // The list still answers, showing the broken one masked as `****`.
-    let list = raw(
-        &app,
-        Method::GET,
-        &format!("/api/v1/workspaces/{ws}/credentials"),
-        &u.token,
-    )
-    .await;
-    list.expect(200);
-    let shown: HashMap<String, Value> = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                c["config"]["api_key"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(shown.len(), 3, "{}", list.text);
+    let (shown, text) = shown_api_keys(app, u, ws).await;
+    assert_eq!(shown.len(), 3, "{text}");
     assert_eq!(shown[&victim.to_string()], "****");
     assert_eq!(shown[&good.to_string()], masked(&good_key).as_str());
     assert_eq!(shown[&azure.to_string()], masked(&azure_key).as_str());
-    assert_no_secret(&list.text, &secrets, "the credential list");
+    assert_no_secret(&text, &secrets, "the credential list");
 
     // The server keeps serving: reads and writes work, and the broken one stays broken.
-    let health = send(&app.client, Method::GET, app.url("/healthz"), None, None).await;
-    health.expect(200);
+    let health = app.req(Method::GET, "/healthz").send().await;
+    health.assert(200);
     let fresh_key = canary("sk-live", "fresh");
     let fresh = app
-        .compatible_credential(&u, ws, "fresh", &fresh_key, &mock.url("/v1"))
+        .compatible_credential(u, ws, "fresh", &fresh_key, &mock.url("/v1"))
         .await;
-    assert_readable(&app, &u, ws, fresh, &fresh_key).await;
-    assert_unreadable(&app, &u, ws, victim, &secrets, &stored).await;
+    assert_readable(app, u, ws, fresh, &fresh_key).await;
+    assert_unreadable(app, u, ws, victim, &secrets, &stored).await;
     // …and the broken credential can be deleted.
     app.delete(&cred_path(ws, victim), &u.token)
         .await
@@ -1082,11 +810,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
     let first = spawn_app_with(&[("ROTOR_MASTER_KEY", &master_key(a))]).await;
     let url = first.database_url.clone();
     let u = first.user("owner").await;
-    let r = first
-        .post("/api/v1/workspaces", &u.token, json!({"name": "second"}))
-        .await;
-    r.assert(201);
-    let ws2 = id_of(&r.body);
+    let ws2 = first.create_workspace(&u, "second").await;
     let k1 = canary("sk-live", "rotation-one");
     let k2 = canary("sk-live", "rotation-two");
     let k3 = canary("az", "rotation-azure");
@@ -1157,11 +881,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
     assert_eq!(r.body, json!({"valid": true}), "{:?}", r.body);
     assert_eq!(mock.requests().last().and_then(|r| r.key.clone()), Some(k1));
     // New data is written under B: a new workspace's key.
-    let r = second
-        .post("/api/v1/workspaces", &u.token, json!({"name": "third"}))
-        .await;
-    r.assert(201);
-    let ws3 = id_of(&r.body);
+    let ws3 = second.create_workspace(&u, "third").await;
     let k4 = canary("sk-live", "rotation-new");
     let c4 = second
         .compatible_credential(&u, ws3, "new", &k4, &mock.url("/v1"))
@@ -1180,20 +900,17 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
     );
 
     // `keys rewrap` without A refuses, naming A, and changes nothing.
-    let (out, err) = (temp_file("rewrap-out"), temp_file("rewrap-err"));
     let b_key = master_key(b);
     let a_key = master_key(a);
-    let child = rotor(
+    let (status, _, stderr) = rotor_output(
         &["keys", "rewrap"],
         &[
             ("DATABASE_URL", &url),
             ("ROTOR_MASTER_KEY", &b_key),
             ("ROTOR_JWT_SECRET", JWT_SECRET),
         ],
-        &out,
-        &err,
-    );
-    let (status, _, stderr) = finish(child, Duration::from_secs(60), &out, &err).await;
+    )
+    .await;
     assert!(
         !status.success(),
         "rewrap without the previous key succeeded"
@@ -1208,8 +925,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
         ("ROTOR_MASTER_KEY_PREVIOUS", a_key.as_str()),
         ("ROTOR_JWT_SECRET", JWT_SECRET),
     ];
-    let child = rotor(&["keys", "rewrap"], &rewrap_vars, &out, &err);
-    let (status, stdout, stderr) = finish(child, Duration::from_secs(60), &out, &err).await;
+    let (status, stdout, stderr) = rotor_output(&["keys", "rewrap"], &rewrap_vars).await;
     assert!(status.success(), "rewrap failed ({status}): {stderr}");
     assert!(
         stdout.contains("re-wrapped 2 ") && stdout.contains(&id_b),
@@ -1230,8 +946,7 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
         }
     }
     // Running it again has nothing left to do.
-    let child = rotor(&["keys", "rewrap"], &rewrap_vars, &out, &err);
-    let (status, stdout, stderr) = finish(child, Duration::from_secs(60), &out, &err).await;
+    let (status, stdout, stderr) = rotor_output(&["keys", "rewrap"], &rewrap_vars).await;
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("re-wrapped 0 "), "{stdout}");
 
@@ -1278,10 +993,9 @@ async fn master_key_rotation_with_previous_key_and_rewrap() {
 /// `rotor serve` with only master key `current` on `database_url` must exit non-zero;
 /// returns its stderr, colours removed.
 async fn serve_refused(database_url: &str, current: u8) -> String {
-    let (out, err) = (temp_file("refused-out"), temp_file("refused-err"));
     let key = master_key(current);
     let listen = format!("127.0.0.1:{}", free_port());
-    let child = rotor(
+    let (status, _, stderr) = rotor_output(
         &["serve"],
         &[
             ("DATABASE_URL", database_url),
@@ -1289,10 +1003,8 @@ async fn serve_refused(database_url: &str, current: u8) -> String {
             ("ROTOR_JWT_SECRET", JWT_SECRET),
             ("ROTOR_LISTEN", &listen),
         ],
-        &out,
-        &err,
-    );
-    let (status, _, stderr) = finish(child, Duration::from_secs(60), &out, &err).await;
+    )
+    .await;
     assert!(
         !status.success(),
         "rotor serve started without the master key its data needs"
@@ -1329,21 +1041,16 @@ async fn a_server_missing_the_master_key_refuses_to_start_in_one_line() {
 
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app().await;
-    let u = app.user("owner").await;
+    let w = World::new(&[]).await;
+    let (app, u, mock) = (&w.app, &w.user, &w.mock);
     let other = app.user("other-tenant").await;
     let (ws, ws2) = (u.workspace, other.workspace);
     let key_a = canary("sk-live", "row-a");
     let key_b = canary("sk-live", "row-b");
     let key_d = canary("sk-live", "row-d");
     let secrets = [key_a.as_str(), key_b.as_str(), key_d.as_str()];
-    let a = app
-        .compatible_credential(&u, ws, "a", &key_a, &mock.url("/v1"))
-        .await;
-    let b = app
-        .compatible_credential(&u, ws, "b", &key_b, &mock.url("/v1"))
-        .await;
+    let a = w.cred("a", &key_a).await;
+    let b = w.cred("b", &key_b).await;
     let d = app
         .compatible_credential(&other, ws2, "d", &key_d, &mock.url("/v1"))
         .await;
@@ -1354,32 +1061,19 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
 
     // A's ciphertext on B's row, same workspace: B is unreadable, A is not.
     set_secrets(&app.db, b, &secrets_a).await;
-    assert_unreadable(&app, &u, ws, b, &secrets, &stored_a).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
-    let list = raw(
-        &app,
-        Method::GET,
-        &format!("/api/v1/workspaces/{ws}/credentials"),
-        &u.token,
-    )
-    .await;
-    list.expect(200);
-    let b_shown = list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == b.to_string())
-        .map(|c| c["config"]["api_key"].clone());
-    assert_eq!(b_shown, Some(json!("****")), "{}", list.text);
+    assert_unreadable(app, u, ws, b, &secrets, &stored_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
+    let (shown, text) = shown_api_keys(app, u, ws).await;
+    assert_eq!(shown.get(&b.to_string()), Some(&json!("****")), "{text}");
     set_secrets(&app.db, b, &secrets_b).await;
-    assert_readable(&app, &u, ws, b, &key_b).await;
+    assert_readable(app, u, ws, b, &key_b).await;
 
     // A's ciphertext in another workspace's credential: unreadable there too.
     set_secrets(&app.db, d, &secrets_a).await;
-    assert_unreadable(&app, &other, ws2, d, &secrets, &stored_a).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_unreadable(app, &other, ws2, d, &secrets, &stored_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
     set_secrets(&app.db, d, &secrets_d).await;
-    assert_readable(&app, &other, ws2, d, &key_d).await;
+    assert_readable(app, &other, ws2, d, &key_d).await;
 
     // A's whole row moved into the other workspace (same credential id): still unreadable.
     let moved = sqlx::query("UPDATE credentials SET workspace_id = $2 WHERE id = $1")
@@ -1389,7 +1083,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
         .await
         .unwrap();
     assert_eq!(moved.rows_affected(), 1);
-    assert_unreadable(&app, &other, ws2, a, &secrets, &stored_a).await;
+    assert_unreadable(app, &other, ws2, a, &secrets, &stored_a).await;
     app.get(&cred_path(ws, a), &u.token)
         .await
         .assert_error(404, "not_found");
@@ -1399,7 +1093,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
         .execute(&app.db)
         .await
         .unwrap();
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_readable(app, u, ws, a, &key_a).await;
 
     // A workspace's wrapped data key copied onto another workspace does not unwrap there.
     let (key_id_1, wrapped_1): (String, Vec<u8>) =
@@ -1431,10 +1125,10 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt() {
     };
     set_key(ws2, key_id_1, wrapped_1).await;
     let stored_d = secrets_d["api_key"].as_str().unwrap().to_owned();
-    assert_unreadable(&app, &other, ws2, d, &secrets, &stored_d).await;
-    assert_readable(&app, &u, ws, a, &key_a).await;
+    assert_unreadable(app, &other, ws2, d, &secrets, &stored_d).await;
+    assert_readable(app, u, ws, a, &key_a).await;
     set_key(ws2, key_id_2, wrapped_2).await;
-    assert_readable(&app, &other, ws2, d, &key_d).await;
+    assert_readable(app, &other, ws2, d, &key_d).await;
     assert_eq!(
         mock.requests().len(),
         0,

@@ -2,46 +2,26 @@
 //! refuse, reset or stall, and SIGTERM with requests and streams in flight.
 
 use crate::helpers::*;
-use rotor_tests::mock::MockUpstream;
-use serde_json::{json, Value};
+use reqwest::Method;
+use rotor_tests::mock::MockKey;
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn chat_body() -> Value {
-    json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_database_outage_keeps_the_gateway_serving_and_recovers() {
     let pg = PgProcess::start();
     let app = spawn_app_on(&pg.url(), &[("ROTOR_LICENSE", &lb_license())]).await;
-    let mock = MockUpstream::start().await.unwrap();
-    let u = app.user("u").await;
-    let a = app
-        .compatible_credential(&u, u.workspace, "a", "sk_db_a", &mock.url("/v1"))
-        .await;
-    let b = app
-        .compatible_credential(&u, u.workspace, "b", "sk_db_b", &mock.url("/v1"))
-        .await;
-    let model = app
-        .model(&u, u.workspace, "openai_compatible", "gpt", a)
-        .await;
-    let path = TestApp::lb_path(u.workspace, model["id"].as_str().unwrap());
-    app.put(
-        &path,
-        &u.token,
-        json!({"enabled": true, "entries": [{"credential_id": a}, {"credential_id": b}]}),
-    )
-    .await
-    .assert(200);
-    let (_, key) = app.api_key(&u, u.workspace, "k").await;
+    let w = World::on(&app).await;
+    let creds = w.creds(["sk_db_a", "sk_db_b"]).await;
+    let path = w.lb_path(&w.pooled_model("gpt", &creds, 60).await);
     // An acknowledged write just before the outage.
     let renamed = app
         .patch(
-            &format!("/api/v1/workspaces/{}", u.workspace),
-            &u.token,
+            &w.w(""),
+            &w.user.token,
             json!({"name": "before the outage"}),
         )
         .await;
@@ -58,14 +38,14 @@ async fn serial_database_outage_keeps_the_gateway_serving_and_recovers() {
             failed.clone(),
             app.client.clone(),
             app.url("/v1/chat/completions"),
-            key.clone(),
+            w.key.clone(),
         );
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let r = client
                     .post(&url)
                     .bearer_auth(&key)
-                    .json(&chat_body())
+                    .json(&chat_body("gpt"))
                     .send()
                     .await;
                 match r {
@@ -79,15 +59,10 @@ async fn serial_database_outage_keeps_the_gateway_serving_and_recovers() {
     pg.stop();
     let during = ok.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = app
-        .get(
-            &format!("/api/v1/workspaces/{}/models", u.workspace),
-            &u.token,
-        )
-        .await;
+    let r = app.get(&w.w("/models"), &w.user.token).await;
     r.assert_error(503, "database_unavailable");
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    let ready = app.req(Method::GET, "/readyz").send().await;
+    ready.assert(503);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         ok.load(Ordering::Relaxed) > during + 10,
@@ -97,14 +72,7 @@ async fn serial_database_outage_keeps_the_gateway_serving_and_recovers() {
     pg.resume();
     let back = Instant::now();
     loop {
-        let r = app
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/workspaces/{}", u.workspace),
-                Some(&u.token),
-                None,
-            )
-            .await;
+        let r = app.get(&w.w(""), &w.user.token).await;
         if r.status == 200 {
             assert_eq!(
                 r.body["name"], "before the outage",
@@ -120,7 +88,7 @@ async fn serial_database_outage_keeps_the_gateway_serving_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Writes work again, without a restart.
-    app.patch(&path, &u.token, json!({"max_attempts": 2}))
+    app.patch(&path, &w.user.token, json!({"max_attempts": 2}))
         .await
         .assert(200);
     stop.store(true, Ordering::Relaxed);
@@ -162,74 +130,37 @@ async fn broken_upstream(behaviour: &'static str) -> std::net::SocketAddr {
     addr
 }
 
-async fn single_credential_app(
-    base_url: &str,
-    extra: &[(&str, &str)],
-) -> (TestApp, TestUser, String, String) {
-    let app = spawn_app_with(extra).await;
-    let u = app.user("u").await;
-    let c = app
-        .compatible_credential(&u, u.workspace, "c", "sk_fault_key", base_url)
-        .await;
-    let model = app
-        .model(&u, u.workspace, "openai_compatible", "gpt", c)
-        .await;
-    let (_, key) = app.api_key(&u, u.workspace, "k").await;
-    (app, u, key, model["id"].as_str().unwrap().to_owned())
+/// A server whose model `gpt` has one credential, keyed `key` at `base_url` (the world's mock
+/// when `None`).
+async fn single_credential(vars: &[(&str, &str)], key: MockKey, base_url: Option<&str>) -> World {
+    let w = World::new(vars).await;
+    let base_url = base_url.map_or_else(|| w.mock.url("/v1"), str::to_owned);
+    let c = w.cred_at("c", key, &base_url).await;
+    w.model("gpt", "gpt", c).await;
+    w
 }
 
 #[tokio::test]
 async fn upstream_faults_answer_cleanly() {
     // Connection refused.
     let closed = format!("http://127.0.0.1:{}/v1", free_port());
-    let (app, _, key, _) = single_credential_app(&closed, &[]).await;
-    let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
-    let r = TestApp::read_any(r).await;
+    let w = single_credential(&[], MockKey::new("sk_fault_key"), Some(&closed)).await;
+    let r = w.chat("gpt").await;
     r.assert(502);
     assert_eq!(r.body["error"]["code"], "upstream_unavailable");
 
     // Reset in the middle of the headers.
-    let addr = broken_upstream("reset-mid-headers").await;
-    let (app, _, key, _) = single_credential_app(&format!("http://{addr}/v1"), &[]).await;
-    let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
-    let r = TestApp::read_any(r).await;
+    let addr = format!("http://{}/v1", broken_upstream("reset-mid-headers").await);
+    let w = single_credential(&[], MockKey::new("sk_fault_key"), Some(&addr)).await;
+    let r = w.chat("gpt").await;
     r.assert(502);
     assert_eq!(r.body["error"]["code"], "upstream_unavailable");
 
     // First byte slower than the timeout.
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app_with(&[("ROTOR_UPSTREAM_TIMEOUT", "0.3")]).await;
-    let u = app.user("u").await;
-    let c = app
-        .compatible_credential(&u, u.workspace, "slow", "sk_delay2000", &mock.url("/v1"))
-        .await;
-    app.model(&u, u.workspace, "openai_compatible", "gpt", c)
-        .await;
-    let (_, key) = app.api_key(&u, u.workspace, "k").await;
+    let slow = MockKey::new("sk").delay_ms(2000);
+    let w = single_credential(&[("ROTOR_UPSTREAM_TIMEOUT", "0.3")], slow, None).await;
     let started = Instant::now();
-    let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
-    let r = TestApp::read_any(r).await;
+    let r = w.chat("gpt").await;
     r.assert(504);
     assert_eq!(r.body["error"]["code"], "upstream_timeout");
     assert!(
@@ -242,45 +173,18 @@ async fn upstream_faults_answer_cleanly() {
 #[tokio::test]
 async fn a_reset_mid_headers_cools_the_credential_and_fails_over() {
     let addr = broken_upstream("reset-mid-headers").await;
-    let mock = MockUpstream::start().await.unwrap();
-    let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
-    let u = app.user("u").await;
-    let bad = app
-        .compatible_credential(
-            &u,
-            u.workspace,
-            "bad",
-            "sk_reset",
-            &format!("http://{addr}/v1"),
-        )
+    let w = World::licensed().await;
+    let bad = w
+        .cred_at("bad", "sk_reset", &format!("http://{addr}/v1"))
         .await;
-    let good = app
-        .compatible_credential(&u, u.workspace, "good", "sk_good", &mock.url("/v1"))
-        .await;
-    let model = app
-        .model(&u, u.workspace, "openai_compatible", "gpt", bad)
-        .await;
-    let path = TestApp::lb_path(u.workspace, model["id"].as_str().unwrap());
-    app.put(
-        &path,
-        &u.token,
-        json!({"enabled": true, "entries": [{"credential_id": bad}, {"credential_id": good}]}),
-    )
-    .await
-    .assert(200);
-    let (_, key) = app.api_key(&u, u.workspace, "k").await;
-    let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&chat_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-rotor-attempts"], "2");
-    let status = app.get(&path, &u.token).await;
-    let entry = &status.body["entries"][0]["status"];
+    let good = w.cred("good", "sk_good").await;
+    let model = w.model("gpt", "gpt", bad).await;
+    w.pool(&model, &[(Some(bad), 1), (Some(good), 1)], 60).await;
+    let r = w.chat("gpt").await;
+    r.assert(200);
+    assert_eq!(r.attempts(), 2);
+    let status = w.lb(&model).await;
+    let entry = &status["entries"][0]["status"];
     assert_eq!(entry["state"], "cooling_down");
     assert_eq!(entry["last_error"]["reason"], "unreachable");
     let remaining = entry["cooldown_remaining_s"].as_u64().unwrap();
@@ -289,7 +193,6 @@ async fn a_reset_mid_headers_cools_the_credential_and_fails_over() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_and_streams_finish() {
-    let mock = MockUpstream::start().await.unwrap();
     let database_url = fresh_database().await;
     let vars = vec![
         ("DATABASE_URL", database_url.clone()),
@@ -299,61 +202,24 @@ async fn sigterm_lets_in_flight_requests_and_streams_finish() {
         ("ROTOR_UPSTREAM_ALLOW", "127.0.0.0/8".to_owned()),
     ];
     let mut rotor = RotorProcess::start(&vars).await;
-    let admin = TestApp {
-        addr: format!("127.0.0.1:{}", rotor.port).parse().unwrap(),
-        db: sqlx::PgPool::connect(&database_url).await.unwrap(),
-        database_url: database_url.clone(),
-        client: reqwest::Client::new(),
-    };
-    let u = admin.user("u").await;
-    let slow = admin
-        .compatible_credential(&u, u.workspace, "slow", "sk_delay1500", &mock.url("/v1"))
+    let w = World::on(&rotor.app(&database_url).await).await;
+    let slow = w.cred("slow", MockKey::new("sk").delay_ms(1500)).await;
+    let streaming = w
+        .cred("stream", MockKey::new("sk").gap_ms(400).chunks(5))
         .await;
-    let streaming = admin
-        .compatible_credential(
-            &u,
-            u.workspace,
-            "stream",
-            "sk_gap400_chunks5",
-            &mock.url("/v1"),
-        )
-        .await;
-    admin
-        .model(&u, u.workspace, "openai_compatible", "slow", slow)
-        .await;
-    admin
-        .model(&u, u.workspace, "openai_compatible", "streamer", streaming)
-        .await;
-    let (_, key) = admin.api_key(&u, u.workspace, "k").await;
+    w.model("slow", "slow", slow).await;
+    w.model("streamer", "streamer", streaming).await;
 
-    let url = rotor.url("/v1/chat/completions");
-    let client = reqwest::Client::new();
-    let in_flight = {
-        let (client, url, key) = (client.clone(), url.clone(), key.clone());
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"model": "slow", "messages": []}))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        })
-    };
-    let stream = {
-        let (client, url, key) = (client.clone(), url.clone(), key.clone());
-        tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"model": "streamer", "stream": true, "messages": []}))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        })
-    };
+    let in_flight = tokio::spawn(
+        w.gw(Method::POST, "/v1/chat/completions")
+            .json(json!({"model": "slow", "messages": []}))
+            .send(),
+    );
+    let stream = tokio::spawn(
+        w.gw(Method::POST, "/v1/chat/completions")
+            .json(json!({"model": "streamer", "stream": true, "messages": []}))
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stopping = Instant::now();
     let pid = rotor.child.id().to_string();
@@ -373,14 +239,15 @@ async fn sigterm_lets_in_flight_requests_and_streams_finish() {
         "a new connection was accepted after SIGTERM"
     );
 
-    let (status, body) = in_flight.await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("Hello from the mock."));
-    let (status, body) = stream.await.unwrap();
-    assert_eq!(status, 200);
+    let r = in_flight.await.unwrap();
+    r.assert(200);
+    assert!(r.text.contains("Hello from the mock."));
+    let r = stream.await.unwrap();
+    r.assert(200);
     assert!(
-        body.contains("tok4") && body.trim_end().ends_with("data: [DONE]"),
-        "the stream was cut: {body}"
+        r.text.contains("tok4") && r.text.trim_end().ends_with("data: [DONE]"),
+        "the stream was cut: {}",
+        r.text
     );
     let exit = rotor.terminate();
     assert!(exit.success(), "{exit:?}");

@@ -8,129 +8,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
-use rotor_tests::mock::{MockUpstream, BODY_CANARY};
+use rotor_tests::mock::{MockKey, BODY_CANARY};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-// ---------------------------------------------------------------------------------------------
-// Fixture: a server, a signed-up owner, a workspace API key and the mock provider.
-// ---------------------------------------------------------------------------------------------
-
-struct Fx {
-    app: TestApp,
-    user: TestUser,
-    /// A workspace API key (`rk-…`) allowed every model.
-    key: String,
-    key_id: Uuid,
-    mock: MockUpstream,
-}
-
-impl Fx {
-    async fn new(vars: &[(&str, &str)]) -> Fx {
-        let app = spawn_app_with(vars).await;
-        let user = app.user("gw").await;
-        let (key_id, key) = app.api_key(&user, user.workspace, "app").await;
-        let mock = MockUpstream::start().await.unwrap();
-        Fx {
-            app,
-            user,
-            key,
-            key_id,
-            mock,
-        }
-    }
-
-    /// A server whose license grants load balancing, so pools are effective.
-    async fn licensed() -> Fx {
-        Fx::new(&[("ROTOR_LICENSE", &lb_license())]).await
-    }
-
-    fn ws(&self) -> Uuid {
-        self.user.workspace
-    }
-
-    /// An `openai_compatible` credential at the mock whose API key is `key` (the mock's script).
-    async fn cred(&self, name: &str, key: &str) -> Uuid {
-        self.app
-            .compatible_credential(&self.user, self.ws(), name, key, &self.mock.url("/v1"))
-            .await
-    }
-
-    /// A model; returns its id.
-    async fn model_full(
-        &self,
-        provider: &str,
-        name: &str,
-        upstream: &str,
-        model_type: &str,
-        credential: Uuid,
-    ) -> String {
-        let r = self
-            .app
-            .post(
-                &format!("/api/v1/workspaces/{}/models", self.ws()),
-                &self.user.token,
-                json!({"provider": provider, "name": name, "upstream_model": upstream,
-                       "model_type": model_type, "credential_id": credential}),
-            )
-            .await;
-        r.assert(201);
-        assert_eq!(r.body["upstream_model"], upstream);
-        r.body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// An `openai_compatible` chat model sent upstream as `upstream`.
-    async fn model(&self, name: &str, upstream: &str, credential: Uuid) -> String {
-        self.model_full("openai_compatible", name, upstream, "llm", credential)
-            .await
-    }
-
-    fn lb_path(&self, model: &str) -> String {
-        TestApp::lb_path(self.ws(), model)
-    }
-
-    /// Replaces the model's pool with `entries` (credential or Default Config, weight), enabled.
-    async fn pool(&self, model: &str, entries: &[(Option<Uuid>, u32)], cooldown_s: u32) -> Value {
-        let entries: Vec<Value> = entries
-            .iter()
-            .map(|(c, w)| json!({"credential_id": c, "enabled": true, "weight": w}))
-            .collect();
-        let r = self
-            .app
-            .put(
-                &self.lb_path(model),
-                &self.user.token,
-                json!({"enabled": true, "cooldown_seconds": cooldown_s, "entries": entries}),
-            )
-            .await;
-        r.assert(200);
-        assert_eq!(r.body["effective"], true, "{}", r.body);
-        r.body
-    }
-
-    /// The load-balancing GET (with live cooldown status).
-    async fn lb(&self, model: &str) -> Value {
-        let r = self.app.get(&self.lb_path(model), &self.user.token).await;
-        r.assert(200);
-        r.body
-    }
-
-    async fn chat(&self, model: &str) -> Answer {
-        chat_with(&self.app, &self.key, model).await
-    }
-
-    /// How many requests the mock got with each provider key.
-    fn counts(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for k in self.mock.keys() {
-            *m.entry(k).or_default() += 1;
-        }
-        m
-    }
-}
 
 /// The first entry of a load-balancing body whose credential is `credential`: its status.
 fn status_of(lb: &Value, credential: Uuid) -> Value {
@@ -164,112 +47,6 @@ fn assert_available(status: &Value) {
     assert_eq!(status["cooldown_remaining_s"], 0, "{status}");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Gateway calls that keep whatever the server answered (5xx included).
-// ---------------------------------------------------------------------------------------------
-
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    json: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn attempts(&self) -> u32 {
-        self.header("x-rotor-attempts")
-            .unwrap_or_else(|| panic!("no x-rotor-attempts: {:?}", self.headers))
-            .parse()
-            .unwrap()
-    }
-
-    fn credential(&self) -> Option<Uuid> {
-        self.header("x-rotor-credential-id")
-            .map(|v| v.parse().unwrap())
-    }
-
-    #[track_caller]
-    fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected answer: {}", self.text);
-        self
-    }
-
-    /// A gateway error in OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
-    #[track_caller]
-    fn assert_openai_error(&self, status: u16, code: &str) -> &Self {
-        self.assert_status(status);
-        let error = self.json["error"]
-            .as_object()
-            .unwrap_or_else(|| panic!("not an OpenAI error: {}", self.text));
-        let mut fields: Vec<&str> = error.keys().map(String::as_str).collect();
-        fields.sort_unstable();
-        assert_eq!(
-            fields,
-            ["code", "message", "param", "type"],
-            "{}",
-            self.text
-        );
-        assert_eq!(error["code"], code, "{}", self.text);
-        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(error["type"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(
-            !self.text.contains(BODY_CANARY),
-            "a gateway error echoes the provider's body: {}",
-            self.text
-        );
-        self
-    }
-}
-
-async fn gateway(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> Answer {
-    let mut req = app.client.request(method, app.url(path));
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    read_answer(req.send().await.unwrap()).await
-}
-
-async fn read_answer(resp: reqwest::Response) -> Answer {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        text,
-        json,
-    }
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Hello"}]})
-}
-
-async fn chat_with(app: &TestApp, key: &str, model: &str) -> Answer {
-    gateway(
-        app,
-        Method::POST,
-        "/v1/chat/completions",
-        Some(&format!("Bearer {key}")),
-        Some(chat_body(model)),
-    )
-    .await
-}
-
 /// A streamed answer, with when each chunk arrived (measured from the request's start).
 struct Streamed {
     status: u16,
@@ -301,7 +78,7 @@ impl Streamed {
     }
 }
 
-async fn stream_chat(fx: &Fx, model: &str, extra: Value) -> Streamed {
+async fn stream_chat(fx: &World, model: &str, extra: Value) -> Streamed {
     let mut body = chat_body(model);
     body["stream"] = json!(true);
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -355,15 +132,10 @@ fn assert_windows(served: &[Uuid], window: usize, share: &HashMap<Uuid, usize>) 
 
 #[tokio::test]
 async fn equal_entries_share_requests_round_robin_with_the_model_rewritten() {
-    let fx = Fx::licensed().await;
-    let mut creds = Vec::new();
-    let mut key_of = HashMap::new();
-    for tag in ["k1", "k2", "k3"] {
-        let key = format!("sk_{tag}");
-        let id = fx.cred(tag, &key).await;
-        key_of.insert(id, key);
-        creds.push(id);
-    }
+    let fx = World::licensed().await;
+    let keys = ["sk_k1", "sk_k2", "sk_k3"];
+    let creds = fx.creds(keys).await;
+    let key_of: HashMap<Uuid, &str> = creds.iter().copied().zip(keys).collect();
     let model = fx.model("chat", "provider-chat-v2", creds[0]).await;
     let entries: Vec<(Option<Uuid>, u32)> = creds.iter().map(|c| (Some(*c), 1)).collect();
     fx.pool(&model, &entries, 60).await;
@@ -371,8 +143,8 @@ async fn equal_entries_share_requests_round_robin_with_the_model_rewritten() {
     let mut served = Vec::new();
     for _ in 0..30 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
-        assert_eq!(a.json["object"], "chat.completion", "{}", a.text);
+        a.assert(200);
+        assert_eq!(a.body["object"], "chat.completion", "{}", a.text);
         assert_eq!(a.attempts(), 1);
         let overhead = a
             .header("x-rotor-overhead-ms")
@@ -400,8 +172,8 @@ async fn equal_entries_share_requests_round_robin_with_the_model_rewritten() {
         );
         assert_eq!(r.uri, "/v1/chat/completions");
         assert_eq!(
-            r.key.as_ref(),
-            Some(&key_of[&served[i]]),
+            r.key.as_deref(),
+            Some(key_of[&served[i]]),
             "x-rotor-credential-id names the credential whose key answered"
         );
         let body: Value = serde_json::from_slice(&r.body).unwrap();
@@ -413,7 +185,7 @@ async fn equal_entries_share_requests_round_robin_with_the_model_rewritten() {
     }
     let counts = fx.counts();
     for c in &creds {
-        assert_eq!(counts[&key_of[c]], 10, "{counts:?}");
+        assert_eq!(counts[key_of[c]], 10, "{counts:?}");
     }
     let share: HashMap<Uuid, usize> = creds.iter().map(|c| (*c, 1)).collect();
     assert_windows(&served, 3, &share);
@@ -421,7 +193,7 @@ async fn equal_entries_share_requests_round_robin_with_the_model_rewritten() {
 
 #[tokio::test]
 async fn weights_share_traffic_in_proportion_and_interleave() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let light = fx.cred("light", "sk_light").await;
     let mid = fx.cred("mid", "sk_mid").await;
     let heavy = fx.cred("heavy", "sk_heavy").await;
@@ -436,7 +208,7 @@ async fn weights_share_traffic_in_proportion_and_interleave() {
     let mut served = Vec::new();
     for _ in 0..60 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         served.push(a.credential().unwrap());
     }
     let counts = fx.counts();
@@ -462,7 +234,7 @@ async fn weights_share_traffic_in_proportion_and_interleave() {
 
 #[tokio::test]
 async fn a_credential_listed_twice_gets_twice_the_share() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let k1 = fx.cred("k1", "sk_k1").await;
     let k2 = fx.cred("k2", "sk_k2").await;
     let model = fx.model("chat", "chat", k1).await;
@@ -471,7 +243,7 @@ async fn a_credential_listed_twice_gets_twice_the_share() {
     let mut served = Vec::new();
     for _ in 0..30 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         served.push(a.credential().unwrap());
     }
     let counts = fx.counts();
@@ -481,7 +253,7 @@ async fn a_credential_listed_twice_gets_twice_the_share() {
 
 #[tokio::test]
 async fn the_default_config_entry_follows_the_models_current_default() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let first = fx.cred("first", "sk_first").await;
     let second = fx.cred("second", "sk_second").await;
     let other = fx.cred("other", "sk_other").await;
@@ -492,7 +264,7 @@ async fn the_default_config_entry_follows_the_models_current_default() {
     let mut served = Vec::new();
     for _ in 0..2 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         served.push(a.credential().unwrap());
     }
     served.sort();
@@ -514,14 +286,14 @@ async fn the_default_config_entry_follows_the_models_current_default() {
     // The rotation is at the start of a turn: the very next request is the Default Config's.
     fx.mock.reset();
     let a = fx.chat("chat").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!(
         a.credential(),
         Some(second),
         "the next request uses the new default"
     );
     for _ in 0..3 {
-        fx.chat("chat").await.assert_status(200);
+        fx.chat("chat").await.assert(200);
     }
     let counts = fx.counts();
     assert_eq!(
@@ -538,19 +310,13 @@ async fn the_default_config_entry_follows_the_models_current_default() {
 
 #[tokio::test]
 async fn a_replaced_pool_is_used_from_the_next_request() {
-    let fx = Fx::licensed().await;
-    let c: Vec<Uuid> = {
-        let mut v = Vec::new();
-        for i in 1..=4 {
-            v.push(fx.cred(&format!("c{i}"), &format!("sk_c{i}")).await);
-        }
-        v
-    };
+    let fx = World::licensed().await;
+    let c = fx.creds(["sk_c1", "sk_c2", "sk_c3", "sk_c4"]).await;
     let model = fx.model("chat", "chat", c[0]).await;
     fx.pool(&model, &[(Some(c[0]), 1), (Some(c[1]), 1)], 60)
         .await;
     for _ in 0..4 {
-        fx.chat("chat").await.assert_status(200);
+        fx.chat("chat").await.assert(200);
     }
     let counts = fx.counts();
     assert_eq!((counts["sk_c1"], counts["sk_c2"]), (2, 2), "{counts:?}");
@@ -560,7 +326,7 @@ async fn a_replaced_pool_is_used_from_the_next_request() {
     fx.mock.reset();
     for _ in 0..4 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         assert!(
             [c[2], c[3]].contains(&a.credential().unwrap()),
             "an old entry served after the PUT"
@@ -571,18 +337,11 @@ async fn a_replaced_pool_is_used_from_the_next_request() {
     assert_eq!((counts["sk_c3"], counts["sk_c4"]), (2, 2), "{counts:?}");
 
     // Switching the pool off: the model's default credential alone, from the next request.
-    fx.app
-        .patch(
-            &fx.lb_path(&model),
-            &fx.user.token,
-            json!({"enabled": false}),
-        )
-        .await
-        .assert(200);
+    switch_off(&fx, &model).await;
     fx.mock.reset();
     for _ in 0..3 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         assert_eq!(a.credential(), Some(c[0]));
     }
     assert_eq!(fx.mock.keys(), ["sk_c1", "sk_c1", "sk_c1"]);
@@ -592,23 +351,59 @@ async fn a_replaced_pool_is_used_from_the_next_request() {
 // Cooldowns and failover.
 // ---------------------------------------------------------------------------------------------
 
+/// A 429 with `Retry-After: secs`.
+fn limited(label: &str, secs: u64) -> String {
+    MockKey::new(label)
+        .status(429)
+        .retry_after(secs)
+        .to_string()
+}
+
+/// A chat model `chat` pooled over credentials keyed `first` and `second` (weight 1 each, the
+/// first its default): (first, second, model id).
+async fn pair(
+    fx: &World,
+    first: impl std::fmt::Display,
+    second: impl std::fmt::Display,
+    cooldown_s: u32,
+) -> (Uuid, Uuid, String) {
+    let c = fx.creds([first.to_string(), second.to_string()]).await;
+    let model = fx.pooled_model("chat", &c, cooldown_s).await;
+    (c[0], c[1], model)
+}
+
+/// Two more requests of a pair of weight 1 each: the credential keyed `key`, which served once
+/// before it cooled, serves one of them.
+async fn assert_back_in_rotation(fx: &World, key: &str, what: &str) {
+    for _ in 0..2 {
+        fx.chat("chat").await.assert(200);
+    }
+    assert_eq!(fx.counts()[key], 2, "{what}");
+}
+
+/// Switches the model's pool off (the entries stay).
+async fn switch_off(fx: &World, model: &str) {
+    let off = json!({"enabled": false});
+    fx.app
+        .patch(&fx.lb_path(model), &fx.user.token, off)
+        .await
+        .assert(200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_credential_fails_over_and_sits_out_its_cooldown() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     // 429 with Retry-After: 2 → a 2 s cooldown (cooldown_seconds is 1).
-    let limited = fx.cred("limited", "sk_lim_s429_ra2").await;
-    let ok = fx.cred("ok", "sk_ok").await;
-    let model = fx.model("chat", "chat", limited).await;
-    fx.pool(&model, &[(Some(limited), 1), (Some(ok), 1)], 1)
-        .await;
+    let lim = limited("sk_lim", 2);
+    let (limited, ok, model) = pair(&fx, &lim, "sk_ok", 1).await;
 
     // A fresh rotation starts with entry 0: the 429 is hidden from the client.
     let a = fx.chat("chat").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!(a.credential(), Some(ok));
     assert_eq!(a.attempts(), 2);
     assert!(!a.text.contains(BODY_CANARY));
-    assert_eq!(fx.mock.keys(), ["sk_lim_s429_ra2", "sk_ok"]);
+    assert_eq!(fx.mock.keys(), [lim.as_str(), "sk_ok"]);
 
     let lb = fx.lb(&model).await;
     let cooling = status_of(&lb, limited);
@@ -619,15 +414,11 @@ async fn a_rate_limited_credential_fails_over_and_sits_out_its_cooldown() {
     // While it cools, every request goes to the other credential in one attempt.
     for _ in 0..4 {
         let a = fx.chat("chat").await;
-        a.assert_status(200);
+        a.assert(200);
         assert_eq!(a.credential(), Some(ok));
         assert_eq!(a.attempts(), 1);
     }
-    assert_eq!(
-        fx.counts()["sk_lim_s429_ra2"],
-        1,
-        "a cooling credential got a request"
-    );
+    assert_eq!(fx.counts()[&lim], 1, "a cooling credential got a request");
     assert_eq!(
         status_of(&fx.lb(&model).await, limited)["state"],
         "cooling_down",
@@ -645,72 +436,73 @@ async fn a_rate_limited_credential_fails_over_and_sits_out_its_cooldown() {
     };
     assert_available(&status);
     assert_eq!(status["last_error"]["status"], 429, "{status}");
-    for _ in 0..2 {
-        fx.chat("chat").await.assert_status(200);
-    }
-    assert_eq!(
-        fx.counts()["sk_lim_s429_ra2"],
-        2,
-        "the credential is used again after its cooldown"
-    );
+    assert_back_in_rotation(&fx, &lim, "the credential is used again after its cooldown").await;
 }
 
 #[tokio::test]
 async fn clearing_cooldowns_puts_a_cooled_credential_back_at_once() {
-    let fx = Fx::licensed().await;
-    let limited = fx.cred("limited", "sk_lim_s429_ra60").await;
-    let ok = fx.cred("ok", "sk_ok").await;
-    let model = fx.model("chat", "chat", limited).await;
-    fx.pool(&model, &[(Some(limited), 1), (Some(ok), 1)], 1)
-        .await;
+    let fx = World::licensed().await;
+    let lim = limited("sk_lim", 60);
+    let (limited, _, model) = pair(&fx, &lim, "sk_ok", 1).await;
     let a = fx.chat("chat").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!(a.attempts(), 2);
     assert_cooling(
         &status_of(&fx.lb(&model).await, limited),
         59..=60,
         Some(429),
     );
-    fx.chat("chat").await.assert_status(200);
-    assert_eq!(fx.counts()["sk_lim_s429_ra60"], 1);
+    fx.chat("chat").await.assert(200);
+    assert_eq!(fx.counts()[&lim], 1);
 
     fx.app
         .delete(&format!("{}/cooldowns", fx.lb_path(&model)), &fx.user.token)
         .await
         .assert(204);
     assert_available(&status_of(&fx.lb(&model).await, limited));
-    for _ in 0..2 {
-        fx.chat("chat").await.assert_status(200);
-    }
-    assert_eq!(
-        fx.counts()["sk_lim_s429_ra60"],
-        2,
-        "the cleared credential is back in the rotation"
-    );
+    assert_back_in_rotation(&fx, &lim, "the cleared credential is back in the rotation").await;
 }
 
 #[tokio::test]
 async fn every_reset_header_form_sets_the_cooldown() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let ok = fx.cred("ok", "sk_ok").await;
-    // (mock script, expected cooldown_remaining_s with cooldown_seconds = 1)
-    let forms: [(&str, std::ops::RangeInclusive<u64>); 5] = [
-        ("ra30", 29..=30),     // Retry-After: seconds
-        ("rad20", 18..=20),    // Retry-After: HTTP date (second resolution)
-        ("rams5000", 4..=5),   // retry-after-ms
-        ("rr6m0s", 359..=360), // x-ratelimit-reset-requests
-        ("rt20ms", 1..=1),     // x-ratelimit-reset-tokens, below cooldown_seconds
+    // (header, how the mock sends it, expected cooldown_remaining_s with cooldown_seconds = 1)
+    type Form = (
+        &'static str,
+        fn(MockKey) -> MockKey,
+        std::ops::RangeInclusive<u64>,
+    );
+    let forms: [Form; 5] = [
+        ("Retry-After: seconds", |k| k.retry_after(30), 29..=30),
+        // Second resolution.
+        (
+            "Retry-After: HTTP date",
+            |k| k.retry_after_date(20),
+            18..=20,
+        ),
+        ("retry-after-ms", |k| k.retry_after_ms(5000), 4..=5),
+        (
+            "x-ratelimit-reset-requests",
+            |k| k.reset_requests("6m0s"),
+            359..=360,
+        ),
+        // Below cooldown_seconds.
+        (
+            "x-ratelimit-reset-tokens",
+            |k| k.reset_tokens("20ms"),
+            1..=1,
+        ),
     ];
-    for (i, (form, expected)) in forms.into_iter().enumerate() {
-        let limited = fx
-            .cred(&format!("f{i}"), &format!("sk_f{i}_s429_{form}"))
-            .await;
+    for (i, (form, script, expected)) in forms.into_iter().enumerate() {
+        let key = script(MockKey::new(format!("sk_f{i}")).status(429));
+        let limited = fx.cred(&format!("f{i}"), key).await;
         let name = format!("reset-{i}");
         let model = fx.model(&name, "chat", limited).await;
         fx.pool(&model, &[(Some(limited), 1), (Some(ok), 1)], 1)
             .await;
         let a = fx.chat(&name).await;
-        a.assert_status(200);
+        a.assert(200);
         assert_eq!(a.attempts(), 2, "{form}");
         let status = status_of(&fx.lb(&model).await, limited);
         assert_cooling(&status, expected, Some(429));
@@ -719,27 +511,19 @@ async fn every_reset_header_form_sets_the_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shorter_cooldown_never_shortens_a_running_longer_one() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     // The slow request's 429 (Retry-After: 2) lands after a fast 429 (Retry-After: 30) for the
     // same credential: the credential's key is changed while the slow one is in flight.
-    let flaky = fx.cred("flaky", "sk_fl_s429_ra2_delay1500").await;
-    let ok = fx.cred("ok", "sk_ok").await;
-    let model = fx.model("chat", "chat", flaky).await;
-    fx.pool(&model, &[(Some(flaky), 1), (Some(ok), 1)], 1).await;
+    let slow_key = MockKey::new("sk_fl")
+        .status(429)
+        .retry_after(2)
+        .delay_ms(1500);
+    let fast_key = limited("sk_fl", 30);
+    let (flaky, ok, model) = pair(&fx, slow_key, "sk_ok", 1).await;
 
-    let app = fx.app.client.clone();
-    let url = fx.app.url("/v1/chat/completions");
+    let app = fx.app.clone();
     let key = fx.key.clone();
-    let slow = tokio::spawn(async move {
-        let r = app
-            .post(url)
-            .bearer_auth(key)
-            .json(&chat_body("chat"))
-            .send()
-            .await
-            .unwrap();
-        read_answer(r).await
-    });
+    let slow = tokio::spawn(async move { app.chat(&key, "chat").await });
     let deadline = Instant::now() + Duration::from_secs(5);
     while fx.mock.keys().is_empty() {
         assert!(Instant::now() < deadline, "the slow request never left");
@@ -747,27 +531,27 @@ async fn a_shorter_cooldown_never_shortens_a_running_longer_one() {
     }
     fx.app
         .patch(
-            &format!("/api/v1/workspaces/{}/credentials/{flaky}", fx.ws()),
+            &fx.w(&format!("/credentials/{flaky}")),
             &fx.user.token,
-            json!({"config": {"api_key": "sk_fl_s429_ra30"}}),
+            json!({"config": {"api_key": &fast_key}}),
         )
         .await
         .assert(200);
     for _ in 0..4 {
-        fx.chat("chat").await.assert_status(200);
-        if fx.mock.keys().iter().any(|k| k == "sk_fl_s429_ra30") {
+        fx.chat("chat").await.assert(200);
+        if fx.mock.keys().contains(&fast_key) {
             break;
         }
     }
     assert!(
-        fx.mock.keys().iter().any(|k| k == "sk_fl_s429_ra30"),
+        fx.mock.keys().contains(&fast_key),
         "the credential was not picked again while the slow request was in flight: {:?}",
         fx.mock.keys()
     );
     assert_cooling(&status_of(&fx.lb(&model).await, flaky), 29..=30, Some(429));
 
     let a = slow.await.unwrap();
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!(a.attempts(), 2);
     assert_eq!(a.credential(), Some(ok));
     assert_cooling(&status_of(&fx.lb(&model).await, flaky), 27..=30, Some(429));
@@ -775,10 +559,12 @@ async fn a_shorter_cooldown_never_shortens_a_running_longer_one() {
 
 #[tokio::test]
 async fn rejected_and_failing_credentials_fail_over_and_cool() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let ok = fx.cred("ok", "sk_ok").await;
-    let revoked = fx.cred("revoked", "sk_rev_s401").await;
-    let failing = fx.cred("failing", "sk_fail_s503").await;
+    let rev = MockKey::new("sk_rev").status(401).to_string();
+    let fail = MockKey::new("sk_fail").status(503).to_string();
+    let revoked = fx.cred("revoked", &rev).await;
+    let failing = fx.cred("failing", &fail).await;
     let m401 = fx.model("m401", "chat", revoked).await;
     fx.pool(&m401, &[(Some(revoked), 1), (Some(ok), 1)], 45)
         .await;
@@ -787,35 +573,35 @@ async fn rejected_and_failing_credentials_fail_over_and_cool() {
         .await;
 
     let a = fx.chat("m401").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!((a.attempts(), a.credential()), (2, Some(ok)));
     assert!(!a.text.contains(BODY_CANARY));
     let s = status_of(&fx.lb(&m401).await, revoked);
     assert_cooling(&s, 44..=45, Some(401));
     assert_eq!(s["last_error"]["reason"], "rejected");
     let a = fx.chat("m401").await;
-    assert_eq!((a.status, a.attempts(), a.credential()), (200, 1, Some(ok)));
+    assert_eq!(
+        (a.status.as_u16(), a.attempts(), a.credential()),
+        (200, 1, Some(ok))
+    );
 
     let a = fx.chat("m503").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!((a.attempts(), a.credential()), (2, Some(ok)));
     let s = status_of(&fx.lb(&m503).await, failing);
     assert_cooling(&s, 9..=10, Some(503));
     assert_eq!(s["last_error"]["reason"], "upstream_error");
-    assert_eq!(fx.counts()["sk_rev_s401"], 1);
-    assert_eq!(fx.counts()["sk_fail_s503"], 1);
+    assert_eq!(fx.counts()[&rev], 1);
+    assert_eq!(fx.counts()[&fail], 1);
 }
 
 #[tokio::test]
 async fn a_client_error_is_passed_through_without_failover() {
-    let fx = Fx::licensed().await;
-    let picky = fx.cred("picky", "sk_picky_s400").await;
-    let ok = fx.cred("ok", "sk_ok").await;
-    let model = fx.model("chat", "chat", picky).await;
-    fx.pool(&model, &[(Some(picky), 1), (Some(ok), 1)], 60)
-        .await;
+    let fx = World::licensed().await;
+    let key = MockKey::new("sk_picky").status(400).to_string();
+    let (picky, ok, model) = pair(&fx, &key, "sk_ok", 60).await;
     let a = fx.chat("chat").await;
-    a.assert_status(400);
+    a.assert(400);
     assert_eq!(
         a.text,
         format!(
@@ -827,7 +613,7 @@ async fn a_client_error_is_passed_through_without_failover() {
         .header("content-type")
         .is_some_and(|c| c.starts_with("application/json")));
     assert_eq!((a.attempts(), a.credential()), (1, Some(picky)));
-    assert_eq!(fx.mock.keys(), ["sk_picky_s400"], "no failover");
+    assert_eq!(fx.mock.keys(), [key], "no failover");
     let lb = fx.lb(&model).await;
     for c in [picky, ok] {
         let s = status_of(&lb, c);
@@ -838,22 +624,19 @@ async fn a_client_error_is_passed_through_without_failover() {
 
 #[tokio::test]
 async fn when_every_credential_cools_the_gateway_answers_429_without_calling_upstream() {
-    let fx = Fx::licensed().await;
-    let a_id = fx.cred("a", "sk_a_s429_ra60").await;
-    let b_id = fx.cred("b", "sk_b_s429_ra60").await;
-    let model = fx.model("chat", "chat", a_id).await;
-    fx.pool(&model, &[(Some(a_id), 1), (Some(b_id), 1)], 1)
-        .await;
+    let fx = World::licensed().await;
+    let keys = [limited("sk_a", 60), limited("sk_b", 60)];
+    let (a_id, b_id, model) = pair(&fx, &keys[0], &keys[1], 1).await;
 
     // Both tried: the last upstream 429 is relayed as it came.
     let first = fx.chat("chat").await;
-    first.assert_status(429);
+    first.assert(429);
     assert_eq!(first.attempts(), 2);
     assert_eq!(first.header("retry-after"), Some("60"));
     assert_eq!(first.credential(), Some(b_id));
-    assert_eq!(first.json["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(first.body["error"]["code"], "rate_limit_exceeded");
     assert!(first.text.contains(BODY_CANARY));
-    assert_eq!(fx.mock.keys(), ["sk_a_s429_ra60", "sk_b_s429_ra60"]);
+    assert_eq!(fx.mock.keys(), keys);
     let lb = fx.lb(&model).await;
     assert_cooling(&status_of(&lb, a_id), 59..=60, Some(429));
     assert_cooling(&status_of(&lb, b_id), 59..=60, Some(429));
@@ -861,7 +644,7 @@ async fn when_every_credential_cools_the_gateway_answers_429_without_calling_ups
     // Now nothing can serve: Rotor's own 429, no upstream call.
     let next = fx.chat("chat").await;
     next.assert_openai_error(429, "all_credentials_cooling_down");
-    assert_eq!(next.json["error"]["type"], "rate_limit_error");
+    assert_eq!(next.body["error"]["type"], "rate_limit_error");
     let retry: u64 = next.header("retry-after").unwrap().parse().unwrap();
     assert!((58..=60).contains(&retry), "Retry-After {retry}");
     assert_eq!(next.attempts(), 0);
@@ -872,8 +655,9 @@ async fn when_every_credential_cools_the_gateway_answers_429_without_calling_ups
 
 #[tokio::test]
 async fn a_cooldown_takes_every_entry_of_the_credential_out_and_failover_tries_distinct_ones() {
-    let fx = Fx::licensed().await;
-    let limited = fx.cred("limited", "sk_lim_s429_ra60").await;
+    let fx = World::licensed().await;
+    let lim = limited("sk_lim", 60);
+    let limited = fx.cred("limited", &lim).await;
     let ok = fx.cred("ok", "sk_ok").await;
     let model = fx.model("chat", "chat", limited).await;
     fx.pool(
@@ -883,14 +667,17 @@ async fn a_cooldown_takes_every_entry_of_the_credential_out_and_failover_tries_d
     )
     .await;
     let a = fx.chat("chat").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!((a.attempts(), a.credential()), (2, Some(ok)));
     for _ in 0..4 {
         let a = fx.chat("chat").await;
-        assert_eq!((a.status, a.attempts(), a.credential()), (200, 1, Some(ok)));
+        assert_eq!(
+            (a.status.as_u16(), a.attempts(), a.credential()),
+            (200, 1, Some(ok))
+        );
     }
     assert_eq!(
-        fx.counts()["sk_lim_s429_ra60"],
+        fx.counts()[&lim],
         1,
         "the credential's second entry was still served"
     );
@@ -902,11 +689,9 @@ async fn a_cooldown_takes_every_entry_of_the_credential_out_and_failover_tries_d
 
 #[tokio::test]
 async fn failover_stops_after_max_attempts_distinct_credentials() {
-    let fx = Fx::licensed().await;
-    let mut creds = Vec::new();
-    for tag in ["a", "b", "c"] {
-        creds.push(fx.cred(tag, &format!("sk_{tag}_s429_ra60")).await);
-    }
+    let fx = World::licensed().await;
+    let keys = ["sk_a", "sk_b", "sk_c"].map(|l| limited(l, 60));
+    let creds = fx.creds(&keys).await;
     let model = fx.model("chat", "chat", creds[0]).await;
     let entries: Vec<Value> = creds
         .iter()
@@ -922,12 +707,12 @@ async fn failover_stops_after_max_attempts_distinct_credentials() {
         .assert(200);
 
     let first = fx.chat("chat").await;
-    first.assert_status(429);
+    first.assert(429);
     assert_eq!(first.attempts(), 2);
     assert_eq!(first.credential(), Some(creds[1]));
-    assert_eq!(fx.mock.keys(), ["sk_a_s429_ra60", "sk_b_s429_ra60"]);
+    assert_eq!(fx.mock.keys(), &keys[..2]);
     let second = fx.chat("chat").await;
-    second.assert_status(429);
+    second.assert(429);
     assert_eq!(
         (second.attempts(), second.credential()),
         (1, Some(creds[2]))
@@ -941,19 +726,15 @@ async fn failover_stops_after_max_attempts_distinct_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_deadline_bounds_every_attempt_together() {
-    let fx = Fx::new(&[
+    let fx = World::new(&[
         ("ROTOR_LICENSE", &lb_license()),
         ("ROTOR_UPSTREAM_TIMEOUT", "0.6"),
         ("ROTOR_REQUEST_DEADLINE", "1"),
     ])
     .await;
-    let mut creds = Vec::new();
-    for tag in ["a", "b", "c"] {
-        creds.push(fx.cred(tag, &format!("sk_{tag}_delay2000")).await);
-    }
-    let model = fx.model("chat", "chat", creds[0]).await;
-    let entries: Vec<(Option<Uuid>, u32)> = creds.iter().map(|c| (Some(*c), 1)).collect();
-    fx.pool(&model, &entries, 60).await;
+    let slow = ["sk_a", "sk_b", "sk_c"].map(|l| MockKey::new(l).delay_ms(2000));
+    let creds = fx.creds(slow).await;
+    fx.pooled_model("chat", &creds, 60).await;
     let start = Instant::now();
     let a = fx.chat("chat").await;
     let took = start.elapsed();
@@ -967,8 +748,9 @@ async fn the_request_deadline_bounds_every_attempt_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_silent_for_longer_than_the_idle_timeout_ends_with_an_error_event() {
-    let fx = Fx::new(&[("ROTOR_STREAM_IDLE_TIMEOUT", "0.3")]).await;
-    let c = fx.cred("slow", "sk_slow_gap1500_chunks3").await;
+    let fx = World::new(&[("ROTOR_STREAM_IDLE_TIMEOUT", "0.3")]).await;
+    let silent = MockKey::new("sk_slow").gap_ms(1500).chunks(3);
+    let c = fx.cred("slow", silent).await;
     fx.model("chat", "chat", c).await;
     let s = stream_chat(&fx, "chat", json!({})).await;
     assert_eq!(s.status, 200);
@@ -983,19 +765,29 @@ async fn a_stream_silent_for_longer_than_the_idle_timeout_ends_with_an_error_eve
     );
 }
 
+/// The default credential of the model `chat`, which answers 429 with `Retry-After: 9`, and
+/// another: (default key, default, other, model id).
+async fn default_and_other(fx: &World) -> (String, Uuid, Uuid, String) {
+    let key = limited("sk_dflt", 9);
+    let default = fx.cred("dflt", &key).await;
+    let other = fx.cred("other", "sk_other").await;
+    let model = fx.model("chat", "chat", default).await;
+    (key, default, other, model)
+}
+
 /// With a stored but not effective pool, dispatch uses the default credential alone, relays its
 /// 429 with Retry-After, and cools nothing.
-async fn assert_unbalanced(fx: &Fx, model: &str, default: Uuid, other: Uuid) {
+async fn assert_unbalanced(fx: &World, key: &str, model: &str, default: Uuid, other: Uuid) {
     for round in 1..=3 {
         let a = fx.chat("chat").await;
-        a.assert_status(429);
+        a.assert(429);
         assert_eq!(a.header("retry-after"), Some("9"));
-        assert_eq!(a.json["error"]["code"], "rate_limit_exceeded", "{}", a.text);
+        assert_eq!(a.body["error"]["code"], "rate_limit_exceeded", "{}", a.text);
         assert!(a.text.contains(BODY_CANARY), "the upstream 429 is relayed");
         assert_eq!((a.attempts(), a.credential()), (1, Some(default)));
         assert_eq!(
             fx.mock.keys(),
-            vec!["sk_dflt_s429_ra9"; round],
+            vec![key; round],
             "each request reaches the default credential, and only it"
         );
         let lb = fx.lb(model).await;
@@ -1008,10 +800,8 @@ async fn assert_unbalanced(fx: &Fx, model: &str, default: Uuid, other: Uuid) {
 
 #[tokio::test]
 async fn without_a_license_only_the_default_credential_is_used_and_429_is_relayed() {
-    let fx = Fx::new(&[]).await;
-    let default = fx.cred("dflt", "sk_dflt_s429_ra9").await;
-    let other = fx.cred("other", "sk_other").await;
-    let model = fx.model("chat", "chat", default).await;
+    let fx = World::new(&[]).await;
+    let (key, default, other, model) = default_and_other(&fx).await;
     let entries = json!([{"credential_id": null, "enabled": true}, {"credential_id": other, "enabled": true}]);
     fx.app
         .put(
@@ -1029,41 +819,33 @@ async fn without_a_license_only_the_default_credential_is_used_and_429_is_relaye
         )
         .await
         .assert(200);
-    assert_unbalanced(&fx, &model, default, other).await;
+    assert_unbalanced(&fx, &key, &model, default, other).await;
 }
 
 #[tokio::test]
 async fn a_disabled_pool_uses_only_the_default_credential_and_relays_429() {
-    let fx = Fx::licensed().await;
-    let default = fx.cred("dflt", "sk_dflt_s429_ra9").await;
-    let other = fx.cred("other", "sk_other").await;
-    let model = fx.model("chat", "chat", default).await;
+    let fx = World::licensed().await;
+    let (key, default, other, model) = default_and_other(&fx).await;
     fx.pool(&model, &[(None, 1), (Some(other), 1)], 1).await;
-    fx.app
-        .patch(
-            &fx.lb_path(&model),
-            &fx.user.token,
-            json!({"enabled": false}),
-        )
-        .await
-        .assert(200);
-    assert_unbalanced(&fx, &model, default, other).await;
+    switch_off(&fx, &model).await;
+    assert_unbalanced(&fx, &key, &model, default, other).await;
 }
 
 #[tokio::test]
 async fn an_upstream_401_without_balancing_is_a_502_naming_the_credential() {
-    let fx = Fx::new(&[]).await;
-    let revoked = fx.cred("revoked", "sk_rev_s401").await;
+    let fx = World::new(&[]).await;
+    let rev = MockKey::new("sk_rev").status(401).to_string();
+    let revoked = fx.cred("revoked", &rev).await;
     fx.model("chat", "chat", revoked).await;
     let a = fx.chat("chat").await;
     a.assert_openai_error(502, "upstream_credential_rejected");
-    let message = a.json["error"]["message"].as_str().unwrap();
+    let message = a.body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains(&revoked.to_string()),
         "the message names the credential: {message}"
     );
     assert_eq!(a.attempts(), 1);
-    assert_eq!(fx.mock.keys(), ["sk_rev_s401"]);
+    assert_eq!(fx.mock.keys(), [rev]);
     // The caller's Rotor key is fine: a second request is tried upstream again.
     fx.chat("chat")
         .await
@@ -1077,8 +859,10 @@ async fn an_upstream_401_without_balancing_is_a_502_naming_the_credential() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_is_relayed_chunk_by_chunk() {
-    let fx = Fx::licensed().await;
-    let slow = fx.cred("slow", "sk_slow_gap300_chunks4").await;
+    let fx = World::licensed().await;
+    let slow = fx
+        .cred("slow", MockKey::new("sk_slow").gap_ms(300).chunks(4))
+        .await;
     fx.model("chat", "provider-chat", slow).await;
     let s = stream_chat(&fx, "chat", json!({})).await;
     assert_eq!(s.status, 200, "{}", s.text());
@@ -1113,12 +897,12 @@ async fn a_stream_is_relayed_chunk_by_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_fails_over_before_its_first_chunk() {
-    let fx = Fx::licensed().await;
-    let limited = fx.cred("limited", "sk_lim_s429").await;
-    let good = fx.cred("good", "sk_good_gap50").await;
-    let model = fx.model("chat", "chat", limited).await;
-    fx.pool(&model, &[(Some(limited), 1), (Some(good), 1)], 1)
-        .await;
+    let fx = World::licensed().await;
+    let keys = [
+        MockKey::new("sk_lim").status(429).to_string(),
+        MockKey::new("sk_good").gap_ms(50).to_string(),
+    ];
+    let (limited, good, model) = pair(&fx, &keys[0], &keys[1], 1).await;
     let s = stream_chat(&fx, "chat", json!({})).await;
     assert_eq!(s.status, 200, "{}", s.text());
     assert_eq!(s.header("x-rotor-attempts"), Some("2"));
@@ -1130,18 +914,15 @@ async fn a_stream_fails_over_before_its_first_chunk() {
     );
     assert!(text.contains("tok0 "), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    assert_eq!(fx.mock.keys(), ["sk_lim_s429", "sk_good_gap50"]);
+    assert_eq!(fx.mock.keys(), keys);
     assert_cooling(&status_of(&fx.lb(&model).await, limited), 1..=1, Some(429));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_breaking_midway_ends_with_an_error_event_and_cools_its_credential() {
-    let fx = Fx::licensed().await;
-    let breaking = fx.cred("breaking", "sk_brk_chunks5_drop2_gap100").await;
-    let ok = fx.cred("ok", "sk_ok").await;
-    let model = fx.model("chat", "chat", breaking).await;
-    fx.pool(&model, &[(Some(breaking), 1), (Some(ok), 1)], 60)
-        .await;
+    let fx = World::licensed().await;
+    let breaks = MockKey::new("sk_brk").chunks(5).drop_after(2).gap_ms(100);
+    let (breaking, ok, model) = pair(&fx, breaks, "sk_ok", 60).await;
     let s = stream_chat(&fx, "chat", json!({})).await;
     assert_eq!(s.status, 200);
     assert_eq!(
@@ -1179,7 +960,7 @@ async fn a_stream_breaking_midway_ends_with_an_error_event_and_cools_its_credent
     assert_eq!(status["last_error"]["reason"], "stream_error");
     // The next request goes to the other credential.
     let a = fx.chat("chat").await;
-    assert_eq!((a.status, a.credential()), (200, Some(ok)));
+    assert_eq!((a.status.as_u16(), a.credential()), (200, Some(ok)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1188,10 +969,10 @@ async fn a_stream_breaking_midway_ends_with_an_error_event_and_cools_its_credent
 
 #[tokio::test]
 async fn a_revoked_key_is_refused_on_the_very_next_request() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("chat", "chat", c).await;
-    fx.chat("chat").await.assert_status(200);
+    fx.chat("chat").await.assert(200);
     fx.app
         .delete(
             &format!("/api/v1/workspaces/{}/api-keys/{}", fx.ws(), fx.key_id),
@@ -1207,10 +988,10 @@ async fn a_revoked_key_is_refused_on_the_very_next_request() {
 
 #[tokio::test]
 async fn an_expired_key_is_refused() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("chat", "chat", c).await;
-    fx.chat("chat").await.assert_status(200);
+    fx.chat("chat").await.assert(200);
     sqlx::query("UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = $1")
         .bind(fx.key_id)
         .execute(&fx.app.db)
@@ -1228,43 +1009,32 @@ async fn an_expired_key_is_refused() {
     fx.chat("chat")
         .await
         .assert_openai_error(401, "invalid_api_key");
-    let listed = gateway(
-        &fx.app,
-        Method::GET,
-        "/v1/models",
-        Some(&format!("Bearer {}", fx.key)),
-        None,
-    )
-    .await;
+    let listed = fx.gw(Method::GET, "/v1/models").send().await;
     listed.assert_openai_error(401, "invalid_api_key");
     assert_eq!(fx.mock.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_key_restricted_to_some_models_cannot_use_others() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("allowed", "allowed-up", c).await;
     fx.model("other", "other-up", c).await;
-    let r = fx
+    let (_, narrow) = fx
         .app
-        .post(
-            &format!("/api/v1/workspaces/{}/api-keys", fx.ws()),
-            &fx.user.token,
+        .api_key_with(
+            &fx.user,
+            fx.ws(),
             json!({"name": "narrow", "allowed_models": ["allowed"]}),
         )
         .await;
-    r.assert(201);
-    let narrow = r.body["key"].as_str().unwrap();
-    let a = chat_with(&fx.app, narrow, "other").await;
+    let a = fx.app.chat(&narrow, "other").await;
     a.assert_openai_error(403, "model_not_allowed");
     assert_eq!(a.attempts(), 0);
     assert_eq!(fx.mock.requests().len(), 0);
-    chat_with(&fx.app, narrow, "allowed")
-        .await
-        .assert_status(200);
+    fx.app.chat(&narrow, "allowed").await.assert(200);
     // The unrestricted key may use both.
-    fx.chat("other").await.assert_status(200);
+    fx.chat("other").await.assert(200);
     let models: Vec<_> = fx
         .mock
         .requests()
@@ -1276,11 +1046,10 @@ async fn a_key_restricted_to_some_models_cannot_use_others() {
 
 #[tokio::test]
 async fn requests_without_a_valid_key_model_or_body_are_refused() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("chat", "chat", c).await;
     let path = "/v1/chat/completions";
-    let bearer = format!("Bearer {}", fx.key);
 
     for auth in [
         None,
@@ -1290,11 +1059,17 @@ async fn requests_without_a_valid_key_model_or_body_are_refused() {
         Some(&*format!("Basic {}", fx.key)),
         Some(&*fx.key),
     ] {
-        let a = gateway(&fx.app, Method::POST, path, auth, Some(chat_body("chat"))).await;
+        let mut req = fx.app.req(Method::POST, path).json(chat_body("chat"));
+        if let Some(auth) = auth {
+            req = req.authorization(auth);
+        }
+        let a = req.send().await;
         a.assert_openai_error(401, "invalid_api_key");
         assert_eq!(a.attempts(), 0, "{auth:?}");
     }
-    gateway(&fx.app, Method::GET, "/v1/models", None, None)
+    fx.app
+        .req(Method::GET, "/v1/models")
+        .send()
         .await
         .assert_openai_error(401, "invalid_api_key");
 
@@ -1308,24 +1083,18 @@ async fn requests_without_a_valid_key_model_or_body_are_refused() {
         r#"{"messages": []}"#,
         r#"{"model": 7}"#,
     ] {
-        let r = fx
-            .app
-            .client
-            .post(fx.app.url(path))
-            .header("authorization", &bearer)
-            .header("content-type", "application/json")
-            .body(body)
+        let a = fx
+            .gw(Method::POST, path)
+            .bytes(Some(JSON), body)
             .send()
-            .await
-            .unwrap();
-        let a = read_answer(r).await;
+            .await;
         assert_eq!(a.status, 400, "{body}: {}", a.text);
         assert_eq!(
-            a.json["error"]["type"], "invalid_request_error",
+            a.body["error"]["type"], "invalid_request_error",
             "{}",
             a.text
         );
-        assert!(a.json["error"]["message"].is_string());
+        assert!(a.body["error"]["message"].is_string());
         assert_eq!(a.attempts(), 0);
     }
     assert!(
@@ -1336,28 +1105,25 @@ async fn requests_without_a_valid_key_model_or_body_are_refused() {
 
 #[tokio::test]
 async fn a_body_over_the_gateway_limit_is_refused() {
-    let fx = Fx::new(&[("ROTOR_GATEWAY_MAX_BODY", "1KiB")]).await;
+    let fx = World::new(&[("ROTOR_GATEWAY_MAX_BODY", "1KiB")]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("chat", "chat", c).await;
-    fx.chat("chat").await.assert_status(200);
+    fx.chat("chat").await.assert(200);
     let mut big = chat_body("chat");
     big["messages"][0]["content"] = json!("x".repeat(2048));
-    let a = gateway(
-        &fx.app,
-        Method::POST,
-        "/v1/chat/completions",
-        Some(&format!("Bearer {}", fx.key)),
-        Some(big),
-    )
-    .await;
-    a.assert_status(413);
-    assert!(a.json["error"]["message"].is_string(), "{}", a.text);
+    let a = fx
+        .gw(Method::POST, "/v1/chat/completions")
+        .json(big)
+        .send()
+        .await;
+    a.assert(413);
+    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
     assert_eq!(fx.mock.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
     fx.model("alpha", "alpha-up", c).await;
     fx.model("beta", "beta-up", c).await;
@@ -1383,11 +1149,10 @@ async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
         )
         .await;
 
-    let bearer = format!("Bearer {}", fx.key);
-    let list = gateway(&fx.app, Method::GET, "/v1/models", Some(&bearer), None).await;
-    list.assert_status(200);
-    assert_eq!(list.json["object"], "list");
-    let data = list.json["data"].as_array().unwrap();
+    let list = fx.gw(Method::GET, "/v1/models").send().await;
+    list.assert(200);
+    assert_eq!(list.body["object"], "list");
+    let data = list.body["data"].as_array().unwrap();
     let mut ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["alpha", "beta"]);
@@ -1397,19 +1162,22 @@ async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
         assert!(m["owned_by"].is_string(), "{m}");
     }
 
-    let r = fx
+    let (_, narrow) = fx
         .app
-        .post(
-            &format!("/api/v1/workspaces/{}/api-keys", fx.ws()),
-            &fx.user.token,
+        .api_key_with(
+            &fx.user,
+            fx.ws(),
             json!({"name": "narrow", "allowed_models": ["beta"]}),
         )
         .await;
-    r.assert(201);
-    let narrow = format!("Bearer {}", r.body["key"].as_str().unwrap());
-    let list = gateway(&fx.app, Method::GET, "/v1/models", Some(&narrow), None).await;
-    list.assert_status(200);
-    let ids: Vec<&str> = list.json["data"]
+    let list = fx
+        .app
+        .req(Method::GET, "/v1/models")
+        .bearer(&narrow)
+        .send()
+        .await;
+    list.assert(200);
+    let ids: Vec<&str> = list.body["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -1417,31 +1185,18 @@ async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
         .collect();
     assert_eq!(ids, ["beta"]);
 
-    let one = gateway(
-        &fx.app,
-        Method::GET,
-        "/v1/models/alpha",
-        Some(&bearer),
-        None,
-    )
-    .await;
-    one.assert_status(200);
+    let one = fx.gw(Method::GET, "/v1/models/alpha").send().await;
+    one.assert(200);
     assert_eq!(
-        (&one.json["id"], &one.json["object"]),
+        (&one.body["id"], &one.body["object"]),
         (&json!("alpha"), &json!("model"))
     );
-    gateway(
-        &fx.app,
-        Method::GET,
-        "/v1/models/gamma",
-        Some(&bearer),
-        None,
-    )
-    .await
-    .assert_openai_error(404, "model_not_found");
-    gateway(&fx.app, Method::GET, "/v1/models/nope", Some(&bearer), None)
-        .await
-        .assert_openai_error(404, "model_not_found");
+    for missing in ["/v1/models/gamma", "/v1/models/nope"] {
+        fx.gw(Method::GET, missing)
+            .send()
+            .await
+            .assert_openai_error(404, "model_not_found");
+    }
     assert!(fx.mock.requests().is_empty());
 }
 
@@ -1451,8 +1206,9 @@ async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
 
 #[tokio::test]
 async fn a_provider_slower_than_the_upstream_timeout_is_a_504() {
-    let fx = Fx::new(&[("ROTOR_UPSTREAM_TIMEOUT", "0.5")]).await;
-    let slow = fx.cred("slow", "sk_slow_delay2000").await;
+    let fx = World::new(&[("ROTOR_UPSTREAM_TIMEOUT", "0.5")]).await;
+    let key = MockKey::new("sk_slow").delay_ms(2000).to_string();
+    let slow = fx.cred("slow", &key).await;
     fx.model("chat", "chat", slow).await;
     let start = Instant::now();
     let a = fx.chat("chat").await;
@@ -1463,7 +1219,7 @@ async fn a_provider_slower_than_the_upstream_timeout_is_a_504() {
         start.elapsed()
     );
     assert_eq!(a.attempts(), 1);
-    assert_eq!(fx.mock.keys(), ["sk_slow_delay2000"]);
+    assert_eq!(fx.mock.keys(), [key]);
 }
 
 /// Runs `f` on a runtime of its own that is leaked afterwards, so that a server task that never
@@ -1481,26 +1237,18 @@ fn run_guarded<T>(f: impl std::future::Future<Output = T>) -> T {
 
 /// A chat completion sent from a thread and runtime of its own, waiting at most `wait` for the
 /// answer: a server task that never yields can starve the server runtime's timers.
-fn chat_within(app: &TestApp, key: &str, model: &str, wait: Duration) -> Option<Answer> {
+fn chat_within(app: &TestApp, key: &str, model: &str, wait: Duration) -> Option<Resp> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let url = app.url("/v1/chat/completions");
-    let key = key.to_owned();
-    let body = chat_body(model);
+    let req = app
+        .req(Method::POST, "/v1/chat/completions")
+        .bearer(key)
+        .json(chat_body(model));
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let answer = rt.block_on(async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            read_answer(r).await
-        });
+        let answer = rt.block_on(req.send());
         let _ = tx.send(answer);
     });
     rx.recv_timeout(wait).ok()
@@ -1510,15 +1258,12 @@ fn chat_within(app: &TestApp, key: &str, model: &str, wait: Duration) -> Option<
 fn a_refused_upstream_address_is_a_502_and_nothing_is_sent() {
     let license = lb_license();
     let (by_name, pooled, pool_status, by_literal, received) = run_guarded(async {
-        let fx = Fx::new(&[("ROTOR_UPSTREAM_ALLOW", ""), ("ROTOR_LICENSE", &license)]).await;
+        let fx = World::new(&[("ROTOR_UPSTREAM_ALLOW", ""), ("ROTOR_LICENSE", &license)]).await;
         let wait = Duration::from_secs(5);
 
         // A host name resolving to loopback: refused at connect time.
         let named = fx
-            .app
-            .compatible_credential(
-                &fx.user,
-                fx.ws(),
+            .cred_at(
                 "named",
                 "sk_named",
                 &format!("http://localhost:{}/v1", fx.mock.addr.port()),
@@ -1570,9 +1315,9 @@ fn a_refused_upstream_address_is_a_502_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn embeddings_go_upstream_with_the_model_rewritten() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let c = fx.cred("ok", "sk_ok").await;
-    fx.model_full(
+    fx.model_of(
         "openai_compatible",
         "embed",
         "text-embedding-up",
@@ -1580,17 +1325,14 @@ async fn embeddings_go_upstream_with_the_model_rewritten() {
         c,
     )
     .await;
-    let a = gateway(
-        &fx.app,
-        Method::POST,
-        "/v1/embeddings",
-        Some(&format!("Bearer {}", fx.key)),
-        Some(json!({"model": "embed", "input": ["hello", "world"]})),
-    )
-    .await;
-    a.assert_status(200);
-    assert_eq!(a.json["object"], "list");
-    assert_eq!(a.json["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
+    let a = fx
+        .gw(Method::POST, "/v1/embeddings")
+        .json(json!({"model": "embed", "input": ["hello", "world"]}))
+        .send()
+        .await;
+    a.assert(200);
+    assert_eq!(a.body["object"], "list");
+    assert_eq!(a.body["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
     assert_eq!((a.attempts(), a.credential()), (1, Some(c)));
     let seen = fx.mock.requests();
     assert_eq!(seen.len(), 1);
@@ -1646,7 +1388,7 @@ async fn header_recorder() -> (String, HeaderLog) {
 
 #[tokio::test]
 async fn azure_credentials_are_called_at_their_deployment_with_the_api_key_header() {
-    let fx = Fx::new(&[]).await;
+    let fx = World::new(&[]).await;
     let (endpoint, log) = header_recorder().await;
     let az = fx
         .app
@@ -1658,10 +1400,10 @@ async fn azure_credentials_are_called_at_their_deployment_with_the_api_key_heade
             json!({"api_key": "az-secret-key-0123456789", "endpoint": endpoint, "api_version": "2024-06-01"}),
         )
         .await;
-    let az: Uuid = az["id"].as_str().unwrap().parse().unwrap();
-    fx.model_full("azure_openai", "az-chat", "gpt-4o-deploy", "llm", az)
+    let az = id_of(&az);
+    fx.model_of("azure_openai", "az-chat", "gpt-4o-deploy", "llm", az)
         .await;
-    fx.model_full(
+    fx.model_of(
         "azure_openai",
         "az-embed",
         "embed-deploy",
@@ -1671,17 +1413,14 @@ async fn azure_credentials_are_called_at_their_deployment_with_the_api_key_heade
     .await;
 
     let a = fx.chat("az-chat").await;
-    a.assert_status(200);
+    a.assert(200);
     assert_eq!((a.attempts(), a.credential()), (1, Some(az)));
-    let e = gateway(
-        &fx.app,
-        Method::POST,
-        "/v1/embeddings",
-        Some(&format!("Bearer {}", fx.key)),
-        Some(json!({"model": "az-embed", "input": "hello"})),
-    )
-    .await;
-    e.assert_status(200);
+    let e = fx
+        .gw(Method::POST, "/v1/embeddings")
+        .json(json!({"model": "az-embed", "input": "hello"}))
+        .send()
+        .await;
+    e.assert(200);
 
     let seen = log.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
@@ -1711,37 +1450,17 @@ async fn azure_credentials_are_called_at_their_deployment_with_the_api_key_heade
 
 /// The sum of the samples of `name` carrying every label of `labels`.
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (head, value) = l.rsplit_once(' ')?;
-            let (n, rest) = head.split_once('{').unwrap_or((head, ""));
-            (n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse::<f64>().ok())?
-        })
-        .collect();
+    let values = samples(text.lines(), name, labels);
     (!values.is_empty()).then(|| values.iter().sum())
-}
-
-async fn metrics_text(app: &TestApp, token: Option<&str>) -> (u16, String) {
-    let mut req = app.client.get(app.url("/metrics"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_attempts_cooldowns_and_tokens_without_secrets() {
-    let fx = Fx::licensed().await;
+    let fx = World::licensed().await;
     let ws = fx.ws().to_string();
     let ok = fx.cred("ok", "sk_ok_metrics").await;
-    let limited = fx.cred("limited", "sk_lim_s429_ra60").await;
+    let lim = limited("sk_lim", 60);
+    let limited = fx.cred("limited", &lim).await;
     fx.model("plain", "plain-up", ok).await;
     let pooled = fx.model("pooled", "pooled-up", limited).await;
     fx.pool(&pooled, &[(Some(limited), 1), (Some(ok), 1)], 1)
@@ -1752,8 +1471,8 @@ async fn metrics_count_requests_attempts_cooldowns_and_tokens_without_secrets() 
     assert!(before.contains("rotor_build_info{version=\""), "{before}");
 
     // A 429 that fails over, a plain answer, and a stream with usage.
-    fx.chat("pooled").await.assert_status(200);
-    fx.chat("plain").await.assert_status(200);
+    fx.chat("pooled").await.assert(200);
+    fx.chat("plain").await.assert(200);
     let s = stream_chat(
         &fx,
         "plain",
@@ -1850,7 +1569,7 @@ async fn metrics_count_requests_attempts_cooldowns_and_tokens_without_secrets() 
         fx.key.as_str(),
         &fx.key[3..],
         "sk_ok_metrics",
-        "sk_lim_s429_ra60",
+        &lim,
         BODY_CANARY,
     ] {
         assert!(!text.contains(secret), "/metrics shows `{secret}`");

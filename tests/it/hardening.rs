@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use futures_util::future::join_all;
 use reqwest::Method;
-use rotor_tests::mock::MockUpstream;
+use rotor_tests::mock::{MockKey, MockUpstream};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,12 +36,7 @@ async fn process(extra: &[(&str, &str)]) -> (RotorProcess, TestApp) {
     ];
     vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let rotor = RotorProcess::start(&vars).await;
-    let app = TestApp {
-        addr: ([127, 0, 0, 1], rotor.port).into(),
-        db: sqlx::PgPool::connect(&database_url).await.unwrap(),
-        database_url,
-        client: reqwest::Client::new(),
-    };
+    let app = rotor.app(&database_url).await;
     (rotor, app)
 }
 
@@ -51,21 +46,6 @@ fn encoded(id: Uuid) -> String {
         .bytes()
         .map(|b| format!("%{b:02X}"))
         .collect()
-}
-
-async fn chat(app: &TestApp, key: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
-    let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.json().await.unwrap_or(Value::Null);
-    (status, body, headers)
 }
 
 /// Whether `check` comes true within `limit` (polled every 20 ms).
@@ -84,10 +64,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn hello(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
 }
 
 /// The statuses of the answers that were not throttled, after asserting there are at most ten.
@@ -333,16 +309,12 @@ async fn nul_in_any_text_field_is_a_422_naming_it() {
             "license",
         ),
     ];
-    let events_before = app
-        .get(
-            &format!("/api/v1/workspaces/{ws}/audit-events?limit=200"),
-            &owner.token,
-        )
-        .await
-        .body["data"]
-        .as_array()
-        .unwrap()
-        .len();
+    let events = || async {
+        let audit = format!("/api/v1/workspaces/{ws}/audit-events?limit=200");
+        let r = app.get(&audit, &owner.token).await;
+        r.body["data"].as_array().unwrap().len()
+    };
+    let events_before = events().await;
     let mut wrong = Vec::new();
     for (method, path, body, field) in &cases {
         let r = app
@@ -358,17 +330,7 @@ async fn nul_in_any_text_field_is_a_422_naming_it() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // Nothing changed.
-    let events_after = app
-        .get(
-            &format!("/api/v1/workspaces/{ws}/audit-events?limit=200"),
-            &owner.token,
-        )
-        .await
-        .body["data"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert_eq!(events_before, events_after);
+    assert_eq!(events_before, events().await);
 }
 
 #[tokio::test]
@@ -376,17 +338,15 @@ async fn a_gateway_model_with_nul_is_not_found() {
     let app = spawn_app().await;
     let owner = app.user("owner").await;
     let (_, key) = app.api_key(&owner, owner.workspace, "k").await;
-    let (status, body, _) = chat(&app, &key, hello("gpt\u{0}4")).await;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "model_not_found");
+    let r = app.chat(&key, "gpt\u{0}4").await;
+    r.assert(404);
+    assert_eq!(r.code(), "model_not_found");
     let r = app
-        .client
-        .get(app.url("/v1/models/gpt%004"))
-        .bearer_auth(&key)
+        .req(Method::GET, "/v1/models/gpt%004")
+        .bearer(&key)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+        .await;
+    r.assert(404);
 }
 
 #[tokio::test]
@@ -397,16 +357,22 @@ async fn huge_upstream_answers_are_refused_with_bounded_memory() {
     let owner = app.user("owner").await;
     let ws = owner.workspace;
     let cred = app
-        .compatible_credential(&owner, ws, "huge", "sk_huge160", &mock.url("/v1"))
+        .compatible_credential(
+            &owner,
+            ws,
+            "huge",
+            &MockKey::new("sk").huge_mib(160).to_string(),
+            &mock.url("/v1"),
+        )
         .await;
     app.model(&owner, ws, "openai_compatible", "big", cred)
         .await;
     let (_, key) = app.api_key(&owner, ws, "k").await;
     let (_, peak_before) = memory_mib(pid);
-    let answers = join_all((0..4).map(|_| chat(&app, &key, hello("big")))).await;
-    for (status, body, _) in &answers {
-        assert_eq!(*status, 502, "{body}");
-        assert_eq!(body["error"]["code"], "upstream_response_too_large");
+    let answers = join_all((0..4).map(|_| app.chat(&key, "big"))).await;
+    for r in &answers {
+        r.assert(502);
+        assert_eq!(r.code(), "upstream_response_too_large");
     }
     let (_, peak_after) = memory_mib(pid);
     assert!(
@@ -415,15 +381,13 @@ async fn huge_upstream_answers_are_refused_with_bounded_memory() {
     );
     // A stream is cut at the limit and ends with an error event.
     let r = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&json!({"model": "big", "stream": true, "messages": []}))
+        .req(Method::POST, "/v1/chat/completions")
+        .bearer(&key)
+        .json(json!({"model": "big", "stream": true, "messages": []}))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let text = r.text().await.unwrap();
+        .await;
+    r.assert(200);
+    let text = r.text;
     assert!(
         text.len() <= 9 * 1024 * 1024,
         "{} bytes relayed",
@@ -456,18 +420,15 @@ async fn big_gateway_bodies_cost_about_their_size() {
         body.push_str(",1");
     }
     body.push_str("]}");
-    let body = bytes::Bytes::from(body);
     let (_, peak_before) = memory_mib(pid);
     let sends = (0..6).map(|_| {
-        app.client
-            .post(app.url("/v1/embeddings"))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body.clone())
+        app.req(Method::POST, "/v1/embeddings")
+            .bearer(&key)
+            .bytes(Some(JSON), body.clone())
             .send()
     });
     for r in join_all(sends).await {
-        assert_eq!(r.unwrap().status(), 200);
+        r.assert(200);
     }
     let (_, peak_after) = memory_mib(pid);
     assert!(
@@ -540,7 +501,7 @@ async fn writes_through_encoded_paths_take_effect_on_every_replica() {
     // Both replicas serve and have the route cached.
     for app in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(2);
-        while chat(app, &key, hello("m")).await.0 != 200 {
+        while app.chat(&key, "m").await.status != 200 {
             assert!(Instant::now() < deadline, "the new key never worked");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -557,7 +518,7 @@ async fn writes_through_encoded_paths_take_effect_on_every_replica() {
         let (key, mock) = (&key, &mock);
         let changed = within(Duration::from_secs(1), || async move {
             mock.reset();
-            chat(app, key, hello("m")).await.0 == 200 && mock.keys() == ["sk_new"]
+            app.chat(key, "m").await.status == 200 && mock.keys() == ["sk_new"]
         })
         .await;
         assert!(
@@ -579,7 +540,7 @@ async fn writes_through_encoded_paths_take_effect_on_every_replica() {
     for (name, app) in [("a", &a), ("b", &b)] {
         let key = &key;
         let revoked = within(Duration::from_secs(1), || async move {
-            chat(app, key, hello("m")).await.0 == 401
+            app.chat(key, "m").await.status == 401
         })
         .await;
         assert!(
@@ -734,38 +695,25 @@ async fn a_saas_license_alone_grants_no_load_balancing() {
 #[tokio::test]
 async fn metrics_are_not_for_whoever_a_local_proxy_forwards() {
     let app = spawn_app().await;
-    let get = |headers: &'static [(&'static str, &'static str)], token: Option<&'static str>| {
-        let mut r = app.client.get(app.url("/metrics"));
+    let get = |app: &TestApp, headers: &[(&str, &str)]| {
+        let mut r = app.req(Method::GET, "/metrics");
         for (k, v) in headers {
-            r = r.header(*k, *v);
+            r = r.header(k, v);
         }
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        async move { r.send().await.unwrap().status().as_u16() }
+        async move { r.send().await.status.as_u16() }
     };
-    assert_eq!(get(&[], None).await, 200);
-    assert_eq!(get(&[("x-forwarded-for", "203.0.113.9")], None).await, 401);
-    assert_eq!(get(&[("forwarded", "for=203.0.113.9")], None).await, 401);
+    assert_eq!(get(&app, &[]).await, 200);
+    assert_eq!(get(&app, &[("x-forwarded-for", "203.0.113.9")]).await, 401);
+    assert_eq!(get(&app, &[("forwarded", "for=203.0.113.9")]).await, 401);
     let with_token = spawn_app_with(&[("ROTOR_METRICS_TOKEN", "metrics-token-123")]).await;
-    let r = with_token
-        .client
-        .get(with_token.url("/metrics"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .bearer_auth("metrics-token-123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let forwarded = [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("authorization", "Bearer metrics-token-123"),
+    ];
+    assert_eq!(get(&with_token, &forwarded).await, 200);
     // The scheme is case-insensitive (RFC 9110), as everywhere else.
-    let r = with_token
-        .client
-        .get(with_token.url("/metrics"))
-        .header("authorization", "bearer metrics-token-123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let lower = [("authorization", "bearer metrics-token-123")];
+    assert_eq!(get(&with_token, &lower).await, 200);
 }
 
 #[tokio::test]

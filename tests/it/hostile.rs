@@ -1,16 +1,16 @@
 //! Hostile input: malformed, oversized or mistyped bodies, odd path ids, unknown routes, forged
-//! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx: `read`
-//! checks that) and change nothing. Also the error precedence of DESIGN §11.
+//! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx:
+//! `Resp::no_server_error` checks that) and change nothing. Also the error precedence of
+//! DESIGN §11.
 
 use crate::helpers::*;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const JSON: &str = "application/json";
 const MIB: usize = 1024 * 1024;
 
 /// Sends `body` as is, with the given `Authorization` header value and content type.
@@ -20,59 +20,17 @@ async fn raw(
     path: &str,
     auth: Option<&str>,
     content_type: Option<&str>,
-    body: impl Into<reqwest::Body>,
+    body: impl Into<Vec<u8>>,
 ) -> Resp {
-    let mut req = app.client.request(method, app.url(path)).body(body);
+    let mut req = app.req(method, path).bytes(content_type, body);
     if let Some(a) = auth {
-        req = req.header(AUTHORIZATION, a);
+        req = req.authorization(a);
     }
-    if let Some(ct) = content_type {
-        req = req.header(CONTENT_TYPE, ct);
-    }
-    TestApp::read(req.send().await.expect("request")).await
+    req.send().await.no_server_error()
 }
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-/// Row counts of every table a management request can write.
-async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
-    let mut out = Vec::new();
-    for table in [
-        "users",
-        "workspaces",
-        "memberships",
-        "api_keys",
-        "personal_tokens",
-        "audit_events",
-        "credentials",
-        "models",
-        "lb_configs",
-        "lb_entries",
-    ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        out.push((table, n));
-    }
-    out
-}
-
-#[track_caller]
-fn assert_field_error(r: &Resp, field: &str, what: &str) {
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (422, "validation_failed"),
-        "{what}: {}",
-        r.body
-    );
-    assert!(
-        r.body["error"]["details"]["fields"][field].is_string(),
-        "{what}: the error should name `{field}`: {}",
-        r.body
-    );
 }
 
 /// The cases of a table-driven test that were not answered as documented, reported all at
@@ -181,7 +139,7 @@ impl Setup {
 async fn malformed_json_is_400_invalid_json_and_creates_nothing() {
     let s = setup().await;
     let token = bearer(&s.a.token);
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let bodies: [(&str, &[u8]); 11] = [
         ("truncated", br#"{"name": "#),
         ("empty", b""),
@@ -224,14 +182,14 @@ async fn malformed_json_is_400_invalid_json_and_creates_nothing() {
         }
     }
     bad.assert_none();
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_415_unsupported_media_type() {
     let s = setup().await;
     let token = bearer(&s.a.token);
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     for (method, path, body) in s.json_routes() {
         let bytes = serde_json::to_vec(&body).unwrap();
         for ct in [
@@ -251,15 +209,14 @@ async fn a_body_that_is_not_json_is_415_unsupported_media_type() {
                 bytes.clone(),
             )
             .await;
-            assert_eq!(
-                (r.status.as_u16(), r.code()),
-                (415, "unsupported_media_type"),
-                "{ct:?} to {method} {path}: {}",
-                r.body
+            r.assert_code(
+                415,
+                "unsupported_media_type",
+                format_args!("{ct:?} to {method} {path}"),
             );
         }
     }
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 
     // The same body as JSON (with a charset parameter) works.
     let r = raw(
@@ -274,97 +231,19 @@ async fn a_body_that_is_not_json_is_415_unsupported_media_type() {
     r.assert(201);
 }
 
-/// Sends a request over a plain TCP connection and reads the answer, even when the server
-/// answers and closes before the whole body was sent (as it may for an oversized body: an HTTP
-/// client library then often reports "broken pipe" instead of the answer). `chunked` sends
-/// the body with `Transfer-Encoding: chunked` instead of a `Content-Length`.
-async fn send_raw_http(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    body: Vec<u8>,
-    chunked: bool,
-) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let length = if chunked {
-        "Transfer-Encoding: chunked".to_owned()
-    } else {
-        format!("Content-Length: {}", body.len())
-    };
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\n{length}\r\nConnection: close\r\n\r\n",
-        app.addr
-    );
-    // The task hands the write half back rather than dropping it: closing our side early
-    // would make the server drop the connection before answering.
-    let writing = tokio::spawn(async move {
-        // Write errors are expected once the server has answered and closed.
-        if writer.write_all(head.as_bytes()).await.is_err() {
-            return writer;
-        }
-        if chunked {
-            for chunk in body.chunks(64 * 1024) {
-                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-                framed.extend_from_slice(chunk);
-                framed.extend_from_slice(b"\r\n");
-                if writer.write_all(&framed).await.is_err() {
-                    return writer;
-                }
-            }
-            let _ = writer.write_all(b"0\r\n\r\n").await;
-        } else {
-            let _ = writer.write_all(&body).await;
-        }
-        writer
-    });
-    // Read until the head and the `Content-Length` bytes of the answer are in.
-    let mut answer = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let (status, json) = loop {
-        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
-            let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map(|v| v.trim().parse().unwrap())
-                .unwrap_or(0);
-            if answer.len() >= end + 4 + length {
-                let body = &answer[end + 4..end + 4 + length];
-                break (status, serde_json::from_slice(body).unwrap_or(Value::Null));
-            }
-        }
-        let n = reader
-            .read(&mut buf)
-            .await
-            .unwrap_or_else(|e| panic!("connection failed before a whole answer: {e}: {answer:?}"));
-        assert!(
-            n > 0,
-            "connection closed before a whole answer: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        answer.extend_from_slice(&buf[..n]);
-    };
-    writing.abort();
-    (status, json)
-}
-
 #[tokio::test]
 async fn bodies_over_one_mebibyte_are_413_payload_too_large() {
     let s = setup().await;
     let path = s.ws("/api-keys");
-    let padded = |total: usize| {
-        let mut body = br#"{"name": ""#.to_vec();
-        let tail = br#""}"#;
-        body.resize(total - tail.len(), b'a');
-        body.extend_from_slice(tail);
-        assert_eq!(body.len(), total);
-        body
+    let send = |size: usize, chunked: bool| {
+        s.app
+            .req(Method::POST, &path)
+            .bearer(&s.a.token)
+            .bytes(Some(JSON), padded_json(size))
+            .over_tcp(chunked)
+            .send()
     };
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
 
     for (what, size, chunked) in [
         ("declared one byte over", MIB + 1, false),
@@ -372,25 +251,22 @@ async fn bodies_over_one_mebibyte_are_413_payload_too_large() {
         ("streamed one byte over", MIB + 1, true),
         ("streamed far over", 3 * MIB, true),
     ] {
-        let (status, body) = send_raw_http(&s.app, &path, &s.a.token, padded(size), chunked).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (413, Some("payload_too_large")),
-            "{what}: {body}"
-        );
+        let r = send(size, chunked).await;
+        r.assert_code(413, "payload_too_large", what);
     }
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 
     // Exactly 1 MiB is read and judged on its content: the name is far too long.
     for chunked in [false, true] {
-        let (status, body) = send_raw_http(&s.app, &path, &s.a.token, padded(MIB), chunked).await;
-        assert_eq!(status, 422, "{body}");
+        let r = send(MIB, chunked).await;
+        assert_eq!(r.status, 422, "{}", r.text);
         assert!(
-            body["error"]["details"]["fields"]["name"].is_string(),
-            "{body}"
+            r.body["error"]["details"]["fields"]["name"].is_string(),
+            "{}",
+            r.text
         );
     }
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 
     // The server is still fine afterwards.
     s.app
@@ -402,7 +278,7 @@ async fn bodies_over_one_mebibyte_are_413_payload_too_large() {
 #[tokio::test]
 async fn long_strings_within_the_size_limit_are_422_naming_the_field() {
     let s = setup().await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let huge = "x".repeat(900 * 1024);
     let cases = [
         (
@@ -442,7 +318,11 @@ async fn long_strings_within_the_size_limit_are_422_naming_the_field() {
             .app
             .call(method.clone(), &path, Some(&s.a.token), Some(body))
             .await;
-        assert_field_error(&r, field, &format!("900 KB {field} to {method} {path}"));
+        r.assert_field(
+            "validation_failed",
+            field,
+            format!("900 KB {field} to {method} {path}"),
+        );
         assert!(
             r.body.to_string().len() < 4096,
             "the error echoes the input: {} bytes",
@@ -452,13 +332,13 @@ async fn long_strings_within_the_size_limit_are_422_naming_the_field() {
     // A huge password at signup is refused without hashing 900 KB for long either way.
     let r = s.app.signup_raw("huge@example.com", &huge, "Huge").await;
     assert!(r.status.is_client_error(), "{}", r.status);
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }
 
 #[tokio::test]
 async fn wrong_types_missing_and_unknown_fields_are_422_naming_the_field() {
     let s = setup().await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let members = s.ws("/members");
     let keys = s.ws("/api-keys");
     let ws = s.ws("");
@@ -619,26 +499,24 @@ async fn wrong_types_missing_and_unknown_fields_are_422_naming_the_field() {
     );
 
     // Signup cannot make anyone an instance admin.
-    let r = s
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(json!({"email": "sneaky@example.com", "password": PASSWORD, "name": "S", "is_admin": true})),
-        )
-        .await;
-    bad.check_field("signup with is_admin", &r, "is_admin");
-    let r = s
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(json!({"email": 5, "password": PASSWORD, "name": "S"})),
-        )
-        .await;
-    bad.check_field("signup with a number for email", &r, "email");
+    for (what, body, field) in [
+        (
+            "signup with is_admin",
+            json!({"email": "sneaky@example.com", "password": PASSWORD, "name": "S", "is_admin": true}),
+            "is_admin",
+        ),
+        (
+            "signup with a number for email",
+            json!({"email": 5, "password": PASSWORD, "name": "S"}),
+            "email",
+        ),
+    ] {
+        let r = s
+            .app
+            .call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await;
+        bad.check_field(what, &r, field);
+    }
 
     // Error messages name the field, never the value sent.
     let r = s
@@ -653,7 +531,7 @@ async fn wrong_types_missing_and_unknown_fields_are_422_naming_the_field() {
     assert!(!r.body.to_string().contains("sk-do-not-echo"), "{}", r.body);
 
     bad.assert_none();
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
     let roles = s.app.get(&members, &s.a.token).await;
     assert!(roles.body["data"]
         .as_array()
@@ -668,7 +546,7 @@ async fn a_json_array_is_not_an_object_even_with_the_fields_in_order() {
     let s = setup().await;
     let before = s.app.get(&s.ws(""), &s.a.token).await.body;
     let members_before = s.app.get(&s.ws("/members"), &s.a.token).await.body;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let members = s.ws("/members");
     let member = s.ws(&format!("/members/{}", s.n.id));
     let cases: Vec<(Method, String, Value)> = vec![
@@ -713,7 +591,7 @@ async fn a_json_array_is_not_an_object_even_with_the_fields_in_order() {
         s.app.get(&s.ws("/members"), &s.a.token).await.body,
         members_before
     );
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }
 
 #[tokio::test]
@@ -733,12 +611,7 @@ async fn an_unknown_plan_is_422() {
         bad.check_field(&body.to_string(), &r, field);
     }
     bad.assert_none();
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", admin.workspace),
-            &admin.token,
-        )
-        .await;
+    let ws = app.workspace(&admin).await;
     assert_eq!(ws.body["plan"], "sandbox");
     let changes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE action = 'workspace.plan_changed'",
@@ -753,7 +626,7 @@ async fn an_unknown_plan_is_422() {
 async fn path_ids_that_are_not_uuids_are_404() {
     let s = setup().await;
     let (key, _) = s.app.api_key(&s.a, s.a.workspace, "keep").await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let wa = s.a.workspace;
     let long = "a".repeat(2000);
     let mut cases: Vec<(Method, String, Option<Value>)> = Vec::new();
@@ -772,32 +645,31 @@ async fn path_ids_that_are_not_uuids_are_404() {
         &long,
     ] {
         let w = format!("/api/v1/workspaces/{bad}");
-        cases.push((Method::GET, w.clone(), None));
-        cases.push((Method::PATCH, w.clone(), Some(json!({"name": "x"}))));
-        cases.push((Method::GET, format!("{w}/members"), None));
-        cases.push((
-            Method::POST,
-            format!("{w}/members"),
-            Some(json!({"email": s.b.email, "role": "normal"})),
-        ));
-        cases.push((Method::GET, format!("{w}/api-keys"), None));
-        cases.push((
-            Method::POST,
-            format!("{w}/api-keys"),
-            Some(json!({"name": "x"})),
-        ));
-        cases.push((Method::DELETE, format!("{w}/api-keys/{key}"), None));
-        cases.push((Method::GET, format!("{w}/audit-events"), None));
-        // Target ids inside A's own workspace.
+        // Target ids inside A's own workspace, too.
         let own = format!("/api/v1/workspaces/{wa}");
-        cases.push((Method::DELETE, format!("{own}/api-keys/{bad}"), None));
-        cases.push((
-            Method::PATCH,
-            format!("{own}/members/{bad}"),
-            Some(json!({"role": "editor"})),
-        ));
-        cases.push((Method::DELETE, format!("{own}/members/{bad}"), None));
-        cases.push((Method::DELETE, format!("/api/v1/me/tokens/{bad}"), None));
+        let member = json!({"email": s.b.email, "role": "normal"});
+        cases.extend([
+            (Method::GET, w.clone(), None),
+            (Method::PATCH, w.clone(), Some(json!({"name": "x"}))),
+            (Method::GET, format!("{w}/members"), None),
+            (Method::POST, format!("{w}/members"), Some(member)),
+            (Method::GET, format!("{w}/api-keys"), None),
+            (
+                Method::POST,
+                format!("{w}/api-keys"),
+                Some(json!({"name": "x"})),
+            ),
+            (Method::DELETE, format!("{w}/api-keys/{key}"), None),
+            (Method::GET, format!("{w}/audit-events"), None),
+            (Method::DELETE, format!("{own}/api-keys/{bad}"), None),
+            (
+                Method::PATCH,
+                format!("{own}/members/{bad}"),
+                Some(json!({"role": "editor"})),
+            ),
+            (Method::DELETE, format!("{own}/members/{bad}"), None),
+            (Method::DELETE, format!("/api/v1/me/tokens/{bad}"), None),
+        ]);
     }
     for extra in [format!("{key}x"), format!("{key}/x")] {
         cases.push((
@@ -818,15 +690,13 @@ async fn path_ids_that_are_not_uuids_are_404() {
             .app
             .call(method.clone(), &path, Some(&s.a.token), body)
             .await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (404, "not_found"),
-            "{method} {}: {}",
-            &path[..path.len().min(120)],
-            r.body
+        r.assert_code(
+            404,
+            "not_found",
+            format_args!("{method} {}", &path[..path.len().min(120)]),
         );
     }
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
     let keys = s.app.get(&s.ws("/api-keys"), &s.a.token).await;
     assert_eq!(keys.body["data"][0]["id"], key.to_string());
 }
@@ -834,7 +704,7 @@ async fn path_ids_that_are_not_uuids_are_404() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
     let s = setup().await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     for path in [
         "/api/v1/nope".to_owned(),
         "/v2/x".to_owned(),
@@ -851,12 +721,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
                     .app
                     .call(method.clone(), &path, token, Some(json!({})))
                     .await;
-                assert_eq!(
-                    (r.status.as_u16(), r.code()),
-                    (404, "not_found"),
-                    "{method} {path}: {}",
-                    r.body
-                );
+                r.assert_code(404, "not_found", format_args!("{method} {path}"));
                 assert!(r.headers[CONTENT_TYPE]
                     .to_str()
                     .unwrap()
@@ -892,7 +757,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
     }
     // The workspace is still there: PUT/DELETE did nothing, and no POST created anything.
     s.app.get(&s.ws(""), &s.a.token).await.assert(200);
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }
 
 fn sign(claims: &Value, alg: Algorithm, secret: &[u8]) -> String {
@@ -1022,7 +887,7 @@ async fn missing_malformed_forged_and_stale_tokens_are_401() {
         ("bare rp- prefix", Some(bearer("rp-"))),
         ("a gateway API key", Some(bearer(&api_key))),
     ];
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     for (what, auth) in &cases {
         for (method, path, body) in [
             (Method::GET, "/api/v1/me".to_owned(), None),
@@ -1053,16 +918,11 @@ async fn missing_malformed_forged_and_stale_tokens_are_401() {
                 body.unwrap_or_default(),
             )
             .await;
-            assert_eq!(
-                (r.status.as_u16(), r.code()),
-                (401, "unauthorized"),
-                "{what}: {method} {path}: {}",
-                r.body
-            );
+            r.assert_code(401, "unauthorized", format_args!("{what}: {method} {path}"));
         }
     }
     assert_eq!(
-        row_counts(&s.app).await,
+        s.app.row_counts().await,
         counts,
         "an unauthenticated request wrote"
     );
@@ -1094,7 +954,7 @@ async fn bad_list_parameters_are_422_and_the_maximum_is_fine() {
             (&format!("cursor={garbage_cursor}"), "cursor"),
         ] {
             let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;
-            assert_field_error(&r, field, &format!("{path}?{query}"));
+            r.assert_field("validation_failed", field, format!("{path}?{query}"));
         }
         for query in ["limit=200", "limit=1", "limit=50&unknown=1"] {
             let r = s.app.get(&format!("{path}?{query}"), &s.a.token).await;
@@ -1217,7 +1077,7 @@ async fn errors_come_in_the_documented_order() {
     // DESIGN §11: 401 → 404 (not a member) → 403 (role) → 413/415/400 (body) → 404 (target
     // id) → … → 422.
     let s = setup().await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     // Broken at its first token, whatever the route's fields.
     const MALFORMED: &[u8] = b"{oops";
     const UNKNOWN_FIELD: &[u8] = br#"{"name": "k", "admin": true}"#;
@@ -1357,7 +1217,7 @@ async fn errors_come_in_the_documented_order() {
         bad.check(&format!("{who}, {}", r.what), &answer, status, code);
     }
     bad.assert_none();
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }
 
 #[tokio::test]
@@ -1365,7 +1225,7 @@ async fn a_missing_target_is_404_even_when_the_body_fails_validation() {
     // DESIGN §11: … → 413/415/400 (body) → 404 (target id) → 403 → 422. A well-formed body
     // that fails validation must not reveal anything before the target is found.
     let s = setup().await;
-    let counts = row_counts(&s.app).await;
+    let counts = s.app.row_counts().await;
     let ghost = Uuid::new_v4();
     let mut bad = Mismatches::default();
     for (target, body) in [
@@ -1380,5 +1240,5 @@ async fn a_missing_target_is_404_even_when_the_body_fails_validation() {
         bad.check(&format!("PATCH {path} {body}"), &r, 404, "not_found");
     }
     bad.assert_none();
-    assert_eq!(row_counts(&s.app).await, counts);
+    assert_eq!(s.app.row_counts().await, counts);
 }

@@ -5,16 +5,6 @@ use base64::Engine;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// The DER inside a PEM file.
 fn der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -24,7 +14,7 @@ fn der(pem: &str) -> Vec<u8> {
 }
 
 fn issue(key: &std::path::Path) -> String {
-    let out = run(Command::new(binary("rotor")).args([
+    let out = run_ok(Command::new(binary("rotor")).args([
         "license",
         "issue",
         "--key",
@@ -43,9 +33,11 @@ fn issue(key: &std::path::Path) -> String {
 fn keygen_writes_an_rfc_8410_v1_key_that_openssl_reads_with_mode_0600() {
     let dir = tempdir();
     let key = dir.join("vendor.pem");
-    let out = run(Command::new(binary("rotor"))
-        .args(["license", "keygen", "--out"])
-        .arg(&key));
+    let out = run_ok(
+        Command::new(binary("rotor"))
+            .args(["license", "keygen", "--out"])
+            .arg(&key),
+    );
     let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -63,13 +55,17 @@ fn keygen_writes_an_rfc_8410_v1_key_that_openssl_reads_with_mode_0600() {
             0x04, 0x20
         ]
     );
-    run(Command::new("openssl")
-        .args(["pkey", "-noout", "-in"])
-        .arg(&key));
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&key),
+    );
     // openssl derives the same public key as the one keygen printed.
-    let spki = run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key))
+    let spki = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(&key),
+    )
     .stdout;
     let raw = &spki[spki.len() - 32..];
     assert_eq!(
@@ -91,15 +87,19 @@ fn keygen_writes_an_rfc_8410_v1_key_that_openssl_reads_with_mode_0600() {
 
 /// A private key made by openssl: its PEM, the raw 32-byte secret and the raw public key.
 fn openssl_key(path: &std::path::Path) -> (String, Vec<u8>, Vec<u8>) {
-    run(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(path));
+    run_ok(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(path),
+    );
     let pem = std::fs::read_to_string(path).unwrap();
     let der = der(&pem);
     assert_eq!(der.len(), 48, "openssl wrote a v1 key");
-    let spki = run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(path))
+    let spki = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(path),
+    )
     .stdout;
     (pem, der[16..].to_vec(), spki[spki.len() - 32..].to_vec())
 }
@@ -152,7 +152,7 @@ fn issue_reads_v2_keys_and_refuses_a_public_key_that_does_not_match() {
     std::fs::write(&v2, v2_pem(&secret, &public)).unwrap();
     // Well-formed DER of version 1 with the context-tagged public key (`openssl pkey` of
     // OpenSSL 3.0 refuses this form, which is why keygen does not write it).
-    let parsed = run(Command::new("openssl").args(["asn1parse", "-in"]).arg(&v2)).stdout;
+    let parsed = run_ok(Command::new("openssl").args(["asn1parse", "-in"]).arg(&v2)).stdout;
     let parsed = String::from_utf8(parsed).unwrap();
     assert!(parsed.contains("INTEGER           :01"), "{parsed}");
     assert!(parsed.contains("cont [ 1 ]"), "{parsed}");

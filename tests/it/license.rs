@@ -56,12 +56,7 @@ async fn a_valid_license_is_installed_reported_and_audited() {
         app.get("/api/v1/admin/license", &admin.token).await.body,
         r.body
     );
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", other.workspace),
-            &other.token,
-        )
-        .await;
+    let ws = app.workspace(&other).await;
     assert_eq!(
         ws.body["features"]["load_balancing"], true,
         "the license grants every workspace"
@@ -186,12 +181,7 @@ async fn a_license_without_the_feature_grants_nothing() {
         app.get("/api/v1/admin/license", &admin.token).await.body["status"],
         "valid"
     );
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", admin.workspace),
-            &admin.token,
-        )
-        .await;
+    let ws = app.workspace(&admin).await;
     assert_eq!(ws.body["features"]["load_balancing"], false);
 }
 
@@ -292,9 +282,7 @@ async fn rotor_license_at_startup_is_installed_or_reported() {
         let s = app.get("/api/v1/admin/license", &a.token).await;
         assert_eq!(s.body["status"], status);
         assert_eq!(
-            app.get(&format!("/api/v1/workspaces/{}", a.workspace), &a.token)
-                .await
-                .body["features"]["load_balancing"],
+            app.workspace(&a).await.body["features"]["load_balancing"],
             false
         );
     }
@@ -329,27 +317,22 @@ fn vendor_cli_round_trip_keygen_issue_verify() {
     );
 
     let issue = |key: &std::path::Path, expires: &str| {
-        let out = Command::new(&rotor)
-            .args(["license", "issue", "--key"])
-            .arg(key)
-            .args([
-                "--licensee",
-                "ACME",
-                "--features",
-                "load_balancing,sso",
-                "--expires",
-                expires,
-                "--edition",
-                "enterprise",
-                "--max-workspaces",
-                "7",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            Command::new(&rotor)
+                .args(["license", "issue", "--key"])
+                .arg(key)
+                .args([
+                    "--licensee",
+                    "ACME",
+                    "--features",
+                    "load_balancing,sso",
+                    "--expires",
+                    expires,
+                    "--edition",
+                    "enterprise",
+                    "--max-workspaces",
+                    "7",
+                ]),
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };

@@ -3,43 +3,31 @@
 //! the limited credential has answered 429 it gets no new request (only those already in flight).
 
 use crate::helpers::*;
-use rotor_tests::mock::MockUpstream;
-use serde_json::json;
+use rotor_tests::mock::MockKey;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_with_a_rate_limited_credential_all_succeed() {
-    let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
-    let mock = MockUpstream::start().await.unwrap();
-    let u = app.user("load").await;
-    let limited = "sk_load_s429_ra60";
-    let mut creds = Vec::new();
-    for key in [limited, "sk_load_ok_1", "sk_load_ok_2"] {
-        creds.push(
-            app.compatible_credential(&u, u.workspace, key, key, &mock.url("/v1"))
-                .await,
-        );
-    }
-    let model = app
-        .model(&u, u.workspace, "openai_compatible", "gpt", creds[1])
+    let w = World::licensed().await;
+    let limited = MockKey::new("sk_load")
+        .status(429)
+        .retry_after(60)
+        .to_string();
+    let creds = w
+        .creds([limited.as_str(), "sk_load_ok_1", "sk_load_ok_2"])
         .await;
-    let path = TestApp::lb_path(u.workspace, model["id"].as_str().unwrap());
-    let entries: Vec<_> = creds.iter().map(|c| json!({"credential_id": c})).collect();
-    app.put(
-        &path,
-        &u.token,
-        json!({"enabled": true, "cooldown_seconds": 60, "entries": entries}),
-    )
-    .await
-    .assert(200);
-    let (_, key) = app.api_key(&u, u.workspace, "load").await;
+    let model = w.model("gpt", "gpt", creds[1]).await;
+    let entries: Vec<(Option<Uuid>, u32)> = creds.iter().map(|c| (Some(*c), 1)).collect();
+    w.pool(&model, &entries, 60).await;
+    let (app, mock, key) = (&w.app, &w.mock, &w.key);
 
     let total = 10_000usize;
     let concurrency = 64usize;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let url = app.url("/v1/chat/completions");
-    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let body = chat_body("gpt").to_string();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -92,12 +80,12 @@ async fn ten_thousand_requests_with_a_rate_limited_credential_all_succeed() {
     let requests = mock.requests();
     let to_limited: Vec<Instant> = requests
         .iter()
-        .filter(|r| r.key.as_deref() == Some(limited))
+        .filter(|r| r.key.as_deref() == Some(limited.as_str()))
         .map(|r| r.at)
         .collect();
     let ok = requests
         .iter()
-        .filter(|r| r.key.as_deref() != Some(limited))
+        .filter(|r| r.key.as_deref() != Some(limited.as_str()))
         .count();
     assert_eq!(
         ok, total,

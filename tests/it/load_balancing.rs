@@ -6,41 +6,62 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// A credential key that is never called, and where it points.
+const KEY: &str = "sk-0123456789abcdef";
+const UPSTREAM: &str = "https://x.example/v1";
+
 /// A workspace with three credentials of one provider and a model whose default is the first.
 struct Pool {
-    user: TestUser,
+    w: World,
     creds: Vec<Uuid>,
     model: String,
     path: String,
 }
 
 async fn pool(app: &TestApp, user: TestUser) -> Pool {
-    let mut creds = Vec::new();
-    for i in 0..3 {
-        creds.push(
-            app.compatible_credential(
-                &user,
-                user.workspace,
-                &format!("key-{i}"),
-                "sk-0123456789abcdef",
-                "https://x.example/v1",
-            )
-            .await,
-        );
-    }
-    let model = app
-        .model(&user, user.workspace, "openai_compatible", "gpt", creds[0])
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let path = TestApp::lb_path(user.workspace, &model);
+    let w = World::of(app, user).await;
+    let creds = w.creds_at([KEY; 3], UPSTREAM).await;
+    let model = w.model("gpt", "gpt", creds[0]).await;
     Pool {
-        user,
+        path: w.lb_path(&model),
+        w,
         creds,
         model,
-        path,
     }
+}
+
+impl Pool {
+    /// The pool's load-balancing GET.
+    async fn get(&self) -> Resp {
+        self.w.app.get(&self.path, &self.w.user.token).await
+    }
+    async fn put(&self, body: Value) -> Resp {
+        self.w.app.put(&self.path, &self.w.user.token, body).await
+    }
+    async fn patch(&self, body: Value) -> Resp {
+        self.w.app.patch(&self.path, &self.w.user.token, body).await
+    }
+}
+
+/// `enabled`, `effective` and `reason` of a load-balancing body.
+fn state(lb: &Value) -> (Value, Value, Value) {
+    (
+        lb["enabled"].clone(),
+        lb["effective"].clone(),
+        lb["reason"].clone(),
+    )
+}
+
+/// The `load_balancing` summary of the pool's model, in the model list and the model GET.
+async fn summaries(app: &TestApp, p: &Pool) -> [Value; 2] {
+    let models = app.get(&p.w.w("/models"), &p.w.user.token).await;
+    let model = app
+        .get(&p.w.w(&format!("/models/{}", p.model)), &p.w.user.token)
+        .await;
+    [
+        models.body["data"][0]["load_balancing"].clone(),
+        model.body["load_balancing"].clone(),
+    ]
 }
 
 fn entries(p: &Pool) -> Value {
@@ -60,7 +81,7 @@ async fn licensed() -> TestApp {
 async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
     let app = spawn_app().await;
     let p = pool(&app, app.user("u").await).await;
-    let r = app.get(&p.path, &p.user.token).await;
+    let r = p.get().await;
     r.assert(200);
     assert_eq!(r.headers["etag"], "\"1\"");
     assert_eq!(
@@ -73,7 +94,7 @@ async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
 async fn toggling_off_and_on_keeps_every_entry() {
     let app = licensed().await;
     let p = pool(&app, app.user("u").await).await;
-    let put = app.put(&p.path, &p.user.token, json!({"enabled": true, "cooldown_seconds": 30, "max_attempts": 2, "entries": entries(&p)})).await;
+    let put = p.put(json!({"enabled": true, "cooldown_seconds": 30, "max_attempts": 2, "entries": entries(&p)})).await;
     put.assert(200);
     assert_eq!(put.headers["etag"], "\"2\"");
     assert_eq!(put.body["version"], 2);
@@ -92,18 +113,12 @@ async fn toggling_off_and_on_keeps_every_entry() {
         stored[0]["status"],
         json!({"state": "available", "cooldown_remaining_s": 0})
     );
-    assert_eq!(app.get(&p.path, &p.user.token).await.body, put.body);
+    assert_eq!(p.get().await.body, put.body);
 
-    let off = app
-        .patch(&p.path, &p.user.token, json!({"enabled": false}))
-        .await;
+    let off = p.patch(json!({"enabled": false})).await;
     off.assert(200);
     assert_eq!(
-        (
-            off.body["enabled"].clone(),
-            off.body["effective"].clone(),
-            off.body["reason"].clone()
-        ),
+        state(&off.body),
         (json!(false), json!(false), json!("disabled"))
     );
     assert_eq!(off.body["version"], 3);
@@ -118,54 +133,27 @@ async fn toggling_off_and_on_keeps_every_entry() {
         ),
         (json!(30), json!(2))
     );
-    let models = app
-        .get(
-            &format!("/api/v1/workspaces/{}/models", p.user.workspace),
-            &p.user.token,
-        )
-        .await;
+    let off_summary = json!({"enabled": false, "effective": false});
     assert_eq!(
-        models.body["data"][0]["load_balancing"],
-        json!({"enabled": false, "effective": false})
+        summaries(&app, &p).await,
+        [off_summary.clone(), off_summary]
     );
 
-    let on = app
-        .patch(&p.path, &p.user.token, json!({"enabled": true}))
-        .await;
+    let on = p.patch(json!({"enabled": true})).await;
     on.assert(200);
     assert_eq!(on.body["entries"], stored, "enabling again restores them");
     assert_eq!(on.body["effective"], true);
     assert_eq!(on.body["version"], 4);
-    let models = app
-        .get(
-            &format!("/api/v1/workspaces/{}/models", p.user.workspace),
-            &p.user.token,
-        )
-        .await;
-    assert_eq!(
-        models.body["data"][0]["load_balancing"],
-        json!({"enabled": true, "effective": true})
-    );
-    let model = app
-        .get(
-            &format!("/api/v1/workspaces/{}/models/{}", p.user.workspace, p.model),
-            &p.user.token,
-        )
-        .await;
-    assert_eq!(
-        model.body["load_balancing"],
-        json!({"enabled": true, "effective": true})
-    );
+    let on_summary = json!({"enabled": true, "effective": true});
+    assert_eq!(summaries(&app, &p).await, [on_summary.clone(), on_summary]);
 
     // Enabling an enabled config is an ordinary write; a GET body can be PUT back unchanged.
-    let again = app
-        .patch(&p.path, &p.user.token, json!({"enabled": true}))
-        .await;
+    let again = p.patch(json!({"enabled": true})).await;
     again.assert(200);
     assert_eq!(again.body["version"], 5);
     let mut body = again.body.clone();
     body["cooldown_seconds"] = json!(45);
-    let round = app.put(&p.path, &p.user.token, body).await;
+    let round = p.put(body).await;
     round.assert(200);
     assert_eq!(
         round.body["entries"], stored,
@@ -176,8 +164,8 @@ async fn toggling_off_and_on_keeps_every_entry() {
     // The audit log has every change.
     let audit = app
         .get(
-            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
-            &p.user.token,
+            &format!("/api/v1/workspaces/{}/audit-events", p.w.user.workspace),
+            &p.w.user.token,
         )
         .await;
     let lb: Vec<&Value> = audit.body["data"]
@@ -195,29 +183,21 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     let app = spawn_app_with(&[("ROTOR_DEPLOYMENT", "saas")]).await;
     let admin = app.user("admin").await;
     let p = pool(&app, app.user("customer").await).await;
-    let plan = format!("/api/v1/admin/workspaces/{}/plan", p.user.workspace);
-    let ws = format!("/api/v1/workspaces/{}", p.user.workspace);
+    let plan = format!("/api/v1/admin/workspaces/{}/plan", p.w.user.workspace);
+    let ws = format!("/api/v1/workspaces/{}", p.w.user.workspace);
 
-    app.put(
-        &p.path,
-        &p.user.token,
-        json!({"enabled": true, "entries": entries(&p)}),
-    )
-    .await
-    .assert_error(403, "feature_not_available");
+    p.put(json!({"enabled": true, "entries": entries(&p)}))
+        .await
+        .assert_error(403, "feature_not_available");
     app.put(&plan, &admin.token, json!({"plan": "team"}))
         .await
         .assert(200);
     assert_eq!(
-        app.get(&ws, &p.user.token).await.body["features"]["load_balancing"],
+        app.get(&ws, &p.w.user.token).await.body["features"]["load_balancing"],
         true
     );
-    let on = app
-        .put(
-            &p.path,
-            &p.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let on = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     on.assert(200);
     let stored = on.body["entries"].clone();
@@ -225,7 +205,7 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     app.put(&plan, &admin.token, json!({"plan": "sandbox"}))
         .await
         .assert(200);
-    let r = app.get(&p.path, &p.user.token).await;
+    let r = p.get().await;
     assert_eq!(
         (r.body["enabled"].clone(), r.body["effective"].clone()),
         (json!(true), json!(false))
@@ -233,23 +213,19 @@ async fn a_downgrade_keeps_the_pool_and_an_upgrade_restores_it() {
     assert_eq!(r.body["reason"], "feature_not_available");
     assert_eq!(r.body["entries"], stored, "a downgrade deletes nothing");
     // Writes that leave it enabled are refused; disabling is allowed on every plan.
-    app.patch(&p.path, &p.user.token, json!({"cooldown_seconds": 10}))
+    p.patch(json!({"cooldown_seconds": 10}))
         .await
         .assert_error(403, "feature_not_available");
-    let off = app
-        .patch(&p.path, &p.user.token, json!({"enabled": false}))
-        .await;
+    let off = p.patch(json!({"enabled": false})).await;
     off.assert(200);
     assert_eq!(off.body["entries"], stored);
-    app.patch(&p.path, &p.user.token, json!({"enabled": true}))
+    p.patch(json!({"enabled": true}))
         .await
         .assert_error(403, "feature_not_available");
     app.put(&plan, &admin.token, json!({"plan": "professional"}))
         .await
         .assert(200);
-    let back = app
-        .patch(&p.path, &p.user.token, json!({"enabled": true}))
-        .await;
+    let back = p.patch(json!({"enabled": true})).await;
     back.assert(200);
     assert_eq!(back.body["effective"], true);
     assert_eq!(
@@ -267,12 +243,8 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
     .await;
     let admin = app.user("admin").await;
     let p = pool(&app, admin.clone()).await;
-    let on = app
-        .put(
-            &p.path,
-            &p.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let on = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     on.assert(200);
     assert_eq!(on.body["effective"], true);
@@ -280,7 +252,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let r = app.get(&p.path, &p.user.token).await;
+        let r = p.get().await;
         if r.body["effective"] == false {
             assert_eq!(r.body["reason"], "feature_not_available");
             assert_eq!(r.body["entries"], stored);
@@ -296,12 +268,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
         app.get("/api/v1/admin/license", &admin.token).await.body["status"],
         "expired"
     );
-    let ws = app
-        .get(
-            &format!("/api/v1/workspaces/{}", p.user.workspace),
-            &p.user.token,
-        )
-        .await;
+    let ws = app.workspace(&p.w.user).await;
     assert_eq!(ws.body["features"]["load_balancing"], false);
 
     app.put(
@@ -311,7 +278,7 @@ async fn license_expiry_is_noticed_while_running_and_renewal_restores() {
     )
     .await
     .assert(200);
-    let r = app.get(&p.path, &p.user.token).await;
+    let r = p.get().await;
     assert_eq!(r.body["effective"], true, "renewal restores balancing");
     assert_eq!(r.body["entries"], stored);
 }
@@ -376,7 +343,7 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                     let p = pool(&app, app.user("u").await).await;
                     // Plans are set directly: in self-hosted mode they must have no effect.
                     sqlx::query("UPDATE workspaces SET plan = $2 WHERE id = $1")
-                        .bind(p.user.workspace)
+                        .bind(p.w.user.workspace)
                         .bind(plan)
                         .execute(&app.db)
                         .await
@@ -394,7 +361,7 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                             .await
                             .unwrap();
                         sqlx::query("INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) VALUES ($1, $2, $3, 0, NULL, true, 1), ($4, $2, $3, 1, $5, true, 1), ($6, $2, $3, 2, $7, true, 1)")
-                            .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.user.workspace)
+                            .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.w.user.workspace)
                             .bind(Uuid::new_v4()).bind(p.creds[1]).bind(Uuid::new_v4()).bind(p.creds[2])
                             .execute(&app.db).await.unwrap();
                     }
@@ -407,7 +374,7 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                         ),
                         Kind::PatchEnable => {
                             sqlx::query("INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) VALUES ($1, $2, $3, 0, $4, true, 1), ($5, $2, $3, 1, $6, true, 1)")
-                                .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.user.workspace).bind(p.creds[1])
+                                .bind(Uuid::new_v4()).bind(p.model.parse::<Uuid>().unwrap()).bind(p.w.user.workspace).bind(p.creds[1])
                                 .bind(Uuid::new_v4()).bind(p.creds[2]).execute(&app.db).await.unwrap();
                             (
                                 Method::PATCH,
@@ -438,33 +405,28 @@ async fn gate_matrix_of_plans_licenses_and_write_kinds() {
                             Method::DELETE,
                             format!(
                                 "/api/v1/workspaces/{}/credentials/{}",
-                                p.user.workspace, p.creds[2]
+                                p.w.user.workspace, p.creds[2]
                             ),
                             None,
                             false,
                         ),
                     };
-                    let before = app.get(&p.path, &p.user.token).await.body;
-                    let r = app.call(method, &path, Some(&p.user.token), body).await;
+                    let before = p.get().await.body;
+                    let r = app.call(method, &path, Some(&p.w.user.token), body).await;
                     let case = format!("saas={saas} license={lic:?} plan={plan} write={kind:?}");
                     if needs_feature && !feature {
                         r.assert_error(403, "feature_not_available");
                         assert_eq!(
-                            app.get(&p.path, &p.user.token).await.body,
+                            p.get().await.body,
                             before,
                             "{case}: a refused write changed the pool"
                         );
                     } else {
                         assert!(r.status.is_success(), "{case}: {} {}", r.status, r.body);
                     }
-                    let ws = app
-                        .get(
-                            &format!("/api/v1/workspaces/{}", p.user.workspace),
-                            &p.user.token,
-                        )
-                        .await;
+                    let ws = app.workspace(&p.w.user).await;
                     assert_eq!(ws.body["features"]["load_balancing"], feature, "{case}");
-                    let after = app.get(&p.path, &p.user.token).await.body;
+                    let after = p.get().await.body;
                     if after["enabled"] == true {
                         let expected = if feature {
                             json!(null)
@@ -487,123 +449,75 @@ async fn invalid_pools_are_refused_and_change_nothing() {
     let p = pool(&app, app.user("u").await).await;
     let stranger = app.user("stranger").await;
     let foreign = app
-        .compatible_credential(
-            &stranger,
-            stranger.workspace,
-            "theirs",
-            "sk-0123456789abcdef",
-            "https://x.example/v1",
-        )
+        .compatible_credential(&stranger, stranger.workspace, "theirs", KEY, UPSTREAM)
         .await;
     let openai = app
-        .credential(
-            &p.user,
-            p.user.workspace,
-            "openai",
-            "oa",
-            json!({"api_key": "sk-0123456789abcdef"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let good = app
-        .put(
-            &p.path,
-            &p.user.token,
-            json!({"enabled": false, "entries": entries(&p)}),
-        )
+        .credential(&p.w.user, p.w.ws(), "openai", "oa", json!({"api_key": KEY}))
+        .await;
+    let openai = id_of(&openai);
+    let good = p
+        .put(json!({"enabled": false, "entries": entries(&p)}))
         .await;
     good.assert(200);
-    let before = app.get(&p.path, &p.user.token).await;
+    let before = p.get().await;
 
     let c = &p.creds;
+    const FEW: &str = "not_enough_entries";
+    const BAD: &str = "validation_failed";
+    let e = |c: Uuid| json!({"credential_id": c});
+    let on = |entries: Value| json!({"enabled": true, "entries": entries});
+    let off = |entries: Value| json!({"enabled": false, "entries": entries});
+    let weight = |w: u32| off(json!([{"credential_id": c[1], "weight": w}]));
+    let with = |field: &str, v: Value| json!({"enabled": false, field: v, "entries": []});
     for (body, code, field) in [
+        (on(json!([e(c[1])])), FEW, "entries"),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}]}),
-            "not_enough_entries",
+            on(json!([e(c[1]), {"credential_id": c[1], "weight": 3}])),
+            FEW,
             "entries",
         ),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[1], "weight": 3}]}),
-            "not_enough_entries",
+            on(json!([{"credential_id": null}, e(c[0])])),
+            FEW,
             "entries",
         ),
         (
-            json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": c[0]}]}),
-            "not_enough_entries",
+            on(json!([e(c[1]), {"credential_id": c[2], "enabled": false}])),
+            FEW,
             "entries",
         ),
+        (off(json!([e(foreign)])), BAD, "entries[0].credential_id"),
         (
-            json!({"enabled": true, "entries": [{"credential_id": c[1]}, {"credential_id": c[2], "enabled": false}]}),
-            "not_enough_entries",
-            "entries",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": foreign}]}),
-            "validation_failed",
-            "entries[0].credential_id",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": c[1]}, {"credential_id": openai}]}),
-            "validation_failed",
+            off(json!([e(c[1]), e(openai)])),
+            BAD,
             "entries[1].credential_id",
         ),
         (
-            json!({"enabled": false, "entries": [{"credential_id": Uuid::new_v4()}]}),
-            "validation_failed",
+            off(json!([e(Uuid::new_v4())])),
+            BAD,
             "entries[0].credential_id",
         ),
+        (weight(0), BAD, "entries[0].weight"),
+        (weight(101), BAD, "entries[0].weight"),
+        (with("cooldown_seconds", json!(0)), BAD, "cooldown_seconds"),
         (
-            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 0}]}),
-            "validation_failed",
-            "entries[0].weight",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"credential_id": c[1], "weight": 101}]}),
-            "validation_failed",
-            "entries[0].weight",
-        ),
-        (
-            json!({"enabled": false, "cooldown_seconds": 0, "entries": []}),
-            "validation_failed",
+            with("cooldown_seconds", json!(3601)),
+            BAD,
             "cooldown_seconds",
         ),
+        (with("max_attempts", json!(0)), BAD, "max_attempts"),
+        (with("max_attempts", json!(11)), BAD, "max_attempts"),
         (
-            json!({"enabled": false, "cooldown_seconds": 3601, "entries": []}),
-            "validation_failed",
-            "cooldown_seconds",
-        ),
-        (
-            json!({"enabled": false, "max_attempts": 0, "entries": []}),
-            "validation_failed",
-            "max_attempts",
-        ),
-        (
-            json!({"enabled": false, "max_attempts": 11, "entries": []}),
-            "validation_failed",
-            "max_attempts",
-        ),
-        (
-            json!({"enabled": false, "entries": [{"id": Uuid::new_v4(), "credential_id": c[1]}]}),
-            "validation_failed",
+            off(json!([{"id": Uuid::new_v4(), "credential_id": c[1]}])),
+            BAD,
             "entries[0].id",
         ),
-        (
-            json!({"enabled": "yes", "entries": []}),
-            "validation_failed",
-            "enabled",
-        ),
-        (json!({"enabled": true}), "validation_failed", "entries"),
+        (json!({"enabled": "yes", "entries": []}), BAD, "enabled"),
+        (json!({"enabled": true}), BAD, "entries"),
     ] {
-        let r = app.put(&p.path, &p.user.token, body.clone()).await;
-        r.assert_error(422, code);
-        assert!(
-            r.body["error"]["details"]["fields"][field].is_string(),
-            "{body} → {}",
-            r.body
-        );
-        let now = app.get(&p.path, &p.user.token).await;
+        let r = p.put(body.clone()).await;
+        r.assert_field(code, field, &body);
+        let now = p.get().await;
         assert_eq!(now.body, before.body, "{body} changed the stored pool");
     }
     for body in [
@@ -611,40 +525,27 @@ async fn invalid_pools_are_refused_and_change_nothing() {
         json!({"max_attempts": 11}),
         json!({"entries": []}),
     ] {
-        app.patch(&p.path, &p.user.token, body)
-            .await
-            .assert_error(422, "validation_failed");
+        p.patch(body).await.assert_error(422, "validation_failed");
     }
-    assert_eq!(app.get(&p.path, &p.user.token).await.body, before.body);
+    assert_eq!(p.get().await.body, before.body);
 }
 
 #[tokio::test]
 async fn if_match_guards_against_lost_updates() {
     let app = licensed().await;
     let p = pool(&app, app.user("u").await).await;
-    let url = app.url(&p.path);
+    let guarded = |method: Method, tag: &str| {
+        app.req(method, &p.path)
+            .bearer(&p.w.user.token)
+            .header("if-match", tag)
+    };
     let body = json!({"enabled": true, "entries": entries(&p)});
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let client = app.client.clone();
-        let (url, token, body) = (url.clone(), p.user.token.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .put(url)
-                .bearer_auth(token)
-                .header("if-match", "\"1\"")
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let puts = (0..16).map(|_| guarded(Method::PUT, "\"1\"").json(body.clone()));
+    let statuses: Vec<u16> = in_parallel(puts)
+        .await
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -655,32 +556,20 @@ async fn if_match_guards_against_lost_updates() {
         15,
         "{statuses:?}"
     );
-    let r = app.get(&p.path, &p.user.token).await;
+    let r = p.get().await;
     assert_eq!(r.body["version"], 2, "one write, one version");
 
-    let stale = app
-        .client
-        .patch(app.url(&p.path))
-        .bearer_auth(&p.user.token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"enabled": false}))
+    let stale = guarded(Method::PATCH, "\"1\"")
+        .json(json!({"enabled": false}))
         .send()
-        .await
-        .unwrap();
-    let stale = TestApp::read(stale).await;
+        .await;
     stale.assert_error(412, "version_conflict");
-    assert_eq!(app.get(&p.path, &p.user.token).await.body, r.body);
+    assert_eq!(p.get().await.body, r.body);
     for tag in ["\"2\"", "*", "W/\"2\""] {
-        let ok = app
-            .client
-            .patch(app.url(&p.path))
-            .bearer_auth(&p.user.token)
-            .header("if-match", tag)
-            .json(&json!({"max_attempts": 4}))
+        let ok = guarded(Method::PATCH, tag)
+            .json(json!({"max_attempts": 4}))
             .send()
-            .await
-            .unwrap();
-        let ok = TestApp::read(ok).await;
+            .await;
         ok.assert(200);
         let etag = ok.headers["etag"].to_str().unwrap().to_owned();
         // The next one must name the new version.
@@ -695,24 +584,20 @@ async fn if_match_guards_against_lost_updates() {
 async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
     let app = licensed().await;
     let p = pool(&app, app.user("u").await).await;
-    let r = app
-        .put(
-            &p.path,
-            &p.user.token,
-            json!({"enabled": true, "entries": entries(&p)}),
-        )
+    let r = p
+        .put(json!({"enabled": true, "entries": entries(&p)}))
         .await;
     r.assert(200);
     app.delete(
         &format!(
             "/api/v1/workspaces/{}/credentials/{}",
-            p.user.workspace, p.creds[1]
+            p.w.user.workspace, p.creds[1]
         ),
-        &p.user.token,
+        &p.w.user.token,
     )
     .await
     .assert(204);
-    let after = app.get(&p.path, &p.user.token).await;
+    let after = p.get().await;
     assert_eq!(after.body["version"], 3);
     let remaining: Vec<Value> = after.body["entries"]
         .as_array()
@@ -724,17 +609,13 @@ async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
     assert_eq!(after.body["entries"][0]["id"], r.body["entries"][0]["id"]);
     // Still switched on, but only one distinct enabled credential is left.
     assert_eq!(
-        (
-            after.body["enabled"].clone(),
-            after.body["effective"].clone(),
-            after.body["reason"].clone()
-        ),
+        state(&after.body),
         (json!(true), json!(false), json!("not_enough_entries"))
     );
     let audit = app
         .get(
-            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
-            &p.user.token,
+            &format!("/api/v1/workspaces/{}/audit-events", p.w.user.workspace),
+            &p.w.user.token,
         )
         .await;
     let e = audit.body["data"]
@@ -752,14 +633,15 @@ async fn deleting_a_credential_removes_its_entries_and_bumps_the_version() {
 
     // Deleting the model removes its pool.
     app.delete(
-        &format!("/api/v1/workspaces/{}/models/{}", p.user.workspace, p.model),
-        &p.user.token,
+        &format!(
+            "/api/v1/workspaces/{}/models/{}",
+            p.w.user.workspace, p.model
+        ),
+        &p.w.user.token,
     )
     .await
     .assert(204);
-    app.get(&p.path, &p.user.token)
-        .await
-        .assert_error(404, "not_found");
+    p.get().await.assert_error(404, "not_found");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM lb_entries")
         .fetch_one(&app.db)
         .await
@@ -773,7 +655,7 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
     let p = pool(&app, app.user("owner").await).await;
     let stranger = app.user("stranger").await;
     let normal = app.user("normal").await;
-    app.add_member(&p.user, p.user.workspace, &normal, "normal")
+    app.add_member(&p.w.user, p.w.user.workspace, &normal, "normal")
         .await;
     let cooldowns = format!("{}/cooldowns", p.path);
     let body = json!({"enabled": false, "entries": entries(&p)});
@@ -792,7 +674,7 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
             .await
             .assert_error(404, "not_found");
         let theirs = path.replace(
-            &p.user.workspace.to_string(),
+            &p.w.user.workspace.to_string(),
             &stranger.workspace.to_string(),
         );
         app.call(method.clone(), &theirs, Some(&stranger.token), body.clone())
@@ -807,16 +689,12 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
             r.assert(200);
         }
     }
-    assert_eq!(
-        app.get(&p.path, &p.user.token).await.body["version"],
-        1,
-        "nothing changed"
-    );
-    app.delete(&cooldowns, &p.user.token).await.assert(204);
+    assert_eq!(p.get().await.body["version"], 1, "nothing changed");
+    app.delete(&cooldowns, &p.w.user.token).await.assert(204);
     let audit = app
         .get(
-            &format!("/api/v1/workspaces/{}/audit-events", p.user.workspace),
-            &p.user.token,
+            &format!("/api/v1/workspaces/{}/audit-events", p.w.user.workspace),
+            &p.w.user.token,
         )
         .await;
     assert_eq!(
@@ -824,14 +702,14 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
         "load_balancing.cooldowns_cleared"
     );
     app.get(
-        &TestApp::lb_path(p.user.workspace, &Uuid::new_v4().to_string()),
-        &p.user.token,
+        &TestApp::lb_path(p.w.user.workspace, &Uuid::new_v4().to_string()),
+        &p.w.user.token,
     )
     .await
     .assert_error(404, "not_found");
     app.get(
-        &TestApp::lb_path(p.user.workspace, "not-a-uuid"),
-        &p.user.token,
+        &TestApp::lb_path(p.w.user.workspace, "not-a-uuid"),
+        &p.w.user.token,
     )
     .await
     .assert_error(404, "not_found");

@@ -2,18 +2,19 @@
 //! one set of cooldowns, one view of the configuration; Redis going away fails open.
 
 use crate::helpers::*;
-use rotor_tests::mock::MockUpstream;
-use serde_json::{json, Value};
+use rotor_tests::mock::MockKey;
+use serde_json::json;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Two replicas on one database and one Redis; the world (through replica A) has a pool of
+/// credentials and an API key.
 struct Cluster {
-    admin: TestApp,
-    a: RotorProcess,
-    b: RotorProcess,
-    user: TestUser,
-    key: String,
-    key_id: Uuid,
+    w: World,
+    /// Replicas A and B, stopped when the cluster is dropped.
+    _processes: [RotorProcess; 2],
+    /// Replica B, to call through.
+    via_b: TestApp,
     model_path: String,
     creds: Vec<Uuid>,
 }
@@ -30,95 +31,52 @@ fn vars(database_url: &str, redis_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Two replicas, a pool of credentials with `keys` (all enabled, weight 1), and an API key.
-async fn cluster(
-    redis_url: &str,
-    mock: &MockUpstream,
-    keys: &[&str],
-    cooldown_seconds: u32,
-) -> Cluster {
+/// Two replicas, a pool of credentials with `keys` at the world's mock (all enabled, weight 1;
+/// the model `gpt`), and an API key.
+async fn cluster(redis_url: &str, keys: &[&str]) -> Cluster {
     let database_url = fresh_database().await;
     let a = RotorProcess::start(&vars(&database_url, redis_url)).await;
     let b = RotorProcess::start(&vars(&database_url, redis_url)).await;
-    let admin = TestApp {
-        addr: format!("127.0.0.1:{}", a.port).parse().unwrap(),
-        db: sqlx::PgPool::connect(&database_url).await.unwrap(),
-        database_url: database_url.clone(),
-        client: reqwest::Client::new(),
-    };
-    let user = admin.user("owner").await;
-    let mut creds = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        creds.push(
-            admin
-                .compatible_credential(
-                    &user,
-                    user.workspace,
-                    &format!("key-{i}"),
-                    k,
-                    &mock.url("/v1"),
-                )
-                .await,
-        );
-    }
-    let model = admin
-        .model(&user, user.workspace, "openai_compatible", "gpt", creds[0])
-        .await;
-    let model_path = TestApp::lb_path(user.workspace, model["id"].as_str().unwrap());
-    let entries: Vec<Value> = creds.iter().map(|c| json!({"credential_id": c})).collect();
-    admin
-        .put(
-            &model_path,
-            &user.token,
-            json!({"enabled": true, "cooldown_seconds": cooldown_seconds, "entries": entries}),
-        )
-        .await
-        .assert(200);
-    let (key_id, key) = admin.api_key(&user, user.workspace, "app").await;
+    let w = World::on(&a.app(&database_url).await).await;
+    let via_b = b.app(&database_url).await;
+    let creds = w.creds(keys).await;
+    let model_path = w.lb_path(&w.pooled_model("gpt", &creds, 60).await);
     Cluster {
-        admin,
-        a,
-        b,
-        user,
-        key,
-        key_id,
+        w,
+        _processes: [a, b],
+        via_b,
         model_path,
         creds,
     }
 }
 
-async fn chat(client: &reqwest::Client, base: &RotorProcess, key: &str) -> reqwest::Response {
-    client
-        .post(base.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-}
-
-fn counts(mock: &MockUpstream) -> std::collections::HashMap<String, usize> {
-    let mut m = std::collections::HashMap::new();
-    for k in mock.keys() {
-        *m.entry(k).or_insert(0) += 1;
+impl Cluster {
+    /// The replicas: A, then B.
+    fn replicas(&self) -> [&TestApp; 2] {
+        [&self.w.app, &self.via_b]
     }
-    m
+
+    /// A chat completion with the world's key through `replica`: its status.
+    async fn chat(&self, replica: &TestApp) -> u16 {
+        replica.chat(&self.w.key, "gpt").await.status.as_u16()
+    }
+
+    /// `n` chat completions, alternating between the replicas (A first); all must succeed.
+    async fn chats(&self, n: usize, what: &str) {
+        for i in 0..n {
+            assert_eq!(self.chat(self.replicas()[i % 2]).await, 200, "{what}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn replicas_share_one_rotation_and_one_set_of_cooldowns() {
-    let redis =
-        std::env::var("ROTOR_TEST_REDIS_URL").expect("ROTOR_TEST_REDIS_URL: run scripts/test");
-    let mock = MockUpstream::start().await.unwrap();
-    let c = cluster(&redis, &mock, &["sk_rep_a", "sk_rep_b", "sk_rep_c"], 60).await;
-    let client = reqwest::Client::new();
-    for i in 0..30 {
-        let replica = if i % 2 == 0 { &c.a } else { &c.b };
-        let r = chat(&client, replica, &c.key).await;
-        assert_eq!(r.status(), 200);
-    }
-    let seen = counts(&mock);
-    for k in ["sk_rep_a", "sk_rep_b", "sk_rep_c"] {
+    let keys = ["sk_rep_a", "sk_rep_b", "sk_rep_c"];
+    let c = cluster(&shared_redis_url(), &keys).await;
+    let mock = &c.w.mock;
+    c.chats(30, "through either replica").await;
+    let seen = key_counts(mock);
+    for k in keys {
         assert_eq!(
             seen.get(k),
             Some(&10),
@@ -126,19 +84,31 @@ async fn replicas_share_one_rotation_and_one_set_of_cooldowns() {
         );
     }
 
-    // A cooldown caused through one replica is honoured by the other.
-    let rl = RedisAndMock::cooled_pool(&c, &mock).await;
+    // A cooldown caused through one replica is honoured by the other: the pool's first
+    // credential is replaced (through replica A) by a rate-limited one.
+    let rl = MockKey::new("sk_rep")
+        .status(429)
+        .retry_after(30)
+        .to_string();
+    let limited = c.w.cred("rl", &rl).await;
+    c.w.app
+        .put(
+            &c.model_path,
+            &c.w.user.token,
+            json!({"enabled": true, "entries": [{"credential_id": limited}, {"credential_id": c.creds[1]}]}),
+        )
+        .await
+        .assert(200);
     mock.reset();
-    let r = chat(&client, &c.a, &c.key).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(c.chat(&c.w.app).await, 200);
     assert_eq!(
         mock.keys(),
-        [rl.clone(), "sk_rep_b".to_owned()],
+        [rl.as_str(), "sk_rep_b"],
         "A tried the rate-limited key first and failed over"
     );
     mock.reset();
     for _ in 0..6 {
-        assert_eq!(chat(&client, &c.b, &c.key).await.status(), 200);
+        assert_eq!(c.chat(&c.via_b).await, 200);
     }
     assert!(
         !mock.keys().contains(&rl),
@@ -146,16 +116,8 @@ async fn replicas_share_one_rotation_and_one_set_of_cooldowns() {
         mock.keys()
     );
     // Both replicas report the shared cooldown.
-    for replica in [&c.a, &c.b] {
-        let status: Value = client
-            .get(replica.url(&c.model_path))
-            .bearer_auth(&c.user.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for replica in c.replicas() {
+        let status = replica.get(&c.model_path, &c.w.user.token).await.body;
         assert_eq!(
             status["entries"][0]["status"]["state"], "cooling_down",
             "{status}"
@@ -164,52 +126,25 @@ async fn replicas_share_one_rotation_and_one_set_of_cooldowns() {
     }
 }
 
-struct RedisAndMock;
-
-impl RedisAndMock {
-    /// Replaces the pool's first credential with a rate-limited one (through replica A) and
-    /// returns its key.
-    async fn cooled_pool(c: &Cluster, mock: &MockUpstream) -> String {
-        let key = "sk_rep_s429_ra30".to_owned();
-        let rl = c
-            .admin
-            .compatible_credential(&c.user, c.user.workspace, "rl", &key, &mock.url("/v1"))
-            .await;
-        c.admin
-            .put(
-                &c.model_path,
-                &c.user.token,
-                json!({"enabled": true, "entries": [{"credential_id": rl}, {"credential_id": c.creds[1]}]}),
-            )
-            .await
-            .assert(200);
-        key
-    }
-}
-
 #[tokio::test]
 async fn a_change_through_one_replica_is_applied_by_the_other_within_a_second() {
-    let redis =
-        std::env::var("ROTOR_TEST_REDIS_URL").expect("ROTOR_TEST_REDIS_URL: run scripts/test");
-    let mock = MockUpstream::start().await.unwrap();
-    let c = cluster(&redis, &mock, &["sk_chg_a", "sk_chg_b", "sk_chg_c"], 60).await;
-    let client = reqwest::Client::new();
+    let c = cluster(&shared_redis_url(), &["sk_chg_a", "sk_chg_b", "sk_chg_c"]).await;
     // B has the route cached.
     for _ in 0..3 {
-        assert_eq!(chat(&client, &c.b, &c.key).await.status(), 200);
+        assert_eq!(c.chat(&c.via_b).await, 200);
     }
     // A pool change through A.
-    c.admin
-        .put(&c.model_path, &c.user.token, json!({"enabled": true, "entries": [{"credential_id": c.creds[1]}, {"credential_id": c.creds[2]}]}))
+    c.w.app
+        .put(&c.model_path, &c.w.user.token, json!({"enabled": true, "entries": [{"credential_id": c.creds[1]}, {"credential_id": c.creds[2]}]}))
         .await
         .assert(200);
     let changed = Instant::now();
     loop {
-        mock.reset();
+        c.w.mock.reset();
         for _ in 0..4 {
-            assert_eq!(chat(&client, &c.b, &c.key).await.status(), 200);
+            assert_eq!(c.chat(&c.via_b).await, 200);
         }
-        if !mock.keys().contains(&"sk_chg_a".to_owned()) {
+        if !c.w.mock.keys().iter().any(|k| k == "sk_chg_a") {
             break;
         }
         assert!(
@@ -219,22 +154,15 @@ async fn a_change_through_one_replica_is_applied_by_the_other_within_a_second() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A key revoked through A stops working on B.
-    c.admin
+    c.w.app
         .delete(
-            &format!(
-                "/api/v1/workspaces/{}/api-keys/{}",
-                c.user.workspace, c.key_id
-            ),
-            &c.user.token,
+            &c.w.w(&format!("/api-keys/{}", c.w.key_id)),
+            &c.w.user.token,
         )
         .await
         .assert(204);
     let revoked = Instant::now();
-    loop {
-        let status = chat(&client, &c.b, &c.key).await.status();
-        if status == 401 {
-            break;
-        }
+    while c.chat(&c.via_b).await != 401 {
         assert!(
             revoked.elapsed() < Duration::from_secs(1),
             "replica B still accepted a revoked key after 1 s"
@@ -246,13 +174,8 @@ async fn a_change_through_one_replica_is_applied_by_the_other_within_a_second() 
 #[tokio::test]
 async fn serial_redis_going_away_fails_open_and_shared_state_resumes() {
     let mut redis = RedisProcess::start();
-    let mock = MockUpstream::start().await.unwrap();
-    let c = cluster(&redis.url(), &mock, &["sk_fo_a", "sk_fo_b"], 60).await;
-    let client = reqwest::Client::new();
-    for i in 0..10 {
-        let replica = if i % 2 == 0 { &c.a } else { &c.b };
-        assert_eq!(chat(&client, replica, &c.key).await.status(), 200);
-    }
+    let c = cluster(&redis.url(), &["sk_fo_a", "sk_fo_b"]).await;
+    c.chats(10, "with Redis").await;
     assert!(
         redis
             .cli(&["--scan", "--pattern", "rotor:*"])
@@ -261,20 +184,13 @@ async fn serial_redis_going_away_fails_open_and_shared_state_resumes() {
     );
 
     redis.stop();
-    for i in 0..40 {
-        let replica = if i % 2 == 0 { &c.a } else { &c.b };
-        let r = chat(&client, replica, &c.key).await;
-        assert_eq!(r.status(), 200, "a request failed while Redis was down");
-    }
+    c.chats(40, "a request failed while Redis was down").await;
 
     let port = redis.port;
     let restarted = RedisProcess::start_on(port);
     let back = Instant::now();
     loop {
-        for i in 0..4 {
-            let replica = if i % 2 == 0 { &c.a } else { &c.b };
-            assert_eq!(chat(&client, replica, &c.key).await.status(), 200);
-        }
+        c.chats(4, "after Redis came back").await;
         if restarted
             .cli(&["--scan", "--pattern", "rotor:*"])
             .contains(":rot")
@@ -292,17 +208,15 @@ async fn serial_redis_going_away_fails_open_and_shared_state_resumes() {
 #[tokio::test]
 async fn serial_a_pick_is_one_redis_round_trip() {
     let redis = RedisProcess::start();
-    let mock = MockUpstream::start().await.unwrap();
-    let c = cluster(&redis.url(), &mock, &["sk_rt_a", "sk_rt_b", "sk_rt_c"], 60).await;
-    let client = reqwest::Client::new();
+    let c = cluster(&redis.url(), &["sk_rt_a", "sk_rt_b", "sk_rt_c"]).await;
     // Warm up: routes resolved, script cached in Redis.
     for _ in 0..3 {
-        assert_eq!(chat(&client, &c.a, &c.key).await.status(), 200);
+        assert_eq!(c.chat(&c.w.app).await, 200);
     }
     redis.cli(&["CONFIG", "RESETSTAT"]);
     let n = 25;
     for _ in 0..n {
-        assert_eq!(chat(&client, &c.a, &c.key).await.status(), 200);
+        assert_eq!(c.chat(&c.w.app).await, 200);
     }
     let stats = redis.cli(&["INFO", "commandstats"]);
     let calls = |cmd: &str| -> u64 {
@@ -341,19 +255,15 @@ async fn serial_a_pick_is_one_redis_round_trip() {
 
 #[tokio::test]
 async fn a_replica_whose_listen_connection_drops_reconnects_and_reloads() {
-    let redis =
-        std::env::var("ROTOR_TEST_REDIS_URL").expect("ROTOR_TEST_REDIS_URL: run scripts/test");
-    let mock = MockUpstream::start().await.unwrap();
-    let c = cluster(&redis, &mock, &["sk_ls_a", "sk_ls_b"], 60).await;
-    let client = reqwest::Client::new();
-    assert_eq!(chat(&client, &c.b, &c.key).await.status(), 200);
+    let c = cluster(&shared_redis_url(), &["sk_ls_a", "sk_ls_b"]).await;
+    assert_eq!(c.chat(&c.via_b).await, 200);
     // Cut every LISTEN connection of this database (both replicas'), then revoke the key at
     // once: the notification may well be lost, so only the reconnect-and-reload saves B.
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
     )
-    .fetch_all(&c.admin.db)
+    .fetch_all(&c.w.app.db)
     .await
     .unwrap();
     assert!(
@@ -361,13 +271,13 @@ async fn a_replica_whose_listen_connection_drops_reconnects_and_reloads() {
         "both replicas were listening: {killed:?}"
     );
     sqlx::query("DELETE FROM api_keys WHERE id = $1")
-        .bind(c.key_id)
-        .execute(&c.admin.db)
+        .bind(c.w.key_id)
+        .execute(&c.w.app.db)
         .await
         .unwrap();
     let cut = Instant::now();
     loop {
-        let status = chat(&client, &c.b, &c.key).await.status();
+        let status = c.chat(&c.via_b).await;
         if status == 401 {
             break;
         }

@@ -213,12 +213,10 @@ async fn editors_and_normal_members_are_read_only() {
                 .app
                 .call(method.clone(), &path, Some(&user.token), body.clone())
                 .await;
-            assert_eq!(
-                (r.status.as_u16(), r.code()),
-                (403, "forbidden"),
-                "{role}: {method} {path} {body:?} answered {} {}",
-                r.status,
-                r.body
+            r.assert_code(
+                403,
+                "forbidden",
+                format_args!("{role}: {method} {path} {body:?}"),
             );
         }
         // An editor cannot touch the other read-only member either.
@@ -418,13 +416,7 @@ async fn only_owners_grant_change_or_remove_owner_and_admin_roles() {
     ];
     for (what, method, path, body) in refused {
         let r = t.app.call(method, &path, Some(&t.admin.token), body).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (403, "forbidden"),
-            "an admin may not {what}: {} {}",
-            r.status,
-            r.body
-        );
+        r.assert_code(403, "forbidden", format_args!("an admin may not {what}"));
     }
     assert_eq!(
         t.view().await,

@@ -6,13 +6,29 @@ use crate::helpers::*;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::{
-    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions, CreateChatCompletionRequest,
     CreateChatCompletionRequestArgs, CreateEmbeddingRequestArgs,
 };
 use async_openai::Client;
 use futures_util::StreamExt;
-use rotor_tests::mock::MockUpstream;
-use serde_json::json;
+
+/// A one-message chat completion request for `model`, streamed or not.
+fn chat_request(model: &str, content: &str, stream: bool) -> CreateChatCompletionRequest {
+    let message = ChatCompletionRequestUserMessageArgs::default()
+        .content(content)
+        .build()
+        .unwrap();
+    let mut request = CreateChatCompletionRequestArgs::default();
+    request.model(model).messages([message.into()]);
+    if stream {
+        request
+            .stream(true)
+            .stream_options(ChatCompletionStreamOptions {
+                include_usage: true,
+            });
+    }
+    request.build().unwrap()
+}
 
 fn client(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
     Client::with_config(
@@ -24,49 +40,25 @@ fn client(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
 
 #[tokio::test]
 async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
-    let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
-    let mock = MockUpstream::start().await.unwrap();
-    let u = app.user("u").await;
-    let a = app
-        .compatible_credential(&u, u.workspace, "a", "sk_sdk_a_0001", &mock.url("/v1"))
-        .await;
-    let b = app
-        .compatible_credential(&u, u.workspace, "b", "sk_sdk_b_0002", &mock.url("/v1"))
-        .await;
-    let model = app
-        .model(&u, u.workspace, "openai_compatible", "team-gpt", a)
-        .await;
-    let path = TestApp::lb_path(u.workspace, model["id"].as_str().unwrap());
-    app.put(
-        &path,
-        &u.token,
-        json!({"enabled": true, "entries": [{"credential_id": null}, {"credential_id": b}]}),
+    let w = World::licensed().await;
+    let c = w.creds(["sk_sdk_a_0001", "sk_sdk_b_0002"]).await;
+    let model = w.model("team-gpt", "team-gpt", c[0]).await;
+    w.pool(&model, &[(None, 1), (Some(c[1]), 1)], 60).await;
+    w.model_of(
+        "openai_compatible",
+        "embedder",
+        "text-embedding-3-small",
+        "text-embedding",
+        c[0],
     )
-    .await
-    .assert(200);
-    app.post(
-        &format!("/api/v1/workspaces/{}/models", u.workspace),
-        &u.token,
-        json!({"provider": "openai_compatible", "name": "embedder", "upstream_model": "text-embedding-3-small", "model_type": "text-embedding", "credential_id": a}),
-    )
-    .await
-    .assert(201);
-    let (_, key) = app.api_key(&u, u.workspace, "sdk").await;
-    let openai = client(&app, &key);
+    .await;
+    let mock = &w.mock;
+    let openai = client(&w.app, &w.key);
 
     for _ in 0..2 {
-        let request = CreateChatCompletionRequestArgs::default()
-            .model("team-gpt")
-            .messages([ChatCompletionRequestUserMessageArgs::default()
-                .content("Say hello")
-                .build()
-                .unwrap()
-                .into()])
-            .build()
-            .unwrap();
         let response = openai
             .chat()
-            .create(request)
+            .create(chat_request("team-gpt", "Say hello", false))
             .await
             .expect("chat completion through Rotor");
         assert_eq!(
@@ -85,22 +77,9 @@ async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
         .iter()
         .all(|r| r.model.as_deref() == Some("team-gpt")));
 
-    let request = CreateChatCompletionRequestArgs::default()
-        .model("team-gpt")
-        .stream(true)
-        .stream_options(ChatCompletionStreamOptions {
-            include_usage: true,
-        })
-        .messages([ChatCompletionRequestUserMessageArgs::default()
-            .content("Stream please")
-            .build()
-            .unwrap()
-            .into()])
-        .build()
-        .unwrap();
     let mut stream = openai
         .chat()
-        .create_stream(request)
+        .create_stream(chat_request("team-gpt", "Stream please", true))
         .await
         .expect("stream through Rotor");
     let mut text = String::new();
@@ -145,16 +124,11 @@ async fn async_openai_runs_chat_stream_and_embeddings_through_rotor() {
 async fn async_openai_sees_rotor_errors_in_openai_shape() {
     let app = spawn_app().await;
     let bad = client(&app, "rk-not-a-real-key");
-    let request = CreateChatCompletionRequestArgs::default()
-        .model("anything")
-        .messages([ChatCompletionRequestUserMessageArgs::default()
-            .content("hi")
-            .build()
-            .unwrap()
-            .into()])
-        .build()
-        .unwrap();
-    match bad.chat().create(request).await {
+    match bad
+        .chat()
+        .create(chat_request("anything", "hi", false))
+        .await
+    {
         Err(OpenAIError::ApiError(e)) => {
             assert_eq!(e.code.as_deref(), Some("invalid_api_key"));
             assert_eq!(e.r#type.as_deref(), Some("authentication_error"));
@@ -163,15 +137,7 @@ async fn async_openai_sees_rotor_errors_in_openai_shape() {
     }
     let u = app.user("u").await;
     let (_, key) = app.api_key(&u, u.workspace, "k").await;
-    let request = CreateChatCompletionRequestArgs::default()
-        .model("no-such-model")
-        .messages([ChatCompletionRequestUserMessageArgs::default()
-            .content("hi")
-            .build()
-            .unwrap()
-            .into()])
-        .build()
-        .unwrap();
+    let request = chat_request("no-such-model", "hi", false);
     match client(&app, &key).chat().create(request).await {
         Err(OpenAIError::ApiError(e)) => assert_eq!(e.code.as_deref(), Some("model_not_found")),
         other => panic!("expected model_not_found, got {other:?}"),

@@ -1,20 +1,25 @@
 //! Tenancy: another tenant's ids are indistinguishable from ids that do not exist (404
 //! `not_found`), whatever the route, and a refused request changes and records nothing.
 //!
-//! The route tables below list every route that takes a workspace-scoped id; add new routes
-//! there and every test here covers them.
+//! The routes come from the OpenAPI document: [`attempts`] holds, for every documented
+//! operation under `/api/v1/workspaces/{ws}`, the requests made against it, and a route of the
+//! document without any (or an attempt at a route the document lacks) fails every test here.
 
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// An upstream address the credentials point at; never called by these tests.
 const UPSTREAM: &str = "http://127.0.0.1:9/v1";
 
+/// Where the workspace-scoped routes start.
+const SCOPE: &str = "/api/v1/workspaces/{ws}";
+
 /// Tenant A (owner of WA, with a `normal` member M, API key KA, credential CA and model MA)
 /// and tenant B (owner of WB, with KB, CB and MB).
-struct World {
+struct Tenants {
     app: TestApp,
     a: TestUser,
     m: TestUser,
@@ -27,7 +32,7 @@ struct World {
     mb: Uuid,
 }
 
-async fn world() -> World {
+async fn tenants() -> Tenants {
     let app = spawn_app().await;
     let a = app.user("alice").await;
     let m = app.user("mallory-member").await;
@@ -47,15 +52,18 @@ async fn world() -> World {
     let cb = app
         .compatible_credential(&b, b.workspace, "bob-cred", "sk-bob-secret-00002", UPSTREAM)
         .await;
-    let ma = model_id(
-        &app.model(&a, a.workspace, "openai_compatible", "alice-model", ca)
-            .await,
-    );
-    let mb = model_id(
-        &app.model(&b, b.workspace, "openai_compatible", "bob-model", cb)
-            .await,
-    );
-    World {
+    let model = |user: &TestUser, name: &'static str, credential: Uuid| {
+        let (app, user) = (&app, user.clone());
+        async move {
+            id_of(
+                &app.model(&user, user.workspace, "openai_compatible", name, credential)
+                    .await,
+            )
+        }
+    };
+    let ma = model(&a, "alice-model", ca).await;
+    let mb = model(&b, "bob-model", cb).await;
+    Tenants {
         app,
         a,
         m,
@@ -69,8 +77,17 @@ async fn world() -> World {
     }
 }
 
-fn model_id(model: &Value) -> Uuid {
-    model["id"].as_str().unwrap().parse().unwrap()
+impl Tenants {
+    /// A's key, credential and model, a `member` to change and an `email` to add.
+    fn in_a<'a>(&self, member: Uuid, email: &'a str) -> Targets<'a> {
+        Targets {
+            member,
+            key: self.ka,
+            credential: self.ca,
+            model: self.ma,
+            email,
+        }
+    }
 }
 
 /// The ids a route table aims at.
@@ -87,17 +104,9 @@ struct Targets<'a> {
     email: &'a str,
 }
 
-/// Every route that addresses something inside workspace `ws`, with a body that would change
-/// something if it were accepted. Add new workspace routes here.
-fn workspace_routes(ws: Uuid, t: &Targets) -> Vec<(Method, String, Option<Value>)> {
-    let w = format!("/api/v1/workspaces/{ws}");
-    let Targets {
-        member,
-        key,
-        credential,
-        model,
-        email,
-    } = *t;
+/// The requests made against each workspace-scoped route: (method, route template with an
+/// optional query, a body that would change something were it accepted).
+fn attempts(t: &Targets) -> Vec<(&'static str, &'static str, Option<Value>)> {
     let new_credential = json!({
         "provider": "openai_compatible",
         "name": "stolen",
@@ -107,115 +116,140 @@ fn workspace_routes(ws: Uuid, t: &Targets) -> Vec<(Method, String, Option<Value>
         "provider": "openai_compatible",
         "name": "stolen",
         "model_type": "llm",
-        "credential_id": credential,
+        "credential_id": t.credential,
     });
+    let pool = json!({"enabled": false, "entries": [
+        {"credential_id": null, "enabled": true},
+        {"credential_id": t.credential, "enabled": true, "weight": 5},
+    ]});
+    let rekey =
+        json!({"config": {"base_url": "http://127.0.0.1:10/v1", "api_key": "sk-attacker-00000"}});
+    let role = |r: &str| Some(json!({"role": r}));
     vec![
-        (Method::GET, w.clone(), None),
+        ("GET", "", None),
+        ("PATCH", "", Some(json!({"name": "taken over"}))),
+        ("GET", "/members", None),
+        ("GET", "/members?limit=1", None),
         (
-            Method::PATCH,
-            w.clone(),
+            "POST",
+            "/members",
+            Some(json!({"email": t.email, "role": "owner"})),
+        ),
+        (
+            "POST",
+            "/members",
+            Some(json!({"email": t.email, "role": "normal"})),
+        ),
+        ("PATCH", "/members/{user_id}", role("owner")),
+        ("PATCH", "/members/{user_id}", role("admin")),
+        ("PATCH", "/members/{user_id}", role("normal")),
+        ("DELETE", "/members/{user_id}", None),
+        ("GET", "/api-keys", None),
+        ("POST", "/api-keys", Some(json!({"name": "stolen"}))),
+        ("DELETE", "/api-keys/{id}", None),
+        ("GET", "/audit-events", None),
+        ("GET", "/audit-events?limit=1", None),
+        ("GET", "/credentials", None),
+        ("POST", "/credentials", Some(new_credential)),
+        ("GET", "/credentials/{id}", None),
+        (
+            "PATCH",
+            "/credentials/{id}",
             Some(json!({"name": "taken over"})),
         ),
-        // Members.
-        (Method::GET, format!("{w}/members"), None),
-        (Method::GET, format!("{w}/members?limit=1"), None),
+        ("PATCH", "/credentials/{id}", Some(rekey)),
+        ("DELETE", "/credentials/{id}", None),
+        ("POST", "/credentials/{id}/validate", None),
+        ("GET", "/models", None),
+        ("POST", "/models", Some(new_model)),
+        ("GET", "/models/{id}", None),
         (
-            Method::POST,
-            format!("{w}/members"),
-            Some(json!({"email": email, "role": "owner"})),
-        ),
-        (
-            Method::POST,
-            format!("{w}/members"),
-            Some(json!({"email": email, "role": "normal"})),
-        ),
-        (
-            Method::PATCH,
-            format!("{w}/members/{member}"),
-            Some(json!({"role": "owner"})),
-        ),
-        (
-            Method::PATCH,
-            format!("{w}/members/{member}"),
-            Some(json!({"role": "normal"})),
-        ),
-        (Method::DELETE, format!("{w}/members/{member}"), None),
-        // API keys.
-        (Method::GET, format!("{w}/api-keys"), None),
-        (
-            Method::POST,
-            format!("{w}/api-keys"),
-            Some(json!({"name": "stolen"})),
-        ),
-        (Method::DELETE, format!("{w}/api-keys/{key}"), None),
-        // Audit log.
-        (Method::GET, format!("{w}/audit-events"), None),
-        (Method::GET, format!("{w}/audit-events?limit=1"), None),
-        // Credentials.
-        (Method::GET, format!("{w}/credentials"), None),
-        (
-            Method::POST,
-            format!("{w}/credentials"),
-            Some(new_credential),
-        ),
-        (Method::GET, format!("{w}/credentials/{credential}"), None),
-        (
-            Method::PATCH,
-            format!("{w}/credentials/{credential}"),
-            Some(json!({"name": "taken over"})),
-        ),
-        (
-            Method::PATCH,
-            format!("{w}/credentials/{credential}"),
-            Some(
-                json!({"config": {"base_url": "http://127.0.0.1:10/v1", "api_key": "sk-attacker-00000"}}),
-            ),
-        ),
-        (
-            Method::DELETE,
-            format!("{w}/credentials/{credential}"),
-            None,
-        ),
-        (
-            Method::POST,
-            format!("{w}/credentials/{credential}/validate"),
-            None,
-        ),
-        // Models.
-        (Method::GET, format!("{w}/models"), None),
-        (Method::POST, format!("{w}/models"), Some(new_model)),
-        (Method::GET, format!("{w}/models/{model}"), None),
-        (
-            Method::PATCH,
-            format!("{w}/models/{model}"),
+            "PATCH",
+            "/models/{id}",
             Some(json!({"upstream_model": "taken-over"})),
         ),
-        (Method::DELETE, format!("{w}/models/{model}"), None),
-        // Load balancing.
+        ("DELETE", "/models/{id}", None),
+        ("GET", "/models/{id}/load-balancing", None),
+        ("PUT", "/models/{id}/load-balancing", Some(pool)),
         (
-            Method::GET,
-            format!("{w}/models/{model}/load-balancing"),
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("{w}/models/{model}/load-balancing"),
-            Some(json!({"enabled": false, "entries": [
-                {"credential_id": null, "enabled": true},
-                {"credential_id": credential, "enabled": true, "weight": 5},
-            ]})),
-        ),
-        (
-            Method::PATCH,
-            format!("{w}/models/{model}/load-balancing"),
+            "PATCH",
+            "/models/{id}/load-balancing",
             Some(json!({"enabled": false, "cooldown_seconds": 3600})),
         ),
-        (
-            Method::DELETE,
-            format!("{w}/models/{model}/load-balancing/cooldowns"),
-            None,
-        ),
+        ("DELETE", "/models/{id}/load-balancing/cooldowns", None),
     ]
+}
+
+/// The workspace-scoped operations of the OpenAPI document, as (METHOD, template after
+/// [`SCOPE`]).
+fn documented_routes() -> BTreeSet<(String, String)> {
+    openapi::operations()
+        .into_iter()
+        .filter_map(|(method, path, _)| {
+            let rest = path.strip_prefix(SCOPE)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (method, rest.to_owned()))
+        })
+        .collect()
+}
+
+/// What the table and the document disagree on, each way.
+fn coverage_problems() -> Vec<String> {
+    let targets = Targets {
+        member: Uuid::nil(),
+        key: Uuid::nil(),
+        credential: Uuid::nil(),
+        model: Uuid::nil(),
+        email: "nobody@example.com",
+    };
+    let covered: BTreeSet<(String, String)> = attempts(&targets)
+        .into_iter()
+        .map(|(method, route, _)| {
+            let template = route.split('?').next().unwrap_or(route);
+            (method.to_owned(), template.to_owned())
+        })
+        .collect();
+    let documented = documented_routes();
+    let missing = documented
+        .difference(&covered)
+        .map(|(m, r)| format!("{m} {SCOPE}{r} is documented but has no tenancy attempt"));
+    let extra = covered
+        .difference(&documented)
+        .map(|(m, r)| format!("{m} {SCOPE}{r} has tenancy attempts but is not documented"));
+    missing.chain(extra).collect()
+}
+
+#[test]
+fn every_documented_workspace_route_has_tenancy_attempts() {
+    assert!(
+        documented_routes().len() >= 25,
+        "the document lost its workspace routes"
+    );
+    let problems = coverage_problems();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every attempt of [`attempts`] against workspace `ws`, with the ids of `t` filled in.
+/// `only_ids` keeps the routes that name an id inside the workspace.
+fn workspace_routes(ws: Uuid, t: &Targets, only_ids: bool) -> Vec<(Method, String, Option<Value>)> {
+    let problems = coverage_problems();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    attempts(t)
+        .into_iter()
+        .filter(|(_, route, _)| !only_ids || route.contains('{'))
+        .map(|(method, route, body)| {
+            let id = if route.starts_with("/api-keys") {
+                t.key
+            } else if route.starts_with("/credentials") {
+                t.credential
+            } else {
+                t.model
+            };
+            let path = format!("/api/v1/workspaces/{ws}{route}")
+                .replace("{user_id}", &t.member.to_string())
+                .replace("{id}", &id.to_string());
+            (Method::from_bytes(method.as_bytes()).unwrap(), path, body)
+        })
+        .collect()
 }
 
 /// Everything `user` can see of workspace `ws` (each read must succeed).
@@ -250,30 +284,6 @@ async fn view(app: &TestApp, user: &TestUser, ws: Uuid) -> Value {
     Value::Object(out)
 }
 
-/// Row counts of every table a management request can write.
-async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
-    let mut out = Vec::new();
-    for table in [
-        "users",
-        "workspaces",
-        "memberships",
-        "api_keys",
-        "personal_tokens",
-        "audit_events",
-        "credentials",
-        "models",
-        "lb_configs",
-        "lb_entries",
-    ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        out.push((table, n));
-    }
-    out
-}
-
 /// Sends every request with `token` and asserts each answers 404 `not_found`.
 async fn expect_all_not_found(
     app: &TestApp,
@@ -282,13 +292,7 @@ async fn expect_all_not_found(
 ) {
     for (method, path, body) in requests {
         let r = app.call(method.clone(), &path, Some(token), body).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (404, "not_found"),
-            "{method} {path} answered {} {}",
-            r.status,
-            r.body
-        );
+        r.assert_code(404, "not_found", format_args!("{method} {path}"));
         assert!(r.body["error"]["message"].is_string());
     }
 }
@@ -304,47 +308,33 @@ fn ids(list: &Value, field: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() {
-    let World {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        ca,
-        ma,
-        ..
-    } = world().await;
-    let before_a = view(&app, &a, a.workspace).await;
-    let before_m = view(&app, &m, a.workspace).await;
-    let before_b = view(&app, &b, b.workspace).await;
-    let counts = row_counts(&app).await;
+    let t = tenants().await;
+    let Tenants { app, a, m, b, .. } = &t;
+    let before_a = view(app, a, a.workspace).await;
+    let before_m = view(app, m, a.workspace).await;
+    let before_b = view(app, b, b.workspace).await;
+    let counts = app.row_counts().await;
 
     // B aims at M, at A (the owner) and at itself (not a member of WA either).
     let mut requests = Vec::new();
     for target in [m.id, a.id, b.id] {
-        let targets = Targets {
-            member: target,
-            key: ka,
-            credential: ca,
-            model: ma,
-            email: &b.email,
-        };
-        requests.extend(workspace_routes(a.workspace, &targets));
+        let targets = t.in_a(target, &b.email);
+        requests.extend(workspace_routes(a.workspace, &targets, false));
     }
-    expect_all_not_found(&app, &b.token, requests).await;
+    expect_all_not_found(app, &b.token, requests).await;
 
     // A's workspace, as A and as M see it, is exactly as it was: no rename, no new member,
     // no role change, the key still listed, and no audit event from B's attempts.
-    assert_eq!(view(&app, &a, a.workspace).await, before_a);
-    assert_eq!(view(&app, &m, a.workspace).await, before_m);
-    assert!(ids(&before_a["api_keys"], "id").contains(&ka.to_string()));
+    assert_eq!(view(app, a, a.workspace).await, before_a);
+    assert_eq!(view(app, m, a.workspace).await, before_m);
+    assert!(ids(&before_a["api_keys"], "id").contains(&t.ka.to_string()));
     assert_eq!(
         ids(&before_a["members"], "user_id"),
         vec![a.id.to_string(), m.id.to_string()]
     );
-    assert_eq!(view(&app, &b, b.workspace).await, before_b);
+    assert_eq!(view(app, b, b.workspace).await, before_b);
     assert_eq!(
-        row_counts(&app).await,
+        app.row_counts().await,
         counts,
         "a refused request wrote something"
     );
@@ -385,141 +375,58 @@ async fn another_tenant_gets_404_on_every_workspace_route_and_changes_nothing() 
 
 #[tokio::test]
 async fn a_personal_access_token_of_another_tenant_gets_404_too() {
-    let World {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        ca,
-        ma,
-        ..
-    } = world().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, b, .. } = &t;
     let pat = app
         .post("/api/v1/me/tokens", &b.token, json!({"name": "automation"}))
         .await;
     pat.assert(201);
     let pat = pat.body["token"].as_str().unwrap().to_owned();
-    let before = view(&app, &a, a.workspace).await;
-    let counts = row_counts(&app).await;
+    let before = view(app, a, a.workspace).await;
+    let counts = app.row_counts().await;
     expect_all_not_found(
-        &app,
+        app,
         &pat,
-        workspace_routes(
-            a.workspace,
-            &Targets {
-                member: m.id,
-                key: ka,
-                credential: ca,
-                model: ma,
-                email: &b.email,
-            },
-        ),
+        workspace_routes(a.workspace, &t.in_a(m.id, &b.email), false),
     )
     .await;
-    assert_eq!(view(&app, &a, a.workspace).await, before);
-    assert_eq!(row_counts(&app).await, counts);
+    assert_eq!(view(app, a, a.workspace).await, before);
+    assert_eq!(app.row_counts().await, counts);
 }
 
 #[tokio::test]
 async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
-    let World {
-        app,
-        a,
-        m,
-        b,
-        ka,
-        kb,
-        ca,
-        cb,
-        ma,
-        mb,
-    } = world().await;
-    let before_a = view(&app, &a, a.workspace).await;
-    let before_b = view(&app, &b, b.workspace).await;
-    let counts = row_counts(&app).await;
+    let t = tenants().await;
+    let Tenants {
+        app, a, m, b, mb, ..
+    } = &t;
+    let before_a = view(app, a, a.workspace).await;
+    let before_b = view(app, b, b.workspace).await;
+    let counts = app.row_counts().await;
     let wb = format!("/api/v1/workspaces/{}", b.workspace);
 
     // B, owner of WB, names A's key, credential, model and members under WB.
-    let mut requests = vec![
-        (Method::DELETE, format!("{wb}/api-keys/{ka}"), None),
-        (Method::GET, format!("{wb}/credentials/{ca}"), None),
-        (
-            Method::PATCH,
-            format!("{wb}/credentials/{ca}"),
-            Some(json!({"name": "taken over"})),
-        ),
-        (Method::DELETE, format!("{wb}/credentials/{ca}"), None),
-        (
-            Method::POST,
-            format!("{wb}/credentials/{ca}/validate"),
-            None,
-        ),
-        (Method::GET, format!("{wb}/models/{ma}"), None),
-        (
-            Method::PATCH,
-            format!("{wb}/models/{ma}"),
-            Some(json!({"upstream_model": "taken-over"})),
-        ),
-        (Method::DELETE, format!("{wb}/models/{ma}"), None),
-        (
-            Method::GET,
-            format!("{wb}/models/{ma}/load-balancing"),
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("{wb}/models/{ma}/load-balancing"),
-            Some(json!({"enabled": false, "entries": []})),
-        ),
-        (
-            Method::PATCH,
-            format!("{wb}/models/{ma}/load-balancing"),
-            Some(json!({"enabled": false})),
-        ),
-        (
-            Method::DELETE,
-            format!("{wb}/models/{ma}/load-balancing/cooldowns"),
-            None,
-        ),
-    ];
+    let mut requests = Vec::new();
     for target in [a.id, m.id] {
-        for role in ["owner", "admin", "normal"] {
-            requests.push((
-                Method::PATCH,
-                format!("{wb}/members/{target}"),
-                Some(json!({"role": role})),
-            ));
-        }
-        requests.push((Method::DELETE, format!("{wb}/members/{target}"), None));
+        let targets = t.in_a(target, &a.email);
+        requests.extend(workspace_routes(b.workspace, &targets, true));
     }
-    expect_all_not_found(&app, &b.token, requests).await;
+    expect_all_not_found(app, &b.token, requests).await;
 
     // And the other way round: A names B's ids under WA.
-    let wa = format!("/api/v1/workspaces/{}", a.workspace);
-    expect_all_not_found(
-        &app,
-        &a.token,
-        vec![
-            (Method::DELETE, format!("{wa}/api-keys/{kb}"), None),
-            (Method::GET, format!("{wa}/credentials/{cb}"), None),
-            (Method::DELETE, format!("{wa}/credentials/{cb}"), None),
-            (Method::GET, format!("{wa}/models/{mb}"), None),
-            (Method::DELETE, format!("{wa}/models/{mb}"), None),
-            (
-                Method::PATCH,
-                format!("{wa}/members/{}", b.id),
-                Some(json!({"role": "normal"})),
-            ),
-            (Method::DELETE, format!("{wa}/members/{}", b.id), None),
-        ],
-    )
-    .await;
+    let targets = Targets {
+        member: b.id,
+        key: t.kb,
+        credential: t.cb,
+        model: t.mb,
+        email: &b.email,
+    };
+    expect_all_not_found(app, &a.token, workspace_routes(a.workspace, &targets, true)).await;
 
     // KA is still listed for A, KB for B; A and M keep their roles; nothing was written.
-    let after_a = view(&app, &a, a.workspace).await;
+    let after_a = view(app, a, a.workspace).await;
     assert_eq!(after_a, before_a);
-    assert!(ids(&after_a["api_keys"], "id").contains(&ka.to_string()));
+    assert!(ids(&after_a["api_keys"], "id").contains(&t.ka.to_string()));
     let roles: Vec<(String, String)> = after_a["members"]["data"]
         .as_array()
         .unwrap()
@@ -560,7 +467,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         ),
     ] {
         let foreign = app
-            .call(method.clone(), &path, Some(&b.token), Some(body_with(ca)))
+            .call(method.clone(), &path, Some(&b.token), Some(body_with(t.ca)))
             .await;
         let missing = app
             .call(
@@ -578,10 +485,10 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         );
     }
 
-    let after_b = view(&app, &b, b.workspace).await;
+    let after_b = view(app, b, b.workspace).await;
     assert_eq!(after_b, before_b);
-    assert!(ids(&after_b["api_keys"], "id").contains(&kb.to_string()));
-    assert_eq!(row_counts(&app).await, counts);
+    assert!(ids(&after_b["api_keys"], "id").contains(&t.kb.to_string()));
+    assert_eq!(app.row_counts().await, counts);
     let in_wb: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND user_id = ANY($2)",
     )
@@ -595,26 +502,13 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
 
 #[tokio::test]
 async fn a_workspace_that_does_not_exist_is_not_found() {
-    let World {
-        app,
-        a,
-        m,
-        ka,
-        ca,
-        ma,
-        ..
-    } = world().await;
-    let counts = row_counts(&app).await;
+    let t = tenants().await;
+    let Tenants { app, a, m, .. } = &t;
+    let counts = app.row_counts().await;
     let ghost = Uuid::new_v4();
-    let targets = Targets {
-        member: m.id,
-        key: ka,
-        credential: ca,
-        model: ma,
-        email: &m.email,
-    };
-    expect_all_not_found(&app, &a.token, workspace_routes(ghost, &targets)).await;
-    assert_eq!(row_counts(&app).await, counts);
+    let targets = t.in_a(m.id, &m.email);
+    expect_all_not_found(app, &a.token, workspace_routes(ghost, &targets, false)).await;
+    assert_eq!(app.row_counts().await, counts);
     // The same answer as for another tenant's workspace: nothing tells them apart.
     let other = app.user("other").await;
     let missing = app
@@ -629,7 +523,7 @@ async fn a_workspace_that_does_not_exist_is_not_found() {
 
 #[tokio::test]
 async fn workspace_lists_show_only_ones_own_workspaces() {
-    let World { app, a, m, b, .. } = world().await;
+    let Tenants { app, a, m, b, .. } = tenants().await;
     let list = app.get("/api/v1/workspaces", &b.token).await;
     list.assert(200);
     assert_eq!(ids(&list.body, "id"), vec![b.workspace.to_string()]);
@@ -670,40 +564,24 @@ async fn workspace_lists_show_only_ones_own_workspaces() {
 
 #[tokio::test]
 async fn a_removed_member_loses_access_like_a_stranger() {
-    let World {
-        app,
-        a,
-        m,
-        ka,
-        ca,
-        ma,
-        ..
-    } = world().await;
+    let t = tenants().await;
+    let Tenants { app, a, m, .. } = &t;
     app.delete(
         &format!("/api/v1/workspaces/{}/members/{}", a.workspace, m.id),
         &a.token,
     )
     .await
     .assert(204);
-    let before = view(&app, &a, a.workspace).await;
-    let counts = row_counts(&app).await;
+    let before = view(app, a, a.workspace).await;
+    let counts = app.row_counts().await;
     expect_all_not_found(
-        &app,
+        app,
         &m.token,
-        workspace_routes(
-            a.workspace,
-            &Targets {
-                member: a.id,
-                key: ka,
-                credential: ca,
-                model: ma,
-                email: &m.email,
-            },
-        ),
+        workspace_routes(a.workspace, &t.in_a(a.id, &m.email), false),
     )
     .await;
-    assert_eq!(view(&app, &a, a.workspace).await, before);
-    assert_eq!(row_counts(&app).await, counts);
+    assert_eq!(view(app, a, a.workspace).await, before);
+    assert_eq!(app.row_counts().await, counts);
     let list = app.get("/api/v1/workspaces", &m.token).await;
     assert_eq!(ids(&list.body, "id"), vec![m.workspace.to_string()]);
 }

@@ -1,21 +1,16 @@
-//! A mock OpenAI-compatible (and Azure-shaped) provider on a local port, scripted by the API key
-//! each request carries, recording every request so tests can assert what reached the
-//! "provider". Used in-process by the end-to-end tests and as the `mock-upstream` binary by
-//! the benchmarks.
-//!
-//! A key is `_`-separated words; each word may script the answer:
-//! - `s<NNN>`: answer that status with an OpenAI error body;
-//! - `ra<N>`: `Retry-After: N`; `rad<N>`: `Retry-After` as an HTTP date N s ahead;
-//!   `rams<N>`: `retry-after-ms: N`; `rr<D>` / `rt<D>`: `x-ratelimit-reset-requests/-tokens: D`;
-//! - `delay<MS>`: wait before the headers; `gap<MS>`: wait between stream chunks;
-//!   `chunks<N>`: stream N content chunks (default 3); `drop<N>`: break the stream after N chunks;
-//! - `huge<N>`: a 200 answer of N MiB sent in 64 KiB chunks without a `Content-Length` (a JSON
-//!   completion padded with a long string, or an event stream when `stream` is true);
-//! - older words: `unauthorized` → 401, `forbidden` → 403, `ratelimited` → 429 with
-//!   `Retry-After: 7`, `broken` → 500, `redirect` → 302 to `/redirected`.
+//! A mock OpenAI-compatible (and Azure-shaped) provider on a local port, recording every
+//! request so tests can assert what reached the "provider". Each request is answered as the
+//! script in its API key says ([`MockKey`]): an error status with rate-limit headers, a delay,
+//! a spaced, short or broken stream, a huge body, a redirect; otherwise like OpenAI. Used
+//! in-process by the end-to-end tests and as the `mock-upstream` binary by the benchmarks.
 //!
 //! Every error body carries [`BODY_CANARY`], so tests can check it is never echoed by Rotor
 //! where it must not be.
+
+mod script;
+
+pub use script::MockKey;
+use script::Script;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -117,15 +112,40 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Body>
         .unwrap_or_default()
 }
 
-/// The value of a scripted word `prefix<value>` in the key.
-fn word<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
-    key.split('_')
-        .find_map(|w| w.strip_prefix(prefix).filter(|v| !v.is_empty()))
-}
-
-fn number(key: &str, prefix: &str) -> Option<u64> {
-    key.split('_')
-        .find_map(|w| w.strip_prefix(prefix).and_then(|v| v.parse().ok()))
+/// An OpenAI error answer (`{"error": {"message", "type", "param", "code"}}`) with the
+/// rate-limit headers the script asks for.
+fn error_answer(status: StatusCode, script: &Script) -> Response {
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_exceeded"
+    } else {
+        "mock_error"
+    };
+    let mut r = respond(
+        status,
+        "application/json",
+        format!(
+            r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}", "param": null, "code": "{kind}"}}}}"#
+        ),
+    );
+    let date = script
+        .retry_after_date
+        .map(|n| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(n)));
+    let headers = [
+        ("retry-after", script.retry_after.map(|n| n.to_string())),
+        ("retry-after", date),
+        (
+            "retry-after-ms",
+            script.retry_after_ms.map(|n| n.to_string()),
+        ),
+        ("x-ratelimit-reset-requests", script.reset_requests.clone()),
+        ("x-ratelimit-reset-tokens", script.reset_tokens.clone()),
+    ];
+    for (name, value) in headers {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+    r
 }
 
 async fn handle(
@@ -157,70 +177,18 @@ async fn handle(
             at: std::time::Instant::now(),
         });
     }
-    let key = key.unwrap_or_default();
-    if let Some(ms) = number(&key, "delay") {
+    let script = Script::of(&key.unwrap_or_default());
+    if let Some(ms) = script.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let error = |status: StatusCode, kind: &str| {
-        respond(
-            status,
-            "application/json",
-            format!(
-                r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}", "param": null, "code": "{kind}"}}}}"#
-            ),
-        )
-    };
-    let scripted = number(&key, "s")
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok());
-    let status = if key.contains("unauthorized") {
-        Some(StatusCode::UNAUTHORIZED)
-    } else if key.contains("forbidden") {
-        Some(StatusCode::FORBIDDEN)
-    } else if key.contains("ratelimited") {
-        Some(StatusCode::TOO_MANY_REQUESTS)
-    } else if key.contains("broken") {
-        Some(StatusCode::INTERNAL_SERVER_ERROR)
-    } else {
-        scripted.filter(|s| !s.is_success())
-    };
+    let status = script
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .filter(|s| !s.is_success());
     if let Some(status) = status {
-        let mut r = error(
-            status,
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                "rate_limit_exceeded"
-            } else {
-                "mock_error"
-            },
-        );
-        let h = r.headers_mut();
-        if key.contains("ratelimited") {
-            h.insert("retry-after", HeaderValue::from_static("7"));
-        }
-        if let Some(v) = number(&key, "ra").and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
-        {
-            h.insert("retry-after", v);
-        }
-        if let Some(n) = number(&key, "rad") {
-            let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(n));
-            if let Ok(v) = HeaderValue::from_str(&date) {
-                h.insert("retry-after", v);
-            }
-        }
-        if let Some(v) =
-            number(&key, "rams").and_then(|n| HeaderValue::from_str(&n.to_string()).ok())
-        {
-            h.insert("retry-after-ms", v);
-        }
-        if let Some(v) = word(&key, "rr").and_then(|d| HeaderValue::from_str(d).ok()) {
-            h.insert("x-ratelimit-reset-requests", v);
-        }
-        if let Some(v) = word(&key, "rt").and_then(|d| HeaderValue::from_str(d).ok()) {
-            h.insert("x-ratelimit-reset-tokens", v);
-        }
-        return r;
+        return error_answer(status, &script);
     }
-    if key.contains("redirect") && uri.path() != "/redirected" {
+    if script.redirect && uri.path() != "/redirected" {
         return Response::builder()
             .status(StatusCode::FOUND)
             .header("location", "/redirected")
@@ -229,27 +197,22 @@ async fn handle(
     }
     let model = model.unwrap_or_else(|| "mock-model".to_owned());
     let path = uri.path();
-    if let Some(mib) = number(&key, "huge") {
-        let stream = json
-            .as_ref()
-            .and_then(|j| j.get("stream"))
-            .and_then(|s| s.as_bool())
-            .unwrap_or(false);
+    let stream = json
+        .as_ref()
+        .and_then(|j| j.get("stream"))
+        .and_then(|s| s.as_bool())
+        .unwrap_or(false);
+    if let Some(mib) = script.huge_mib {
         return huge_response(mib, stream);
     }
     if path.ends_with("/chat/completions") {
-        let stream = json
-            .as_ref()
-            .and_then(|j| j.get("stream"))
-            .and_then(|s| s.as_bool())
-            .unwrap_or(false);
         if stream {
             let include_usage = json
                 .as_ref()
                 .and_then(|j| j.pointer("/stream_options/include_usage"))
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
-            return stream_response(&key, model, include_usage);
+            return stream_response(&script, model, include_usage);
         }
         return respond(
             StatusCode::OK,
@@ -268,11 +231,12 @@ async fn handle(
             ),
         );
     }
+    // The model list, as OpenAI shapes it; the canary stands where a provider names the owner.
     respond(
         StatusCode::OK,
         "application/json",
         format!(
-            r#"{{"object": "list", "data": [{{"id": "mock-model", "object": "model"}}], "note": "{BODY_CANARY}"}}"#
+            r#"{{"object":"list","data":[{{"id":"mock-model","object":"model","created":1700000000,"owned_by":"{BODY_CANARY}"}}]}}"#
         ),
     )
 }
@@ -313,10 +277,10 @@ fn huge_response(mib: u64, stream: bool) -> Response {
     )
 }
 
-fn stream_response(key: &str, model: String, include_usage: bool) -> Response {
-    let gap = Duration::from_millis(number(key, "gap").unwrap_or(0));
-    let chunks = number(key, "chunks").unwrap_or(3);
-    let drop_after = number(key, "drop");
+fn stream_response(script: &Script, model: String, include_usage: bool) -> Response {
+    let gap = Duration::from_millis(script.gap_ms.unwrap_or(0));
+    let chunks = script.chunks.unwrap_or(3);
+    let drop_after = script.drop_after;
     let mut events: Vec<String> = (0..chunks)
         .map(|i| {
             format!(

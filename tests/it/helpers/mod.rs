@@ -1,0 +1,16 @@
+//! Test harness: real Rotor servers (in-process or as processes) with fresh databases, one
+//! request builder and answer type for every call, a dispatch [`World`], the OpenAPI document,
+//! and the Prometheus text the servers expose.
+
+mod app;
+mod http;
+mod metrics;
+pub mod openapi;
+mod process;
+mod world;
+
+pub use app::*;
+pub use http::*;
+pub use metrics::*;
+pub use process::*;
+pub use world::*;
