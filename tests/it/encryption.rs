@@ -1,4 +1,4 @@
-//! Encryption at rest, end to end (DESIGN §7, §11): no secret in any table, log line or
+//! Encryption at rest, end to end: no secret in any table, log line or
 //! answer; a tampered ciphertext, or one moved to another row or tenant, is a clean 500
 //! `credential_unreadable` that spares every other credential; master-key rotation with
 //! `ROTOR_MASTER_KEY_PREVIOUS` and `rotor keys rewrap`; and a server without the master key
@@ -17,7 +17,7 @@ use uuid::Uuid;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE;
 
-/// AES-GCM nonce and tag lengths (DESIGN §7: 96-bit nonce; 128-bit tag).
+/// AES-GCM nonce and tag lengths (96-bit nonce; 128-bit tag).
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
@@ -31,7 +31,7 @@ fn canary(prefix: &str, label: &str) -> String {
     )
 }
 
-/// The masked form DESIGN §7 prescribes: first 3 + `…` + last 4 characters when longer
+/// The masked form: first 3 + `…` + last 4 characters when longer
 /// than 12, else `****`.
 fn masked(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
@@ -165,7 +165,7 @@ fn cred_path(ws: Uuid, id: Uuid) -> String {
     format!("/api/v1/workspaces/{ws}/credentials/{id}")
 }
 
-/// GET of the credential answers 200 with its secret masked as DESIGN §7 says.
+/// GET of the credential answers 200 with its secret masked.
 async fn assert_readable(app: &TestApp, user: &TestUser, ws: Uuid, id: Uuid, secret: &str) {
     let r = raw(app, Method::GET, &cred_path(ws, id), &user.token).await;
     r.assert(200);
@@ -1029,7 +1029,7 @@ async fn a_server_missing_the_master_key_refuses_to_start_in_one_line() {
         stderr.contains(&key_id(&[4; 32])),
         "the error does not name the missing key id: {stderr}"
     );
-    // Like every refused start (DESIGN §11), one line: nothing but the error.
+    // Like every refused start, one line: nothing but the error.
     assert_eq!(
         stderr.trim().lines().count(),
         1,

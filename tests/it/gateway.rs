@@ -1,4 +1,4 @@
-//! The OpenAI-compatible gateway end to end (DESIGN §4, §5): a real Rotor server in front of the
+//! The OpenAI-compatible gateway end to end: a real Rotor server in front of the
 //! scripted mock provider, called over HTTP with a workspace API key. Round-robin and weights as
 //! the provider sees them, cooldowns and failover as the load-balancing GET shows them, streams
 //! timed chunk by chunk, key checks, timeouts, address policy, Azure's request shape, metrics.

@@ -1,7 +1,7 @@
 //! Hostile input: malformed, oversized or mistyped bodies, odd path ids, unknown routes, forged
 //! or stale tokens and bad list parameters all get the documented 4xx (never a 5xx:
-//! `Resp::no_server_error` checks that) and change nothing. Also the error precedence of
-//! DESIGN §11.
+//! `Resp::no_server_error` checks that) and change nothing. Also the order in which errors
+//! are checked.
 
 use crate::helpers::*;
 use base64::Engine;
@@ -1074,7 +1074,7 @@ fn req(
 
 #[tokio::test]
 async fn errors_come_in_the_documented_order() {
-    // DESIGN §11: 401 → 404 (not a member) → 403 (role) → 413/415/400 (body) → 404 (target
+    // The precedence: 401 → 404 (not a member) → 403 (role) → 413/415/400 (body) → 404 (target
     // id) → … → 422.
     let s = setup().await;
     let counts = s.app.row_counts().await;
@@ -1222,7 +1222,7 @@ async fn errors_come_in_the_documented_order() {
 
 #[tokio::test]
 async fn a_missing_target_is_404_even_when_the_body_fails_validation() {
-    // DESIGN §11: … → 413/415/400 (body) → 404 (target id) → 403 → 422. A well-formed body
+    // The precedence: … → 413/415/400 (body) → 404 (target id) → 403 → 422. A well-formed body
     // that fails validation must not reveal anything before the target is found.
     let s = setup().await;
     let counts = s.app.row_counts().await;

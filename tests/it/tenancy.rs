@@ -446,7 +446,7 @@ async fn ids_of_another_tenant_inside_ones_own_workspace_are_not_found() {
         ]
     );
     // A's credential named in the body of B's model writes is refused exactly like an id
-    // that does not exist (DESIGN §3: 422), so its existence is not revealed.
+    // that does not exist (422), so its existence is not revealed.
     for (method, path, body_with) in [
         (
             Method::POST,
