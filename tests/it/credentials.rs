@@ -32,7 +32,55 @@ async fn provider_catalogue_lists_schemas() {
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["openai", "openai_compatible", "azure_openai"]);
+    assert_eq!(
+        ids,
+        [
+            "openai",
+            "openai_compatible",
+            "azure_openai",
+            "anthropic",
+            "gemini",
+            "mistral",
+            "groq",
+            "deepseek",
+            "openrouter",
+            "together",
+            "fireworks",
+            "xai"
+        ]
+    );
+    let by_id = |id: &str| {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    // Each provider names the API family its models serve; presets are compatible servers
+    // with their address filled in.
+    for (id, family) in [
+        ("openai", "openai"),
+        ("azure_openai", "openai"),
+        ("groq", "openai"),
+        ("anthropic", "anthropic"),
+        ("gemini", "gemini"),
+    ] {
+        assert_eq!(by_id(id)["family"], family, "{id}");
+    }
+    assert_eq!(
+        by_id("anthropic")["credential_schema"][1]["default"],
+        "https://api.anthropic.com"
+    );
+    assert_eq!(
+        by_id("gemini")["credential_schema"][1]["default"],
+        "https://generativelanguage.googleapis.com"
+    );
+    assert_eq!(
+        by_id("groq")["credential_schema"][1]["default"],
+        "https://api.groq.com/openai/v1"
+    );
     let openai = &r.body["data"][0]["credential_schema"];
     assert_eq!(
         openai[0],
@@ -105,7 +153,7 @@ async fn config_is_validated_against_the_provider_schema() {
     let path = creds(u.workspace);
     for (body, field) in [
         (
-            json!({"provider": "anthropic", "name": "x", "config": {"api_key": KEY}}),
+            json!({"provider": "cohere", "name": "x", "config": {"api_key": KEY}}),
             "provider",
         ),
         (
@@ -433,7 +481,7 @@ async fn models_reference_credentials_of_their_workspace_and_provider() {
             "provider",
         ),
         (
-            json!({"provider": "openai_compatible", "name": "x", "model_type": "image", "credential_id": compat}),
+            json!({"provider": "openai_compatible", "name": "x", "model_type": "video", "credential_id": compat}),
             "model_type",
         ),
         (

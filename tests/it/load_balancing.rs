@@ -451,10 +451,18 @@ async fn invalid_pools_are_refused_and_change_nothing() {
     let foreign = app
         .compatible_credential(&stranger, stranger.workspace, "theirs", KEY, UPSTREAM)
         .await;
-    let openai = app
-        .credential(&p.w.user, p.w.ws(), "openai", "oa", json!({"api_key": KEY}))
+    // A credential of another API family cannot serve the model (one of its own family can:
+    // see `a_pool_mixes_providers_of_one_family`).
+    let anthropic = app
+        .credential(
+            &p.w.user,
+            p.w.ws(),
+            "anthropic",
+            "an",
+            json!({"api_key": KEY}),
+        )
         .await;
-    let openai = id_of(&openai);
+    let anthropic = id_of(&anthropic);
     let good = p
         .put(json!({"enabled": false, "entries": entries(&p)}))
         .await;
@@ -488,7 +496,7 @@ async fn invalid_pools_are_refused_and_change_nothing() {
         ),
         (off(json!([e(foreign)])), BAD, "entries[0].credential_id"),
         (
-            off(json!([e(c[1]), e(openai)])),
+            off(json!([e(c[1]), e(anthropic)])),
             BAD,
             "entries[1].credential_id",
         ),
@@ -713,4 +721,94 @@ async fn pool_routes_are_tenant_scoped_and_role_checked() {
     )
     .await
     .assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_pool_mixes_providers_of_one_family() {
+    // An OpenAI key, an Azure deployment, a compatible server and a preset (Groq's shape)
+    // serve one model: each is called in its own wire format with its own key.
+    let fx = World::licensed().await;
+    let compat = fx.cred("sk_compat", "sk_compat").await;
+    let base = fx.mock.url("/v1");
+    let cred = |provider: &'static str, name: &'static str, config: Value| {
+        let fx = &fx;
+        async move {
+            id_of(
+                &fx.app
+                    .credential(&fx.user, fx.ws(), provider, name, config)
+                    .await,
+            )
+        }
+    };
+    let openai = cred(
+        "openai",
+        "oa",
+        json!({"api_key": "sk_openai", "base_url": base}),
+    )
+    .await;
+    let azure = cred(
+        "azure_openai",
+        "az",
+        json!({"api_key": "sk_azure", "endpoint": fx.mock.url(""), "api_version": "2024-06-01"}),
+    )
+    .await;
+    let groq = cred(
+        "groq",
+        "gq",
+        json!({"api_key": "sk_groq", "base_url": base}),
+    )
+    .await;
+    let model = fx.model("mixed", "gpt-4o", compat).await;
+    // Groq calls the model otherwise: its entry says so.
+    let r = fx
+        .app
+        .put(
+            &fx.lb_path(&model),
+            &fx.user.token,
+            json!({"enabled": true, "entries": [
+                {"credential_id": compat}, {"credential_id": openai}, {"credential_id": azure},
+                {"credential_id": groq, "upstream_model": "llama-3.3-70b-versatile"}]}),
+        )
+        .await;
+    r.assert(200);
+    assert_eq!(r.body["effective"], true, "{}", r.body);
+    assert_eq!(
+        r.body["entries"][3]["upstream_model"],
+        "llama-3.3-70b-versatile"
+    );
+    assert!(r.body["entries"][0]["upstream_model"].is_null());
+    for _ in 0..8 {
+        fx.chat("mixed").await.assert(200);
+    }
+    let counts = fx.counts();
+    for key in ["sk_compat", "sk_openai", "sk_azure", "sk_groq"] {
+        assert_eq!(counts.get(key), Some(&2), "{key}: {counts:?}");
+    }
+    for r in fx.mock.requests() {
+        let want = if r.key.as_deref() == Some("sk_groq") {
+            "llama-3.3-70b-versatile"
+        } else {
+            "gpt-4o"
+        };
+        assert_eq!(r.model.as_deref(), Some(want), "{:?}", r.key);
+    }
+    // A name with whitespace is refused and changes nothing.
+    let bad = json!({"enabled": true, "entries": [
+        {"credential_id": compat}, {"credential_id": groq, "upstream_model": "has space"}]});
+    fx.app
+        .put(&fx.lb_path(&model), &fx.user.token, bad.clone())
+        .await
+        .assert_field("validation_failed", "entries[1].upstream_model", &bad);
+    assert_eq!(fx.lb(&model).await["entries"].as_array().unwrap().len(), 4);
+    let azure_calls: Vec<String> = fx
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some("sk_azure"))
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(
+        azure_calls,
+        ["/openai/deployments/gpt-4o/chat/completions?api-version=2024-06-01"; 2]
+    );
 }

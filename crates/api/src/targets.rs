@@ -3,6 +3,7 @@
 
 use rotor_dispatch::target::{ProviderKind, Target};
 use rotor_storage::credentials::Credential;
+use rotor_storage::providers::Wire;
 use zeroize::Zeroizing;
 
 /// The dispatch target of a readable credential of a known provider.
@@ -10,7 +11,7 @@ pub fn target(credential: &Credential) -> Option<Target> {
     if !credential.readable {
         return None;
     }
-    let kind = ProviderKind::from_id(&credential.provider)?;
+    let kind = kind(rotor_storage::providers::find(&credential.provider)?.wire);
     let text = |name: &str| {
         credential
             .config
@@ -39,4 +40,15 @@ pub fn target(credential: &Credential) -> Option<Target> {
         api_version: text("api_version"),
         deployment: text("deployment"),
     })
+}
+
+/// How dispatch speaks a catalogue wire format (presets speak the compatible one).
+fn kind(wire: Wire) -> ProviderKind {
+    match wire {
+        Wire::OpenAi => ProviderKind::OpenAi,
+        Wire::OpenAiCompatible => ProviderKind::OpenAiCompatible,
+        Wire::AzureOpenAi => ProviderKind::AzureOpenAi,
+        Wire::Anthropic => ProviderKind::Anthropic,
+        Wire::Gemini => ProviderKind::Gemini,
+    }
 }

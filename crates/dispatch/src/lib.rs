@@ -10,6 +10,7 @@ pub mod cooldown;
 pub mod engine;
 pub mod policy;
 pub mod series;
+pub mod signals;
 pub mod state;
 pub mod target;
 pub mod usage;

@@ -11,24 +11,65 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// What a model does: chat/completions or embeddings.
+/// What a model does (descriptive: shown in `/v1/models`; the endpoint a client calls decides
+/// what is sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum ModelType {
-    /// Chat completions.
+    /// Chat and text generation.
     #[serde(rename = "llm")]
     Llm,
     /// Embeddings.
     #[serde(rename = "text-embedding")]
     TextEmbedding,
+    /// Reranking.
+    #[serde(rename = "rerank")]
+    Rerank,
+    /// Speech to text (transcription, translation).
+    #[serde(rename = "speech2text")]
+    Speech2Text,
+    /// Text to speech.
+    #[serde(rename = "tts")]
+    Tts,
+    /// Moderation.
+    #[serde(rename = "moderation")]
+    Moderation,
+    /// Image generation.
+    #[serde(rename = "image")]
+    Image,
 }
 
 impl ModelType {
+    /// Every type, in the order the API documents them.
+    pub const ALL: [ModelType; 7] = [
+        ModelType::Llm,
+        ModelType::TextEmbedding,
+        ModelType::Rerank,
+        ModelType::Speech2Text,
+        ModelType::Tts,
+        ModelType::Moderation,
+        ModelType::Image,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelType::Llm => "llm",
             ModelType::TextEmbedding => "text-embedding",
+            ModelType::Rerank => "rerank",
+            ModelType::Speech2Text => "speech2text",
+            ModelType::Tts => "tts",
+            ModelType::Moderation => "moderation",
+            ModelType::Image => "image",
         }
+    }
+
+    /// The type stored as `name` (a CHECK constraint keeps the column to these names;
+    /// anything else reads as `llm`).
+    pub fn from_stored(name: &str) -> ModelType {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .unwrap_or(ModelType::Llm)
     }
 }
 
@@ -78,11 +119,7 @@ impl From<Row> for Model {
             provider: r.provider,
             name: r.name,
             upstream_model: r.upstream_model,
-            model_type: if r.model_type == "text-embedding" {
-                ModelType::TextEmbedding
-            } else {
-                ModelType::Llm
-            },
+            model_type: ModelType::from_stored(&r.model_type),
             credential_id: r.credential_id,
             created_at: r.created_at,
             updated_at: r.updated_at,

@@ -100,6 +100,25 @@ async fn route_for(
     Ok(route)
 }
 
+/// The client's request headers that go to the provider (never its key or cookies). A JSON
+/// body goes as `application/json` whatever the client called it (it was parsed as JSON).
+fn forwarded(client: &HeaderMap) -> HeaderMap {
+    const PASSED: [HeaderName; 5] = [
+        header::ACCEPT,
+        HeaderName::from_static("openai-beta"),
+        HeaderName::from_static("anthropic-version"),
+        HeaderName::from_static("anthropic-beta"),
+        HeaderName::from_static("idempotency-key"),
+    ];
+    let mut out = HeaderMap::new();
+    for name in PASSED {
+        for value in client.get_all(&name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 async fn read_body(state: &AppState, req: Request) -> Result<Bytes, GatewayError> {
     let limit = state.config().gateway_max_body;
     let too_large = || {
@@ -154,12 +173,7 @@ fn relayed(relay: Relay, stream: bool) -> Response {
         .body(body)
         .unwrap_or_default();
     let h = r.headers_mut();
-    if let Some(ct) = relay.content_type {
-        h.insert(header::CONTENT_TYPE, ct);
-    }
-    if let Some(ra) = relay.retry_after {
-        h.insert(header::RETRY_AFTER, ra);
-    }
+    h.extend(relay.headers);
     if stream && status.is_success() {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert(
@@ -180,6 +194,7 @@ async fn proxy_inner(
     started: Instant,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, req.headers())?;
+    let forward = forwarded(req.headers());
     let raw = read_body(state, req).await?;
     let scanned = body::scan(&raw).map_err(|e| {
         let err = GatewayError::new(
@@ -201,9 +216,19 @@ async fn proxy_inner(
     let cached = route_for(state, &key, model).await?;
     let route = &cached.route;
     let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
-    // The request's bytes are freed before the upstream call: only the rewritten body stays.
-    drop(scanned);
-    drop(raw);
+    // The request's bytes are freed before the upstream call, unless an entry of the pool
+    // names the model otherwise and needs its own rewrite.
+    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let raw_len = raw.len();
+    let rename;
+    let rebody: Option<&(dyn Fn(&str) -> Bytes + Sync)> = if renamed {
+        rename = move |name: &str| Bytes::from(scanned.rewrite(name, raw_len));
+        Some(&rename)
+    } else {
+        drop(scanned);
+        drop(raw);
+        None
+    };
     let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
     let outcome = state
         .engine()
@@ -211,7 +236,11 @@ async fn proxy_inner(
             route,
             balanced,
             endpoint,
+            method: reqwest::Method::POST,
+            suffix: None,
+            forward: &forward,
             body,
+            rebody,
             stream,
             started,
         })

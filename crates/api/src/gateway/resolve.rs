@@ -6,7 +6,7 @@ use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
 use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
 use rotor_dispatch::state::PoolKey;
-use rotor_dispatch::target::ModelTarget;
+use rotor_dispatch::target::{ModelTarget, Target};
 use rotor_storage::credentials::Credential;
 use rotor_storage::{CredentialId, WorkspaceId};
 use std::collections::HashMap;
@@ -38,8 +38,7 @@ pub async fn resolve(
     );
     wanted.sort();
     wanted.dedup();
-    // Each credential's URLs are built here, once for the route, not per request.
-    let mut targets: HashMap<CredentialId, Arc<ModelTarget>> = HashMap::new();
+    let mut targets: HashMap<CredentialId, Target> = HashMap::new();
     for id in wanted {
         let credential: Credential =
             match rotor_storage::credentials::get(db, state.keyring(), ws, id).await {
@@ -49,7 +48,7 @@ pub async fn resolve(
             };
         match crate::targets::target(&credential) {
             Some(t) => {
-                targets.insert(id, Arc::new(ModelTarget::new(t, &m.upstream_model)));
+                targets.insert(id, t);
             }
             None => {
                 tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
@@ -64,11 +63,24 @@ pub async fn resolve(
         }
     }
     let mut entry_metrics: HashMap<CredentialId, Arc<EntryMetrics>> = HashMap::new();
-    let mut entry = |credential_id: CredentialId, weight: i32| {
-        targets.get(&credential_id).map(|t| RouteEntry {
+    // Each (credential, model name) gets its URLs built here, once for the route.
+    let mut model_targets: HashMap<(CredentialId, Option<String>), Arc<ModelTarget>> =
+        HashMap::new();
+    let mut entry = |credential_id: CredentialId, weight: i32, name: Option<&str>| {
+        let name = name.filter(|n| *n != m.upstream_model);
+        let target = targets.get(&credential_id)?;
+        let target = model_targets
+            .entry((credential_id, name.map(str::to_owned)))
+            .or_insert_with(|| {
+                let upstream = name.unwrap_or(&m.upstream_model);
+                Arc::new(ModelTarget::new(target.clone(), upstream))
+            })
+            .clone();
+        Some(RouteEntry {
             credential_id: credential_id.uuid(),
             weight: u32::try_from(weight).unwrap_or(1).max(1),
-            target: t.clone(),
+            target,
+            upstream_model: name.map(Arc::from),
             metrics: entry_metrics
                 .entry(credential_id)
                 .or_insert_with(|| {
@@ -86,13 +98,16 @@ pub async fn resolve(
         .entries
         .iter()
         .filter(|e| e.enabled)
-        .filter_map(|e| entry(e.credential_id.unwrap_or(m.credential_id), e.weight))
+        .filter_map(|e| {
+            let credential = e.credential_id.unwrap_or(m.credential_id);
+            entry(credential, e.weight, e.upstream_model.as_deref())
+        })
         .collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     config.version.hash(&mut hasher);
     m.credential_id.hash(&mut hasher);
     for e in &entries {
-        (e.credential_id, e.weight).hash(&mut hasher);
+        (e.credential_id, e.weight, &e.upstream_model).hash(&mut hasher);
     }
     let route = Route {
         pool: PoolKey {
@@ -102,7 +117,7 @@ pub async fn resolve(
         model: m.name.as_str().into(),
         upstream_model: m.upstream_model.clone(),
         pool_ready: config.enabled && config.distinct_enabled() >= 2,
-        default: entry(m.credential_id, 1),
+        default: entry(m.credential_id, 1, None),
         entries,
         cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
         max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),

@@ -89,6 +89,9 @@ pub struct EntryView {
     pub enabled: bool,
     /// Relative share of the traffic, 1..=100.
     pub weight: i32,
+    /// The model's name at this entry's provider, when it differs from the model's
+    /// `upstream_model`; null: the model's.
+    pub upstream_model: Option<String>,
     /// Live state.
     pub status: EntryStatus,
 }
@@ -117,12 +120,16 @@ pub struct LoadBalancingView {
 pub struct EntryInputBody {
     /// Keep an existing entry's id (optional).
     pub id: Option<EntryId>,
-    /// A credential of the model's provider in this workspace, or null for the Default Config.
+    /// A credential of a provider of the model's API family in this workspace (an Azure
+    /// deployment may serve an OpenAI model), or null for the Default Config.
     pub credential_id: Option<CredentialId>,
     /// Takes part in the rotation (default true).
     pub enabled: Option<bool>,
     /// Relative share, 1..=100 (default 1).
     pub weight: Option<i32>,
+    /// The model's name at this entry's provider, 1 to 200 characters without whitespace
+    /// (default: the model's `upstream_model`).
+    pub upstream_model: Option<String>,
 }
 
 /// The whole configuration (a GET body may be sent back as is).
@@ -177,6 +184,7 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
                 credential_name: e.credential_name,
                 enabled: e.enabled,
                 weight: e.weight,
+                upstream_model: e.upstream_model,
                 status: entry_status(
                     cooldowns.get(&e.credential_id.unwrap_or(default_credential).uuid()),
                     now_ms,
@@ -230,6 +238,7 @@ pub async fn put_config(
             credential_id: e.credential_id,
             enabled: e.enabled.unwrap_or(true),
             weight: e.weight.unwrap_or(1),
+            upstream_model: e.upstream_model,
         })
         .collect();
     let write = Write {

@@ -4,7 +4,7 @@ use crate::extract::{AuthUser, List};
 use crate::responses::Authed;
 use crate::state::AppState;
 use axum::Json;
-use rotor_storage::providers::{FieldKind, PROVIDERS};
+use rotor_storage::providers::{Family, FieldKind, PROVIDERS};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -49,6 +49,9 @@ pub struct ProviderView {
     pub id: &'static str,
     /// Display name.
     pub name: &'static str,
+    /// The API family its models serve (`openai`, `anthropic`, `gemini`); a pool may mix
+    /// providers of one family.
+    pub family: Family,
     /// Fields of a credential's `config`.
     pub credential_schema: Vec<SchemaField>,
 }
@@ -64,6 +67,7 @@ pub async fn list_providers(_user: AuthUser) -> Json<List<ProviderView>> {
         .map(|p| ProviderView {
             id: p.id,
             name: p.name,
+            family: p.family(),
             credential_schema: p
                 .fields
                 .iter()

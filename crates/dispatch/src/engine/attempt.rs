@@ -6,11 +6,13 @@ use super::cooling::Cooled;
 use super::relay::{read_bounded, read_limited, Bounded, Relay, RelayBody};
 use super::{Call, Engine, Failure, Outcome, RouteEntry};
 use crate::client::Upstream;
-use crate::cooldown::{self, Reason, TRANSIENT};
+use crate::cooldown::{Reason, TRANSIENT};
 use crate::series::AnswerClass;
+use crate::signals;
 use crate::state::StateBackend;
 use crate::usage;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use std::time::{Duration, Instant};
 
 /// Largest error body kept from a failed attempt (to relay if it is the last).
@@ -65,17 +67,29 @@ impl<S: StateBackend> Engine<S> {
         tally: &mut Tally,
     ) -> Step {
         let credential_id = entry.credential_id;
-        let checked = entry.target.url(call.endpoint);
+        let checked = match call.suffix {
+            Some(suffix) => entry.target.url_with(call.endpoint, suffix),
+            None => entry.target.url(call.endpoint).cloned(),
+        };
         let Some(url) = checked.filter(|u| self.upstream.check(u).is_ok()) else {
             entry.metrics.attempt(AnswerClass::Blocked);
             return Step::Next(Err(Failure::Blocked));
         };
         tally.attempts += 1;
-        let request = entry
+        let mut request = entry
             .target
-            .authorize(self.upstream.client().post(url.clone()))
-            .header(CONTENT_TYPE, "application/json")
-            .body(call.body.clone());
+            .authorize(self.upstream.client().request(call.method.clone(), url))
+            .headers(call.forward.clone());
+        if !call.body.is_empty() {
+            if !call.forward.contains_key(CONTENT_TYPE) {
+                request = request.header(CONTENT_TYPE, "application/json");
+            }
+            let body = match (&entry.upstream_model, call.rebody) {
+                (Some(name), Some(rebody)) => rebody(name),
+                _ => call.body.clone(),
+            };
+            request = request.body(body);
+        }
         let t0 = Instant::now();
         let timeout = self.settings.upstream_timeout.min(remaining);
         let sent = tokio::time::timeout(timeout, request.send()).await;
@@ -108,31 +122,46 @@ impl<S: StateBackend> Engine<S> {
         let credential_id = entry.credential_id;
         let status = response.status().as_u16();
         entry.metrics.attempt(AnswerClass::of_status(status));
-        let (content_type, retry_after) = {
-            let h = response.headers();
-            (h.get(CONTENT_TYPE).cloned(), h.get(RETRY_AFTER).cloned())
-        };
+        let headers = relayed_headers(response.headers());
         let relay = |body| Relay {
             status,
-            content_type,
-            retry_after,
+            headers,
             body,
             credential_id,
             metrics: entry.metrics.clone(),
         };
         let cooldown_seconds = call.route.cooldown_seconds;
-        if let Some(trigger) = cooldown::for_status(status, response.headers(), cooldown_seconds) {
+        let family = call.endpoint.family();
+        // Some families say in the error body what the answer means for the credential.
+        let mut answer = Answer::Open(response);
+        if signals::body_matters(family, status) {
+            let t1 = Instant::now();
+            answer = answer.read(MAX_ERROR_BODY, deadline).await;
+            tally.upstream_time += t1.elapsed();
+        }
+        let trigger = signals::for_answer(
+            family,
+            status,
+            answer.headers(),
+            answer.body_read(),
+            cooldown_seconds,
+        );
+        if let Some(trigger) = trigger {
             self.cooling
                 .cool(Cooled::of(call, entry), trigger, Some(status))
                 .await;
             let t1 = Instant::now();
-            let body = read_limited(response, MAX_ERROR_BODY, deadline).await;
+            let body = answer.read(MAX_ERROR_BODY, deadline).await.into_body();
             tally.upstream_time += t1.elapsed();
             return Step::Next(match trigger.1 {
                 Reason::Rejected => Err(Failure::CredentialRejected { credential_id }),
                 _ => Ok(relay(RelayBody::Full(body))),
             });
         }
+        let response = match answer {
+            Answer::Open(response) => response,
+            Answer::Read(_, body) => return Step::Done(Ok(relay(RelayBody::Full(body)))),
+        };
         // A success, or a client error that is the caller's to see: relay it.
         let success = (200..300).contains(&status);
         if call.stream && success {
@@ -165,6 +194,69 @@ impl<S: StateBackend> Engine<S> {
                     .await;
                 Step::Next(Err(Failure::Timeout))
             }
+        }
+    }
+}
+
+/// Response headers the client gets from the provider: the type, `Retry-After`, request ids
+/// and the serving credential's rate-limit state; nothing else (no cookies, no server names).
+fn relayed_headers(upstream: &HeaderMap) -> HeaderMap {
+    const EXACT: [&str; 6] = [
+        "content-type",
+        "retry-after",
+        "retry-after-ms",
+        "openai-processing-ms",
+        "x-request-id",
+        "request-id",
+    ];
+    const PREFIXES: [&str; 2] = ["x-ratelimit-", "anthropic-ratelimit-"];
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if EXACT.contains(&n) || PREFIXES.iter().any(|p| n.starts_with(p)) {
+            out.append(HeaderName::clone(name), value.clone());
+        }
+    }
+    out
+}
+
+/// An upstream answer whose body is still to read, or was read already (bounded) to classify it.
+enum Answer {
+    Open(reqwest::Response),
+    Read(HeaderMap, Bytes),
+}
+
+impl Answer {
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Answer::Open(r) => r.headers(),
+            Answer::Read(h, _) => h,
+        }
+    }
+
+    /// The body when it was read already (empty otherwise).
+    fn body_read(&self) -> &[u8] {
+        match self {
+            Answer::Open(_) => &[],
+            Answer::Read(_, body) => body,
+        }
+    }
+
+    /// The answer with its body read, at most `limit` bytes before `deadline`.
+    async fn read(self, limit: usize, deadline: Instant) -> Answer {
+        match self {
+            Answer::Open(r) => {
+                let headers = r.headers().clone();
+                Answer::Read(headers, read_limited(r, limit, deadline).await)
+            }
+            read => read,
+        }
+    }
+
+    fn into_body(self) -> Bytes {
+        match self {
+            Answer::Open(_) => Bytes::new(),
+            Answer::Read(_, body) => body,
         }
     }
 }

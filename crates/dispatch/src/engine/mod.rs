@@ -46,8 +46,17 @@ pub struct Call<'a> {
     pub balanced: bool,
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// The body to send (model already rewritten).
+    /// The HTTP method (POST but for reading or deleting a stored response).
+    pub method: reqwest::Method,
+    /// The rest of the path after the endpoint's URL (`/{id}/cancel`), when it names an object.
+    pub suffix: Option<&'a str>,
+    /// The client's headers that go upstream (`content-type`, `anthropic-version` …); the
+    /// gateway chooses them, the credential's authentication is added here.
+    pub forward: &'a reqwest::header::HeaderMap,
+    /// The body to send (model already rewritten; empty for GET and DELETE).
     pub body: Bytes,
+    /// The body for an entry that names the model otherwise ([`RouteEntry::upstream_model`]).
+    pub rebody: Option<&'a (dyn Fn(&str) -> Bytes + Sync)>,
     /// Whether the client asked for a stream.
     pub stream: bool,
     /// When Rotor received the request.

@@ -8,7 +8,6 @@ use crate::state::{PoolKey, StateBackend};
 use crate::usage::UsageScanner;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
-use reqwest::header::HeaderValue;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,10 +48,8 @@ pub enum StreamCut {
 pub struct Relay {
     /// Its status.
     pub status: u16,
-    /// Its content type.
-    pub content_type: Option<HeaderValue>,
-    /// Its `Retry-After`, when it had one.
-    pub retry_after: Option<HeaderValue>,
+    /// The provider's headers the client gets (type, `Retry-After`, request ids, rate limits).
+    pub headers: reqwest::header::HeaderMap,
     /// Its body.
     pub body: RelayBody,
     /// The credential whose answer this is.

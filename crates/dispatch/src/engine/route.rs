@@ -16,6 +16,9 @@ pub struct RouteEntry {
     pub weight: u32,
     /// Where and how to call it for this route's model.
     pub target: Arc<ModelTarget>,
+    /// The model's name at this entry's provider when it is not the route's `upstream_model`
+    /// (the body is rewritten for this entry).
+    pub upstream_model: Option<Arc<str>>,
     /// Its metric handles.
     pub metrics: Arc<EntryMetrics>,
 }

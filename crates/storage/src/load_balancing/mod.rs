@@ -29,6 +29,9 @@ pub struct Entry {
     pub enabled: bool,
     /// Relative share, 1..=100.
     pub weight: i32,
+    /// The model's name at this entry's provider, when it differs from the model's
+    /// `upstream_model` (mixed pools: a compatible server may call the model otherwise).
+    pub upstream_model: Option<String>,
 }
 
 /// A model's load-balancing config.
@@ -86,6 +89,8 @@ pub struct EntryInput {
     pub enabled: bool,
     /// 1..=100.
     pub weight: i32,
+    /// This entry's own name of the model at its provider.
+    pub upstream_model: Option<String>,
 }
 
 /// A write: PUT sets `entries`, PATCH leaves them `None`.
@@ -103,18 +108,36 @@ pub struct Write {
     pub if_match: Option<Vec<i64>>,
 }
 
-/// (model_id, id, credential_id, credential name, enabled, weight)
-type ModelEntryRow = (
-    ModelId,
-    EntryId,
-    Option<CredentialId>,
-    Option<String>,
-    bool,
-    i32,
-);
+/// An entry row, with its model and its credential's name.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    model_id: ModelId,
+    id: EntryId,
+    credential_id: Option<CredentialId>,
+    credential_name: Option<String>,
+    enabled: bool,
+    weight: i32,
+    upstream_model: Option<String>,
+}
 
-/// (id, credential_id, credential name, enabled, weight)
-type EntryRow = (EntryId, Option<CredentialId>, Option<String>, bool, i32);
+impl From<EntryRow> for Entry {
+    fn from(r: EntryRow) -> Self {
+        Entry {
+            id: r.id,
+            credential_id: r.credential_id,
+            credential_name: r
+                .credential_name
+                .unwrap_or_else(|| DEFAULT_CONFIG_NAME.to_owned()),
+            enabled: r.enabled,
+            weight: r.weight,
+            upstream_model: r.upstream_model,
+        }
+    }
+}
+
+const ENTRY_SELECT: &str = "SELECT e.model_id, e.id, e.credential_id, cr.name AS credential_name, \
+     e.enabled, e.weight, e.upstream_model FROM lb_entries e \
+     LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id";
 
 async fn load(
     conn: &mut PgConnection,
@@ -134,25 +157,14 @@ async fn load(
     .await?;
     let (default_credential, enabled, cooldown_seconds, max_attempts, version) =
         head.ok_or(Error::NotFound)?;
-    let rows: Vec<EntryRow> = sqlx::query_as(
-        "SELECT e.id, e.credential_id, cr.name, e.enabled, e.weight FROM lb_entries e \
-         LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id \
-         WHERE e.workspace_id = $1 AND e.model_id = $2 ORDER BY e.position",
-    )
+    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+        "{ENTRY_SELECT} WHERE e.workspace_id = $1 AND e.model_id = $2 ORDER BY e.position"
+    ))
     .bind(workspace)
     .bind(model)
     .fetch_all(&mut *conn)
     .await?;
-    let entries = rows
-        .into_iter()
-        .map(|(id, credential_id, name, enabled, weight)| Entry {
-            id,
-            credential_id,
-            credential_name: name.unwrap_or_else(|| DEFAULT_CONFIG_NAME.to_owned()),
-            enabled,
-            weight,
-        })
-        .collect();
+    let entries = rows.into_iter().map(Entry::from).collect();
     Ok(Config {
         model_id: model,
         default_credential,
@@ -186,11 +198,10 @@ pub async fn get_many(
     .bind(models)
     .fetch_all(pool)
     .await?;
-    let rows: Vec<ModelEntryRow> = sqlx::query_as(
-        "SELECT e.model_id, e.id, e.credential_id, cr.name, e.enabled, e.weight FROM lb_entries e \
-         LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id \
-         WHERE e.workspace_id = $1 AND e.model_id = ANY($2) ORDER BY e.model_id, e.position",
-    )
+    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+        "{ENTRY_SELECT} WHERE e.workspace_id = $1 AND e.model_id = ANY($2) \
+         ORDER BY e.model_id, e.position"
+    ))
     .bind(workspace)
     .bind(models)
     .fetch_all(pool)
@@ -212,15 +223,9 @@ pub async fn get_many(
             },
         )
         .collect();
-    for (model_id, id, credential_id, name, enabled, weight) in rows {
-        if let Some(c) = out.get_mut(&model_id) {
-            c.entries.push(Entry {
-                id,
-                credential_id,
-                credential_name: name.unwrap_or_else(|| DEFAULT_CONFIG_NAME.to_owned()),
-                enabled,
-                weight,
-            });
+    for row in rows {
+        if let Some(c) = out.get_mut(&row.model_id) {
+            c.entries.push(row.into());
         }
     }
     Ok(out)

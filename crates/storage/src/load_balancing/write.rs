@@ -66,6 +66,19 @@ pub async fn write(
         let mut seen = HashSet::new();
         let mut entries = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
+            if let Some(name) = &input.upstream_model {
+                if name.is_empty() || name.chars().count() > 200 {
+                    fields.insert(
+                        format!("entries[{i}].upstream_model"),
+                        "must be 1 to 200 characters".to_owned(),
+                    );
+                } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    fields.insert(
+                        format!("entries[{i}].upstream_model"),
+                        "must not contain whitespace".to_owned(),
+                    );
+                }
+            }
             if !(1..=100).contains(&input.weight) {
                 fields.insert(
                     format!("entries[{i}].weight"),
@@ -93,10 +106,10 @@ pub async fn write(
                         );
                         String::new()
                     }
-                    Some((p, _)) if *p != provider => {
+                    Some((p, _)) if !same_family(p, &provider) => {
                         fields.insert(
                             format!("entries[{i}].credential_id"),
-                            format!("is a {p} credential, not {provider}"),
+                            format!("is a {p} credential, not one of the model's API family ({provider})"),
                         );
                         String::new()
                     }
@@ -109,6 +122,7 @@ pub async fn write(
                 credential_name,
                 enabled: input.enabled,
                 weight: input.weight,
+                upstream_model: input.upstream_model.clone(),
             });
         }
         next.entries = entries;
@@ -158,8 +172,8 @@ pub async fn write(
             .await?;
         for (position, e) in next.entries.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight, upstream_model) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(e.id)
             .bind(model)
@@ -168,6 +182,7 @@ pub async fn write(
             .bind(e.credential_id)
             .bind(e.enabled)
             .bind(e.weight)
+            .bind(&e.upstream_model)
             .execute(&mut *tx)
             .await?;
         }
@@ -182,7 +197,7 @@ pub async fn write(
         details["entries"] = serde_json::json!(next
             .entries
             .iter()
-            .map(|e| serde_json::json!({"id": e.id, "credential_id": e.credential_id, "enabled": e.enabled, "weight": e.weight}))
+            .map(|e| serde_json::json!({"id": e.id, "credential_id": e.credential_id, "enabled": e.enabled, "weight": e.weight, "upstream_model": e.upstream_model}))
             .collect::<Vec<_>>());
     }
     audit::record(
@@ -193,4 +208,16 @@ pub async fn write(
     .await?;
     tx.commit().await?;
     Ok(next)
+}
+
+/// Whether a credential of `credential` may serve a model of `model`: any provider of the
+/// model's API family (an Azure deployment in an OpenAI pool), never another family.
+fn same_family(credential: &str, model: &str) -> bool {
+    match (
+        crate::providers::find(credential),
+        crate::providers::find(model),
+    ) {
+        (Some(c), Some(m)) => c.family() == m.family(),
+        _ => credential == model,
+    }
 }

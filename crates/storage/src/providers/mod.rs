@@ -1,4 +1,5 @@
-//! The built-in provider catalogue: each provider's credential schema and defaults.
+//! The built-in provider catalogue: each provider's API family, wire format, credential
+//! schema and defaults.
 
 mod config;
 
@@ -30,6 +31,45 @@ pub struct FieldSpec {
     pub description: &'static str,
 }
 
+/// The API family a provider speaks: a model serves its family's endpoints, and a pool may mix
+/// providers of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// OpenAI's API (chat, embeddings, Responses, …), also spoken by Azure and compatible servers.
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API (`generateContent`, …).
+    Gemini,
+}
+
+/// How requests to a provider are built: URLs and authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// api.openai.com: Bearer key, optional `OpenAI-Organization`.
+    OpenAi,
+    /// Any server speaking OpenAI's API at `base_url`: Bearer key.
+    OpenAiCompatible,
+    /// Azure OpenAI: `api-key`, deployments in the URL, `api-version`.
+    AzureOpenAi,
+    /// Anthropic: `x-api-key` and `anthropic-version`.
+    Anthropic,
+    /// Gemini: `x-goog-api-key`, the model in the path.
+    Gemini,
+}
+
+impl Wire {
+    /// The family this wire format belongs to.
+    pub const fn family(self) -> Family {
+        match self {
+            Wire::OpenAi | Wire::OpenAiCompatible | Wire::AzureOpenAi => Family::OpenAi,
+            Wire::Anthropic => Family::Anthropic,
+            Wire::Gemini => Family::Gemini,
+        }
+    }
+}
+
 /// A provider Rotor can call.
 #[derive(Debug)]
 pub struct Provider {
@@ -37,8 +77,17 @@ pub struct Provider {
     pub id: &'static str,
     /// Display name.
     pub name: &'static str,
+    /// How it is called (presets of compatible servers speak [`Wire::OpenAiCompatible`]).
+    pub wire: Wire,
     /// Its credential schema.
     pub fields: &'static [FieldSpec],
+}
+
+impl Provider {
+    /// The provider's API family.
+    pub const fn family(&self) -> Family {
+        self.wire.family()
+    }
 }
 
 /// A clear text field; `required` with a default means the default is used when omitted.
@@ -78,6 +127,21 @@ const fn address(
     }
 }
 
+/// A hosted server that speaks OpenAI's API: `openai_compatible` with its `base_url` filled in.
+macro_rules! preset {
+    ($id:literal, $name:literal, $base_url:literal) => {
+        Provider {
+            id: $id,
+            name: $name,
+            wire: Wire::OpenAiCompatible,
+            fields: &[
+                secret("api_key", "API key sent as a Bearer token"),
+                address("base_url", Some($base_url), "API base URL"),
+            ],
+        }
+    };
+}
+
 /// Azure OpenAI API version used when a credential names none.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
@@ -86,6 +150,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         id: "openai",
         name: "OpenAI",
+        wire: Wire::OpenAi,
         fields: &[
             secret("api_key", "API key (sk-…)"),
             address(
@@ -99,6 +164,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         id: "openai_compatible",
         name: "OpenAI-compatible API",
+        wire: Wire::OpenAiCompatible,
         fields: &[
             secret("api_key", "API key sent as a Bearer token"),
             address(
@@ -111,6 +177,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         id: "azure_openai",
         name: "Azure OpenAI",
+        wire: Wire::AzureOpenAi,
         fields: &[
             secret("api_key", "Azure OpenAI key (api-key header)"),
             address(
@@ -132,6 +199,43 @@ pub static PROVIDERS: &[Provider] = &[
             ),
         ],
     },
+    Provider {
+        id: "anthropic",
+        name: "Anthropic",
+        wire: Wire::Anthropic,
+        fields: &[
+            secret("api_key", "API key (sk-ant-…), sent as x-api-key"),
+            address(
+                "base_url",
+                Some("https://api.anthropic.com"),
+                "API base URL",
+            ),
+        ],
+    },
+    Provider {
+        id: "gemini",
+        name: "Google Gemini",
+        wire: Wire::Gemini,
+        fields: &[
+            secret("api_key", "Gemini API key, sent as x-goog-api-key"),
+            address(
+                "base_url",
+                Some("https://generativelanguage.googleapis.com"),
+                "API base URL",
+            ),
+        ],
+    },
+    preset!("mistral", "Mistral AI", "https://api.mistral.ai/v1"),
+    preset!("groq", "Groq", "https://api.groq.com/openai/v1"),
+    preset!("deepseek", "DeepSeek", "https://api.deepseek.com/v1"),
+    preset!("openrouter", "OpenRouter", "https://openrouter.ai/api/v1"),
+    preset!("together", "Together AI", "https://api.together.xyz/v1"),
+    preset!(
+        "fireworks",
+        "Fireworks AI",
+        "https://api.fireworks.ai/inference/v1"
+    ),
+    preset!("xai", "xAI", "https://api.x.ai/v1"),
 ];
 
 /// The provider with this id.
