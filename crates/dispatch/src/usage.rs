@@ -1,40 +1,167 @@
-//! The token counts a provider reports (`usage`), read from a JSON answer or found in the
-//! `data:` lines of a stream (the last chunk, when `stream_options.include_usage` is set).
+//! The token counts a provider reports, in each family's own words: OpenAI's `usage`
+//! (chat, embeddings, and the Responses API's `input_tokens`/`output_tokens`, also inside
+//! `response.completed`), Anthropic's `usage` of the answer or of `message_start` and
+//! `message_delta`, Gemini's `usageMetadata`. Read from a JSON answer, or found in the `data:`
+//! lines of a stream as they are relayed.
 
-/// Prompt and completion tokens.
+use crate::target::Family;
+
+/// Prompt and completion tokens (what the metrics count).
 pub type Tokens = (u64, u64);
 
-#[derive(serde::Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
+/// What one answer used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Input (prompt) tokens, cached ones included where the provider counts them there.
+    pub input: u64,
+    /// Output (completion) tokens.
+    pub output: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written to the prompt cache (Anthropic's cache creation).
+    pub cache_write: u64,
 }
 
-#[derive(serde::Deserialize)]
-struct WithUsage {
-    usage: Option<Usage>,
-}
-
-/// The `usage` of a JSON answer, when it has one.
-pub fn of_body(body: &[u8]) -> Option<Tokens> {
-    match serde_json::from_slice::<WithUsage>(body) {
-        Ok(WithUsage { usage: Some(u) }) => Some((u.prompt_tokens, u.completion_tokens)),
-        _ => None,
+impl Usage {
+    /// Input and output, for the token counters.
+    pub fn tokens(self) -> Tokens {
+        (self.input, self.output)
     }
 }
 
-/// Finds `usage` in a stream's `data:` lines, fed chunk by chunk as they are relayed.
-#[derive(Default)]
+/// Every field a family may report; an event carries some of them.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Counts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    prompt_tokens_details: Option<Cached>,
+    input_tokens_details: Option<Cached>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Cached {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiCounts {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Inner {
+    usage: Option<Counts>,
+}
+
+/// Where each family puts its counts in an answer or an event.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Envelope {
+    usage: Option<Counts>,
+    /// Anthropic's `message_start`.
+    message: Option<Inner>,
+    /// OpenAI's `response.completed` (Responses API).
+    response: Option<Inner>,
+    #[serde(rename = "usageMetadata")]
+    usage_metadata: Option<GeminiCounts>,
+}
+
+/// The fields one answer or event reports (`None`: not reported there).
+#[derive(Debug, Default, Clone, Copy)]
+struct Partial {
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
+}
+
+impl Partial {
+    fn of(family: Family, text: &[u8]) -> Option<Partial> {
+        let e: Envelope = serde_json::from_slice(text).ok()?;
+        if family == Family::Gemini {
+            let g = e.usage_metadata?;
+            let output = match (g.candidates_token_count, g.thoughts_token_count) {
+                (None, None) => None,
+                (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
+            };
+            return Some(Partial {
+                input: g.prompt_token_count,
+                output,
+                cache_read: g.cached_content_token_count,
+                cache_write: None,
+            });
+        }
+        let c = e
+            .usage
+            .or(e.message.and_then(|m| m.usage))
+            .or(e.response.and_then(|r| r.usage))?;
+        let cached = c
+            .prompt_tokens_details
+            .or(c.input_tokens_details)
+            .and_then(|d| d.cached_tokens);
+        Some(Partial {
+            input: c.prompt_tokens.or(c.input_tokens),
+            output: c.completion_tokens.or(c.output_tokens),
+            cache_read: c.cache_read_input_tokens.or(cached),
+            cache_write: c.cache_creation_input_tokens,
+        })
+    }
+
+    /// Later reports win for the fields they carry (Anthropic's `message_delta` brings the
+    /// final output count; Gemini's chunks are cumulative).
+    fn merge(self, later: Partial) -> Partial {
+        Partial {
+            input: later.input.or(self.input),
+            output: later.output.or(self.output),
+            cache_read: later.cache_read.or(self.cache_read),
+            cache_write: later.cache_write.or(self.cache_write),
+        }
+    }
+
+    fn finish(self) -> Option<Usage> {
+        if self.input.is_none() && self.output.is_none() {
+            return None;
+        }
+        Some(Usage {
+            input: self.input.unwrap_or(0),
+            output: self.output.unwrap_or(0),
+            cache_read: self.cache_read.unwrap_or(0),
+            cache_write: self.cache_write.unwrap_or(0),
+        })
+    }
+}
+
+/// The usage a JSON answer of `family` reports, when it reports one.
+pub fn of_body(family: Family, body: &[u8]) -> Option<Usage> {
+    Partial::of(family, body)?.finish()
+}
+
+/// Finds the usage in a stream's `data:` lines, fed chunk by chunk as they are relayed.
 pub struct UsageScanner {
+    family: Family,
     line: Vec<u8>,
-    usage: Option<Tokens>,
+    seen: Option<Partial>,
 }
 
 impl UsageScanner {
     /// Longest line kept (a longer one is cut, so it never parses).
     const MAX_LINE: usize = 1 << 20;
+
+    /// A scanner for a stream of `family`.
+    pub fn new(family: Family) -> Self {
+        Self {
+            family,
+            line: Vec::new(),
+            seen: None,
+        }
+    }
 
     /// Reads the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) {
@@ -52,17 +179,21 @@ impl UsageScanner {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        if !data.windows(7).any(|w| w == b"\"usage\"") {
+        let marker: &[u8] = match self.family {
+            Family::Gemini => b"\"usageMetadata\"",
+            Family::OpenAi | Family::Anthropic => b"\"usage\"",
+        };
+        if !data.windows(marker.len()).any(|w| w == marker) {
             return;
         }
-        if let Some(tokens) = of_body(data) {
-            self.usage = Some(tokens);
+        if let Some(p) = Partial::of(self.family, data) {
+            self.seen = Some(self.seen.unwrap_or_default().merge(p));
         }
     }
 
-    /// The last `usage` seen.
-    pub fn totals(&self) -> Option<Tokens> {
-        self.usage
+    /// The usage seen so far.
+    pub fn totals(&self) -> Option<Usage> {
+        self.seen?.finish()
     }
 }
 
@@ -70,23 +201,64 @@ impl UsageScanner {
 mod tests {
     use super::*;
 
+    fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64) -> Option<Usage> {
+        Some(Usage {
+            input,
+            output,
+            cache_read,
+            cache_write,
+        })
+    }
+
     #[test]
-    fn usage_is_found_in_the_final_stream_chunk_even_when_split() {
-        let mut s = UsageScanner::default();
+    fn openai_usage_is_found_in_the_final_stream_chunk_even_when_split() {
+        let mut s = UsageScanner::new(Family::OpenAi);
         s.feed(b"data: {\"choices\": []}\n\ndata: {\"choices\": [], \"usa");
         s.feed(b"ge\": {\"prompt_tokens\": 5, \"completion_tokens\": 7}}\n\ndata: [DONE]\n\n");
-        assert_eq!(s.totals(), Some((5, 7)));
-        let mut none = UsageScanner::default();
+        assert_eq!(s.totals(), usage(5, 7, 0, 0));
+        let mut none = UsageScanner::new(Family::OpenAi);
         none.feed(b"data: {\"usage\": null}\n\n");
         assert_eq!(none.totals(), None);
     }
 
     #[test]
-    fn a_json_answer_reports_its_usage() {
-        let body = br#"{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}"#;
-        assert_eq!(of_body(body), Some((3, 4)));
-        assert_eq!(of_body(br#"{"usage": {"prompt_tokens": 3}}"#), Some((3, 0)));
-        assert_eq!(of_body(br#"{"choices": []}"#), None);
-        assert_eq!(of_body(b"not json"), None);
+    fn a_json_answer_reports_its_usage_in_each_family() {
+        let body = br#"{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4,
+            "prompt_tokens_details": {"cached_tokens": 2}}}"#;
+        assert_eq!(of_body(Family::OpenAi, body), usage(3, 4, 2, 0));
+        assert_eq!(
+            of_body(Family::OpenAi, br#"{"usage": {"prompt_tokens": 3}}"#),
+            usage(3, 0, 0, 0)
+        );
+        let responses = br#"{"object": "response", "usage": {"input_tokens": 9, "output_tokens": 2,
+            "input_tokens_details": {"cached_tokens": 8}}}"#;
+        assert_eq!(of_body(Family::OpenAi, responses), usage(9, 2, 8, 0));
+        assert_eq!(of_body(Family::OpenAi, br#"{"choices": []}"#), None);
+        assert_eq!(of_body(Family::OpenAi, b"not json"), None);
+        let anthropic = br#"{"type": "message", "usage": {"input_tokens": 10, "output_tokens": 20,
+            "cache_read_input_tokens": 300, "cache_creation_input_tokens": 40}}"#;
+        assert_eq!(
+            of_body(Family::Anthropic, anthropic),
+            usage(10, 20, 300, 40)
+        );
+        let gemini = br#"{"candidates": [], "usageMetadata": {"promptTokenCount": 11,
+            "candidatesTokenCount": 6, "thoughtsTokenCount": 4, "cachedContentTokenCount": 5}}"#;
+        assert_eq!(of_body(Family::Gemini, gemini), usage(11, 10, 5, 0));
+    }
+
+    #[test]
+    fn stream_usage_of_anthropic_and_gemini_and_the_responses_api() {
+        let mut a = UsageScanner::new(Family::Anthropic);
+        a.feed(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n");
+        a.feed(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n");
+        a.feed(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n");
+        assert_eq!(a.totals(), usage(25, 15, 100, 0));
+        let mut g = UsageScanner::new(Family::Gemini);
+        g.feed(b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":2}}\r\n\r\n");
+        g.feed(b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":9}}\r\n\r\n");
+        assert_eq!(g.totals(), usage(8, 9, 0, 0));
+        let mut r = UsageScanner::new(Family::OpenAi);
+        r.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":4,\"output_tokens\":6}}}\n\n");
+        assert_eq!(r.totals(), usage(4, 6, 0, 0));
     }
 }

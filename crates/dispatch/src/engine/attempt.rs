@@ -177,8 +177,9 @@ impl<S: StateBackend> Engine<S> {
         tally.upstream_time += t1.elapsed();
         match read {
             Ok(Ok(body)) => {
-                if let Some(tokens) = success.then(|| usage::of_body(&body)).flatten() {
-                    entry.metrics.tokens(tokens);
+                let used = success.then(|| usage::of_body(family, &body)).flatten();
+                if let Some(used) = used {
+                    entry.metrics.tokens(used.tokens());
                 }
                 Step::Done(Ok(relay(RelayBody::Full(body))))
             }

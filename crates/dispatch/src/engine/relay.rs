@@ -92,8 +92,8 @@ impl<S: StateBackend> Relaying<S> {
                 Some(Ok(chunk))
             }
             Ok(None) => {
-                if let Some(tokens) = self.usage.totals() {
-                    self.metrics.tokens(tokens);
+                if let Some(used) = self.usage.totals() {
+                    self.metrics.tokens(used.tokens());
                 }
                 None
             }
@@ -132,7 +132,7 @@ impl<S: StateBackend> Engine<S> {
             metrics: entry.metrics.clone(),
             credential: entry.credential_id,
             balanced: call.balanced,
-            usage: UsageScanner::default(),
+            usage: UsageScanner::new(call.endpoint.family()),
             left: self.settings.max_body,
             done: false,
         };
