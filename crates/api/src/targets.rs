@@ -1,7 +1,7 @@
 //! Turning a stored credential into a dispatch target (the only place secrets leave storage
 //! types, straight into a zeroizing buffer for the upstream request).
 
-use rotor_dispatch::target::{ProviderKind, Target};
+use rotor_dispatch::target::{Family, ProviderKind, Target};
 use rotor_storage::credentials::Credential;
 use rotor_storage::providers::Wire;
 use zeroize::Zeroizing;
@@ -51,4 +51,12 @@ fn kind(wire: Wire) -> ProviderKind {
         Wire::Anthropic => ProviderKind::Anthropic,
         Wire::Gemini => ProviderKind::Gemini,
     }
+}
+
+/// The API family of a catalogue provider (an unknown id, which validation keeps out of the
+/// database, reads as OpenAI's).
+pub fn family_of(provider: &str) -> Family {
+    rotor_storage::providers::find(provider)
+        .map(|p| kind(p.wire).family())
+        .unwrap_or(Family::OpenAi)
 }

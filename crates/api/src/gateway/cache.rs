@@ -253,6 +253,7 @@ mod tests {
                 model: Uuid::new_v4(),
             },
             model: model.into(),
+            family: rotor_dispatch::target::Family::OpenAi,
             upstream_model: model.to_owned(),
             entries: vec![],
             default: None,

@@ -141,6 +141,26 @@ impl GatewayError {
         }
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code (`invalid_api_key` …).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `Retry-After`, in seconds, when the client should retry.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     fn body(self) -> OpenAiError {
         OpenAiError {
             error: OpenAiErrorDetail {

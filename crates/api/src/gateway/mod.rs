@@ -7,18 +7,21 @@ pub mod cache;
 pub mod error;
 pub mod models;
 pub mod resolve;
+pub mod shapes;
 
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
 use bytes::Bytes;
 use cache::{CachedRoute, KeyInfo, KeyLookup};
 use error::{ChatErrors, EmbeddingErrors, GatewayError};
+use rotor_dispatch::engine::StreamCut;
 use rotor_dispatch::engine::{Call, Relay, RelayBody};
 use rotor_dispatch::series::AnswerClass;
-use rotor_dispatch::target::Endpoint;
+use rotor_dispatch::target::{Endpoint, Family};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa_axum::router::OpenApiRouter;
@@ -47,6 +50,38 @@ const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
 /// The API key of a gateway request, checked against the in-memory table (no query).
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<KeyInfo>, GatewayError> {
     let token = crate::extract::bearer(headers).ok_or_else(GatewayError::invalid_key)?;
+    authenticate_token(state, token)
+}
+
+/// Where a client of `family` puts its Rotor key: OpenAI a bearer token, Anthropic
+/// `x-api-key` (or a bearer token), Gemini `x-goog-api-key` (or `?key=`).
+fn client_key<'a>(family: Family, headers: &'a HeaderMap, uri: &Uri) -> Option<Cow<'a, str>> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let bearer = || crate::extract::bearer(headers);
+    match family {
+        Family::OpenAi => bearer().map(Cow::Borrowed),
+        Family::Anthropic => header("x-api-key").or_else(bearer).map(Cow::Borrowed),
+        Family::Gemini => header("x-goog-api-key").map(Cow::Borrowed).or_else(|| {
+            #[derive(serde::Deserialize)]
+            struct KeyQuery {
+                key: Option<String>,
+            }
+            axum::extract::Query::<KeyQuery>::try_from_uri(uri)
+                .ok()
+                .and_then(|q| q.0.key)
+                .map(Cow::Owned)
+        }),
+    }
+}
+
+/// [`authenticate`] for a key found where the client's family puts it.
+fn authenticate_token(state: &AppState, token: &str) -> Result<Arc<KeyInfo>, GatewayError> {
     let key = match state.gateway().key(&crate::auth::sha256(token)) {
         KeyLookup::Live(key) => key,
         KeyLookup::Unknown => return Err(GatewayError::invalid_key()),
@@ -146,7 +181,7 @@ async fn proxy(state: AppState, req: Request, endpoint: Endpoint) -> Response {
     match proxy_inner(&state, req, endpoint, started).await {
         Ok(r) => r,
         Err(e) => {
-            let mut r = e.into_response();
+            let mut r = shapes::render(e, endpoint.family());
             set_overhead(&mut r, started.elapsed());
             r
         }
@@ -161,12 +196,19 @@ fn set_overhead(r: &mut Response, overhead: Duration) {
 
 /// The client's answer from an upstream one: its status, type and `Retry-After`, the body
 /// (a stream cut after it started ends with an error event), and which credential answered.
-fn relayed(relay: Relay, stream: bool) -> Response {
+fn relayed(relay: Relay, stream: bool, family: Family) -> Response {
     let status = StatusCode::from_u16(relay.status).unwrap_or(StatusCode::BAD_GATEWAY);
     relay.metrics.request(AnswerClass::of_status(relay.status));
     let body = match relay.body {
         RelayBody::Full(b) => Body::from(b),
-        RelayBody::Stream(s) => Body::from_stream(s.into_bytes(error::stream_event)),
+        RelayBody::Stream(s) => {
+            let event: fn(StreamCut) -> Bytes = match family {
+                Family::OpenAi => error::stream_event,
+                Family::Anthropic => |cut| shapes::stream_event(Family::Anthropic, cut),
+                Family::Gemini => |cut| shapes::stream_event(Family::Gemini, cut),
+            };
+            Body::from_stream(s.into_bytes(event))
+        }
     };
     let mut r = Response::builder()
         .status(status)
@@ -193,7 +235,11 @@ async fn proxy_inner(
     endpoint: Endpoint,
     started: Instant,
 ) -> Result<Response, GatewayError> {
-    let key = authenticate(state, req.headers())?;
+    let family = endpoint.family();
+    let token =
+        client_key(family, req.headers(), req.uri()).ok_or_else(GatewayError::invalid_key)?;
+    let key = authenticate_token(state, &token)?;
+    drop(token);
     let forward = forwarded(req.headers());
     let raw = read_body(state, req).await?;
     let scanned = body::scan(&raw).map_err(|e| {
@@ -215,6 +261,19 @@ async fn proxy_inner(
     allowed(&key, model)?;
     let cached = route_for(state, &key, model).await?;
     let route = &cached.route;
+    if route.family != family {
+        return Err(GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_endpoint",
+            format!(
+                "the model `{}` speaks the {} API, not this endpoint's ({})",
+                model.escape_debug(),
+                route.family.as_str(),
+                family.as_str()
+            ),
+        )
+        .param("model"));
+    }
     let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
     // The request's bytes are freed before the upstream call, unless an entry of the pool
     // names the model otherwise and needs its own rewrite.
@@ -247,11 +306,11 @@ async fn proxy_inner(
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
     let mut response = match outcome.result {
-        Ok(relay) => relayed(relay, stream),
+        Ok(relay) => relayed(relay, stream, family),
         Err(failure) => {
             let (e, class) = GatewayError::of_failure(failure, &route.model);
             route.metrics.request(class);
-            e.into_response()
+            shapes::render(e, family)
         }
     };
     response.headers_mut().insert(ATTEMPTS, attempts);

@@ -115,6 +115,7 @@ pub async fn resolve(
             model: m.id.uuid(),
         },
         model: m.name.as_str().into(),
+        family: crate::targets::family_of(&m.provider),
         upstream_model: m.upstream_model.clone(),
         pool_ready: config.enabled && config.distinct_enabled() >= 2,
         default: entry(m.credential_id, 1, None),

@@ -3,7 +3,7 @@
 
 use super::EntryMetrics;
 use crate::state::PoolKey;
-use crate::target::ModelTarget;
+use crate::target::{Family, ModelTarget};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -30,6 +30,8 @@ pub struct Route {
     pub pool: PoolKey,
     /// The name clients use.
     pub model: Arc<str>,
+    /// The API family the model's provider speaks (its endpoints are the ones it serves).
+    pub family: Family,
     /// The name sent upstream.
     pub upstream_model: String,
     /// Enabled entries whose credential is readable, Default Config resolved.
