@@ -1589,3 +1589,26 @@ async fn metrics_need_the_token_when_one_is_set() {
     assert_eq!(status, 200);
     assert!(body.contains("rotor_build_info{version=\""), "{body}");
 }
+
+#[tokio::test]
+async fn a_model_of_another_family_is_an_unsupported_endpoint() {
+    // An Anthropic model asked through OpenAI's chat endpoint: refused in OpenAI's shape,
+    // before anything reaches a provider.
+    let fx = World::new(&[]).await;
+    let c = fx
+        .app
+        .credential(
+            &fx.user,
+            fx.ws(),
+            "anthropic",
+            "claude",
+            json!({"api_key": "sk-ant-0123456789abcdef", "base_url": fx.mock.url("")}),
+        )
+        .await;
+    fx.model_of("anthropic", "claude", "claude-sonnet-4-5", "llm", id_of(&c))
+        .await;
+    let r = fx.chat("claude").await;
+    r.assert_error(400, "unsupported_endpoint");
+    assert_eq!(r.body["error"]["param"], "model");
+    assert!(fx.mock.requests().is_empty());
+}
