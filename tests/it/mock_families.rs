@@ -8,6 +8,7 @@
 use rotor_tests::mock::{AnthropicLimit, Family, MockKey, MockUpstream, Recorded, BODY_CANARY};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The venv's interpreter: `ROTOR_TEST_SDK_PYTHON` (scripts/test exports it), else where
@@ -33,7 +34,12 @@ async fn run_sdk(script: &str, scenario: &str, config: Value) {
         .join("it/python")
         .join(script);
     // A home of its own: no SDK configuration or credentials of this machine's user count.
-    let home = std::env::temp_dir().join(format!("rotor-sdk-home-{}", std::process::id()));
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let home = std::env::temp_dir().join(format!(
+        "rotor-sdk-home-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&home).unwrap();
     let mut cmd = tokio::process::Command::new(python());
     cmd.arg(&path)
@@ -47,6 +53,7 @@ async fn run_sdk(script: &str, scenario: &str, config: Value) {
         .await
         .expect("the SDK run ends within 2 minutes")
         .expect("the venv's python runs");
+    let _ = std::fs::remove_dir_all(&home);
     assert!(
         out.status.success(),
         "{script} {scenario} failed ({}):\n{}\n{}",

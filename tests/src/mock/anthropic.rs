@@ -75,7 +75,10 @@ pub(super) fn refusal(req: &Incoming) -> Option<Response> {
     ))
 }
 
-/// The scripted error `status` as Anthropic answers it.
+/// The scripted error `status` as Anthropic answers it. The messages of the credit balance,
+/// 401, 429, 529 and the refusals are quoted from answers seen in public reports; those of
+/// the prompt too long, 403, 404, 413 and 500 are the API's as remembered; 402 and 504 the
+/// mock's own.
 pub(super) fn error_answer(status: StatusCode, req: &Incoming) -> Response {
     let model = req.model.as_deref().unwrap_or("claude-mock");
     let (kind, message) = match status.as_u16() {
@@ -85,6 +88,10 @@ pub(super) fn error_answer(status: StatusCode, req: &Incoming) -> Response {
             "prompt is too long: 210000 tokens > 200000 maximum".to_owned(),
         ),
         401 => ("authentication_error", "invalid x-api-key".to_owned()),
+        402 => (
+            "billing_error",
+            "Your organization's billing needs attention.".to_owned(),
+        ),
         403 => (
             "permission_error",
             "Your API key does not have permission to use the specified resource.".to_owned(),
