@@ -60,3 +60,19 @@ quiet() {
     fi
     rm -f "$log"
 }
+
+# sdk_venv: make sure $ROTOR_TARGET_DIR/sdk-venv holds the official Python SDKs pinned in
+# scripts/sdk-requirements.txt (tests/it/mock_families.rs runs them against the mock
+# provider), rebuilding it when the pins change, and export ROTOR_TEST_SDK_PYTHON, its
+# interpreter. Needs python3 with its venv module.
+sdk_venv() {
+    local venv="$ROTOR_TARGET_DIR/sdk-venv" req="$ROTOR_ROOT/scripts/sdk-requirements.txt"
+    if [[ ! -x "$venv/bin/python" ]] || ! cmp -s "$req" "$venv/requirements.txt"; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        quiet "$venv/bin/pip" install --disable-pip-version-check -r "$req"
+        cp "$req" "$venv/requirements.txt"
+    fi
+    ROTOR_TEST_SDK_PYTHON="$venv/bin/python"
+    export ROTOR_TEST_SDK_PYTHON
+}

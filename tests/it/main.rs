@@ -21,6 +21,7 @@ mod license;
 mod load;
 mod load_balancing;
 mod metrics;
+mod mock_families;
 mod replicas;
 mod roles;
 mod sdk;

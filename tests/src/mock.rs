@@ -1,29 +1,53 @@
-//! A mock OpenAI-compatible (and Azure-shaped) provider on a local port, recording every
-//! request so tests can assert what reached the "provider". Each request is answered as the
-//! script in its API key says ([`MockKey`]): an error status with rate-limit headers, a delay,
-//! a spaced, short or broken stream, a huge body, a redirect; otherwise like OpenAI. Used
-//! in-process by the end-to-end tests and as the `mock-upstream` binary by the benchmarks.
+//! A mock provider on a local port that speaks the three API families Rotor serves (DESIGN
+//! §13): OpenAI (and Azure's URL shape), the Anthropic Messages API and the Gemini API, each
+//! as its official SDK expects it (checked by `tests/it/mock_families.rs` with the SDKs
+//! themselves). It records every request so tests can assert what reached the "provider".
+//! Each request is answered as the script in its API key says ([`MockKey`]): an error status in
+//! the family's shape with its rate-limit signals, a delay, a spaced, short, broken or failing
+//! stream, a huge body, a redirect; otherwise like the real provider. Used in-process by the
+//! end-to-end tests and as the `mock-upstream` binary by the benchmarks.
 //!
-//! Every error body carries [`BODY_CANARY`], so tests can check it is never echoed by Rotor
-//! where it must not be.
+//! Which family a request speaks is told by its path and headers ([`Family`]): `/v1beta/…` and
+//! `/v1/models/{model}:{method}` (or a Gemini key) are Gemini, `/v1/messages…` (and
+//! `/v1/models` with Anthropic headers) Anthropic, everything else OpenAI.
+//!
+//! Every error body carries [`BODY_CANARY`] (OpenAI: in the message; Anthropic: in the
+//! `request_id`; Gemini: in a `google.rpc.DebugInfo` detail), so tests can check it is never
+//! echoed by Rotor where it must not be.
 
+mod anthropic;
+mod gemini;
+mod json;
+mod openai;
 mod script;
 
-pub use script::MockKey;
 use script::Script;
+pub use script::{AnthropicLimit, MockKey};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// A marker the mock puts in its bodies.
+/// A marker the mock puts in its error bodies.
 pub const BODY_CANARY: &str = "PROVIDER-BODY-CANARY";
+
+/// The API family a request speaks, as the mock tells it from the path and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// OpenAI and OpenAI-compatible (Azure's URL shape included).
+    OpenAi,
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// The Gemini API (Google AI, `generativelanguage`).
+    Gemini,
+}
 
 /// One request the mock received.
 #[derive(Debug, Clone)]
@@ -32,14 +56,31 @@ pub struct Recorded {
     pub method: String,
     /// Path and query.
     pub uri: String,
-    /// The key it carried (Bearer or `api-key`), if any.
+    /// The path alone.
+    pub path: String,
+    /// The query string, if any (without the `?`).
+    pub query: Option<String>,
+    /// The family the mock answered it as.
+    pub family: Family,
+    /// Every request header.
+    pub headers: HeaderMap,
+    /// The key it carried (`api-key`, `x-api-key`, `x-goog-api-key`, Bearer or `?key=`).
     pub key: Option<String>,
-    /// The `model` of a JSON body.
+    /// The model: the `model` of a JSON body, or the `{model}` of a Gemini path.
     pub model: Option<String>,
+    /// Gemini `batchEmbedContents`: the `model` of each inner request, in order.
+    pub inner_models: Vec<String>,
     /// The body.
     pub body: Bytes,
     /// When it arrived.
     pub at: std::time::Instant,
+}
+
+impl Recorded {
+    /// The value of request header `name`, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 type Log = Arc<Mutex<Vec<Recorded>>>;
@@ -96,15 +137,112 @@ impl MockUpstream {
     }
 }
 
-fn key_of(headers: &HeaderMap) -> Option<String> {
-    if let Some(k) = headers.get("api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k.to_owned());
-    }
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    auth.strip_prefix("Bearer ").map(str::to_owned)
+/// A request as the family modules see it.
+pub(crate) struct Incoming {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// The body as JSON, if it is (and is at most 1 MiB).
+    pub json: Option<serde_json::Value>,
+    pub key: Option<String>,
+    pub model: Option<String>,
+    pub script: Script,
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+impl Incoming {
+    /// The text of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `"stream": true` in the body.
+    pub fn stream(&self) -> bool {
+        self.json
+            .as_ref()
+            .and_then(|j| j.get("stream"))
+            .and_then(|s| s.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// The (percent-decoded) value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_param(self.query.as_deref(), name)
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
+
+/// `%XX` escapes and `+` decoded (a key in `?key=` may have been escaped by its client).
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn key_of(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    for name in ["api-key", "x-api-key", "x-goog-api-key"] {
+        if let Some(k) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(k.to_owned());
+        }
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer "));
+    match bearer {
+        Some(k) => Some(k.to_owned()),
+        None => query_param(query, "key"),
+    }
+}
+
+fn family_of(path: &str, headers: &HeaderMap, query: Option<&str>) -> Family {
+    let models = path == "/v1/models" || path.starts_with("/v1/models/");
+    let gemini_key = headers.contains_key("x-goog-api-key") || query_param(query, "key").is_some();
+    let anthropic_headers =
+        headers.contains_key("x-api-key") || headers.contains_key("anthropic-version");
+    if path == "/v1beta"
+        || path.starts_with("/v1beta/")
+        || (models && (path.contains(':') || gemini_key))
+    {
+        Family::Gemini
+    } else if path == "/v1/messages"
+        || path.starts_with("/v1/messages/")
+        || (models && anthropic_headers)
+    {
+        Family::Anthropic
+    } else {
+        Family::OpenAi
+    }
+}
+
+pub(crate) fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -112,40 +250,68 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Body>
         .unwrap_or_default()
 }
 
-/// An OpenAI error answer (`{"error": {"message", "type", "param", "code"}}`) with the
-/// rate-limit headers the script asks for.
-fn error_answer(status: StatusCode, script: &Script) -> Response {
-    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limit_exceeded"
-    } else {
-        "mock_error"
-    };
-    let mut r = respond(
-        status,
-        "application/json",
-        format!(
-            r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}", "param": null, "code": "{kind}"}}}}"#
-        ),
+/// A number unique in this process, for ids.
+pub(crate) fn next_serial() -> u64 {
+    static SERIAL: AtomicU64 = AtomicU64::new(1);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `len` characters of base-62 "randomness" derived from `seed` (ids that look like a
+/// provider's and differ per request, reproducibly).
+pub(crate) fn id_chars(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            char::from(ALPHABET[(r >> 58) as usize % ALPHABET.len()])
+        })
+        .collect()
+}
+
+/// `events` as a body, `gap_ms` apart, broken after `drop_after` of them as the script says
+/// (a moment after the last one, so that it reaches the client before the connection breaks).
+/// An event's `__SENT_NS__` becomes the wall-clock time it leaves the mock (ns), so a reader
+/// can measure relay latency.
+pub(crate) fn paced(events: Vec<String>, script: &Script) -> Body {
+    let gap = Duration::from_millis(script.gap_ms.unwrap_or(0));
+    let drop_after = script.drop_after;
+    let stream = futures_util::stream::unfold(
+        (events.into_iter().enumerate(), gap, drop_after),
+        |(mut it, gap, drop_after)| async move {
+            let (i, event) = it.next()?;
+            if i > 0 && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            if drop_after.is_some_and(|n| i as u64 >= n) {
+                // The server flushes what it was given when the body is pending, not when it
+                // fails: without the pause the events before the break may never leave.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                return Some((
+                    Err(std::io::Error::other("mock stream dropped")),
+                    (it, gap, drop_after),
+                ));
+            }
+            let event = if event.contains("__SENT_NS__") {
+                let sent_ns = SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                event.replace("__SENT_NS__", &sent_ns.to_string())
+            } else {
+                event
+            };
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(event)),
+                (it, gap, drop_after),
+            ))
+        },
     );
-    let date = script
-        .retry_after_date
-        .map(|n| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(n)));
-    let headers = [
-        ("retry-after", script.retry_after.map(|n| n.to_string())),
-        ("retry-after", date),
-        (
-            "retry-after-ms",
-            script.retry_after_ms.map(|n| n.to_string()),
-        ),
-        ("x-ratelimit-reset-requests", script.reset_requests.clone()),
-        ("x-ratelimit-reset-tokens", script.reset_tokens.clone()),
-    ];
-    for (name, value) in headers {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            r.headers_mut().insert(name, v);
-        }
-    }
-    r
+    Body::from_stream(stream)
 }
 
 async fn handle(
@@ -155,177 +321,169 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = key_of(&headers);
+    let path = uri.path().to_owned();
+    let query = uri.query().map(str::to_owned);
+    let key = key_of(&headers, query.as_deref());
+    let family = family_of(&path, &headers, query.as_deref());
     // Large bodies (memory tests) are recorded but not parsed: a tree of them would dwarf them.
     let json: Option<serde_json::Value> = if body.len() <= 1024 * 1024 {
         serde_json::from_slice(&body).ok()
     } else {
         None
     };
-    let model = json
-        .as_ref()
-        .and_then(|j| j.get("model"))
-        .and_then(|m| m.as_str())
-        .map(str::to_owned);
+    let model = match family {
+        Family::Gemini => gemini::path_model(&path),
+        _ => json
+            .as_ref()
+            .and_then(|j| j.get("model"))
+            .and_then(|m| m.as_str())
+            .map(str::to_owned),
+    };
+    let inner_models = match family {
+        Family::Gemini => gemini::inner_models(json.as_ref()),
+        _ => Vec::new(),
+    };
     if let Ok(mut l) = log.lock() {
         l.push(Recorded {
             method: method.to_string(),
             uri: uri.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            family,
+            headers: headers.clone(),
             key: key.clone(),
             model: model.clone(),
+            inner_models,
             body: body.clone(),
             at: std::time::Instant::now(),
         });
     }
-    let script = Script::of(&key.unwrap_or_default());
+    let script = Script::of(key.as_deref().unwrap_or_default());
     if let Some(ms) = script.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let status = script
+    let req = Incoming {
+        path,
+        query,
+        headers,
+        json,
+        key,
+        model,
+        script,
+    };
+    // What the real provider refuses before it looks at the key's account (a missing key or
+    // version header) is refused whatever the script.
+    let refused = match family {
+        Family::OpenAi => None,
+        Family::Anthropic => anthropic::refusal(&req),
+        Family::Gemini => gemini::refusal(&req),
+    };
+    if let Some(r) = refused {
+        return r;
+    }
+    let status = req
+        .script
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
         .filter(|s| !s.is_success());
     if let Some(status) = status {
-        return error_answer(status, &script);
+        return match family {
+            Family::OpenAi => openai::error_answer(status, &req.script),
+            Family::Anthropic => anthropic::error_answer(status, &req),
+            Family::Gemini => gemini::error_answer(status, &req),
+        };
     }
-    if script.redirect && uri.path() != "/redirected" {
+    if req.script.redirect && req.path != "/redirected" {
         return Response::builder()
             .status(StatusCode::FOUND)
             .header("location", "/redirected")
             .body(Body::empty())
             .unwrap_or_default();
     }
-    let model = model.unwrap_or_else(|| "mock-model".to_owned());
-    let path = uri.path();
-    let stream = json
-        .as_ref()
-        .and_then(|j| j.get("stream"))
-        .and_then(|s| s.as_bool())
-        .unwrap_or(false);
-    if let Some(mib) = script.huge_mib {
-        return huge_response(mib, stream);
+    if let Some(mib) = req.script.huge_mib {
+        return openai::huge_response(mib, req.stream());
     }
-    if path.ends_with("/chat/completions") {
-        if stream {
-            let include_usage = json
-                .as_ref()
-                .and_then(|j| j.pointer("/stream_options/include_usage"))
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            return stream_response(&script, model, include_usage);
-        }
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            format!(
-                r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
-            ),
-        );
+    match family {
+        Family::OpenAi => openai::answer(&req),
+        Family::Anthropic => anthropic::answer(&req),
+        Family::Gemini => gemini::answer(&req),
     }
-    if path.ends_with("/embeddings") {
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            format!(
-                r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":3,"total_tokens":3}}}}"#
-            ),
-        );
-    }
-    // The model list, as OpenAI shapes it; the canary stands where a provider names the owner.
-    respond(
-        StatusCode::OK,
-        "application/json",
-        format!(
-            r#"{{"object":"list","data":[{{"id":"mock-model","object":"model","created":1700000000,"owned_by":"{BODY_CANARY}"}}]}}"#
-        ),
-    )
 }
 
-/// `mib` MiB in 64 KiB chunks, produced as they are sent (the mock holds none of it).
-fn huge_response(mib: u64, stream: bool) -> Response {
-    const CHUNK: usize = 64 * 1024;
-    let chunks = mib * 16;
-    let body = futures_util::stream::unfold(0u64, move |i| async move {
-        if i >= chunks {
-            return None;
-        }
-        let piece = if stream {
-            let pad = "x".repeat(CHUNK - 64);
-            let e = format!("data: {{\"choices\":[],\"pad\":\"{pad}\"}}\n\n");
-            e.into_bytes()
-        } else if i == 0 {
-            let mut v = br#"{"id":"chatcmpl-huge","object":"chat.completion","pad":""#.to_vec();
-            v.resize(CHUNK, b'x');
-            v
-        } else if i + 1 == chunks {
-            let mut v = vec![b'x'; CHUNK - 3];
-            v.extend_from_slice(b"\"}\n");
-            v
-        } else {
-            vec![b'x'; CHUNK]
-        };
-        Some((Ok::<_, std::io::Error>(Bytes::from(piece)), i + 1))
-    });
-    respond(
-        StatusCode::OK,
-        if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-        Body::from_stream(body),
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn stream_response(script: &Script, model: String, include_usage: bool) -> Response {
-    let gap = Duration::from_millis(script.gap_ms.unwrap_or(0));
-    let chunks = script.chunks.unwrap_or(3);
-    let drop_after = script.drop_after;
-    let mut events: Vec<String> = (0..chunks)
-        .map(|i| {
-            format!(
-                "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"sent_ns\":__SENT_NS__,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
-            )
-        })
-        .collect();
-    events.push(format!(
-        "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"
-    ));
-    if include_usage {
-        events.push(format!(
-            "data: {{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n",
-            5 + chunks
-        ));
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (axum::http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
     }
-    events.push("data: [DONE]\n\n".to_owned());
-    let stream = futures_util::stream::unfold(
-        (events.into_iter().enumerate(), gap, drop_after),
-        |(mut it, gap, drop_after)| async move {
-            let (i, event) = it.next()?;
-            if i > 0 && !gap.is_zero() {
-                tokio::time::sleep(gap).await;
-            }
-            if drop_after.is_some_and(|n| i as u64 >= n) {
-                return Some((
-                    Err(std::io::Error::other("mock stream dropped")),
-                    (it, gap, drop_after),
-                ));
-            }
-            // When the chunk leaves the mock (wall clock), so a reader can measure relay latency.
-            let sent_ns = SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let event = event.replace("__SENT_NS__", &sent_ns.to_string());
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(event)),
-                (it, gap, drop_after),
-            ))
-        },
-    );
-    respond(
-        StatusCode::OK,
-        "text/event-stream",
-        Body::from_stream(stream),
-    )
+
+    #[test]
+    fn the_family_is_told_by_path_and_headers() {
+        let none = HeaderMap::new();
+        let anthropic = headers(&[("x-api-key", "k"), ("anthropic-version", "2023-06-01")]);
+        let goog = headers(&[("x-goog-api-key", "k")]);
+        for (path, h, query, family) in [
+            ("/v1/chat/completions", &none, None, Family::OpenAi),
+            ("/v1/models", &none, None, Family::OpenAi),
+            (
+                "/openai/deployments/d/chat/completions",
+                &none,
+                None,
+                Family::OpenAi,
+            ),
+            ("/v1/messages", &none, None, Family::Anthropic),
+            (
+                "/v1/messages/count_tokens",
+                &anthropic,
+                None,
+                Family::Anthropic,
+            ),
+            ("/v1/models", &anthropic, None, Family::Anthropic),
+            (
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                &none,
+                None,
+                Family::Gemini,
+            ),
+            (
+                "/v1/models/gemini-2.0-flash:countTokens",
+                &none,
+                None,
+                Family::Gemini,
+            ),
+            ("/v1/models", &goog, None, Family::Gemini),
+            ("/v1/models", &none, Some("key=abc"), Family::Gemini),
+        ] {
+            assert_eq!(family_of(path, h, query), family, "{path} {h:?} {query:?}");
+        }
+    }
+
+    #[test]
+    fn keys_come_from_every_header_and_the_query() {
+        assert_eq!(
+            key_of(&headers(&[("x-api-key", "a")]), None).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            key_of(&headers(&[("x-goog-api-key", "b")]), None).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            key_of(&headers(&[("api-key", "c")]), None).as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            key_of(&headers(&[("authorization", "Bearer d")]), None).as_deref(),
+            Some("d")
+        );
+        assert_eq!(
+            key_of(&HeaderMap::new(), Some("alt=sse&key=sk%2Dx_s429")).as_deref(),
+            Some("sk-x_s429")
+        );
+        assert_eq!(key_of(&HeaderMap::new(), Some("alt=sse")), None);
+    }
 }

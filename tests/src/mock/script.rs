@@ -20,7 +20,7 @@ pub struct MockKey {
 /// The behaviour a key asks for; every field unset is an ordinary, immediate answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Script {
-    /// Answer this (non-2xx) status with an OpenAI error body.
+    /// Answer this (non-2xx) status with the request's family's error body.
     pub status: Option<u16>,
     /// `Retry-After: N` (seconds) on an error answer.
     pub retry_after: Option<u64>,
@@ -44,6 +44,68 @@ pub(crate) struct Script {
     pub huge_mib: Option<u64>,
     /// Answer 302 to `/redirected`.
     pub redirect: bool,
+    /// `anthropic-ratelimit-<limit>-{limit,remaining,reset}`: per [`AnthropicLimit`] (in its
+    /// order), the remaining count and the reset N seconds ahead.
+    pub anthropic_limits: [Option<(u64, u64)>; 4],
+    /// Anthropic: the 400 "credit balance is too low" answer (with `status` 400).
+    pub credit_too_low: bool,
+    /// Gemini: the 400 `API_KEY_INVALID` answer (with `status` 400).
+    pub api_key_invalid: bool,
+    /// Gemini: `RetryInfo.retryDelay` of this many milliseconds on an error answer.
+    pub gemini_retry_delay_ms: Option<u64>,
+    /// End the stream with the family's error event after this many events.
+    pub error_after: Option<u64>,
+}
+
+/// One of Anthropic's rate limits, each reported in `anthropic-ratelimit-<name>-*` headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnthropicLimit {
+    /// Requests per minute.
+    Requests,
+    /// Tokens per minute (the most restrictive of the token limits).
+    Tokens,
+    /// Input tokens per minute.
+    InputTokens,
+    /// Output tokens per minute.
+    OutputTokens,
+}
+
+impl AnthropicLimit {
+    /// Every limit, in header order.
+    pub const ALL: [AnthropicLimit; 4] = [
+        AnthropicLimit::Requests,
+        AnthropicLimit::Tokens,
+        AnthropicLimit::InputTokens,
+        AnthropicLimit::OutputTokens,
+    ];
+
+    /// The `<name>` of its headers.
+    pub fn header_name(self) -> &'static str {
+        match self {
+            AnthropicLimit::Requests => "requests",
+            AnthropicLimit::Tokens => "tokens",
+            AnthropicLimit::InputTokens => "input-tokens",
+            AnthropicLimit::OutputTokens => "output-tokens",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its letter in a key's script word.
+    fn letter(self) -> char {
+        match self {
+            AnthropicLimit::Requests => 'r',
+            AnthropicLimit::Tokens => 't',
+            AnthropicLimit::InputTokens => 'i',
+            AnthropicLimit::OutputTokens => 'o',
+        }
+    }
+
+    fn of_letter(c: char) -> Option<AnthropicLimit> {
+        AnthropicLimit::ALL.into_iter().find(|l| l.letter() == c)
+    }
 }
 
 /// One scripted word of a key.
@@ -61,6 +123,12 @@ enum Word {
     Drop(u64),
     Huge(u64),
     Redirect,
+    /// `al<letter><remaining>x<secs>`.
+    AnthropicLimit(AnthropicLimit, u64, u64),
+    CreditTooLow,
+    ApiKeyInvalid,
+    GeminiRetryDelayMs(u64),
+    ErrorAfter(u64),
 }
 
 /// Makes a word of its number.
@@ -68,7 +136,7 @@ type MakeWord = fn(u64) -> Word;
 
 /// The numeric words, by prefix. A longer prefix never starts with a shorter one's digits, so
 /// `rad20` is not `ra` + `d20`.
-const NUMBERS: [(&str, MakeWord); 9] = [
+const NUMBERS: [(&str, MakeWord); 11] = [
     ("ra", Word::RetryAfter),
     ("rad", Word::RetryAfterDate),
     ("rams", Word::RetryAfterMs),
@@ -77,13 +145,21 @@ const NUMBERS: [(&str, MakeWord); 9] = [
     ("chunks", Word::Chunks),
     ("drop", Word::Drop),
     ("huge", Word::Huge),
+    ("grd", Word::GeminiRetryDelayMs),
+    ("errafter", Word::ErrorAfter),
     ("s", |n| Word::Status(u16::try_from(n).unwrap_or(u16::MAX))),
 ];
 
 impl Word {
     fn parse(word: &str) -> Option<Word> {
-        if word == "redirect" {
-            return Some(Word::Redirect);
+        match word {
+            "redirect" => return Some(Word::Redirect),
+            "credit" => return Some(Word::CreditTooLow),
+            "keyinvalid" => return Some(Word::ApiKeyInvalid),
+            _ => {}
+        }
+        if let Some(limit) = Word::anthropic_limit(word) {
+            return Some(limit);
         }
         for (prefix, make) in NUMBERS {
             if let Some(n) = word.strip_prefix(prefix).and_then(|v| v.parse().ok()) {
@@ -102,6 +178,19 @@ impl Word {
             .map(Word::ResetTokens)
     }
 
+    /// `al<letter><remaining>x<secs>`, e.g. `alt0x40`.
+    fn anthropic_limit(word: &str) -> Option<Word> {
+        let rest = word.strip_prefix("al")?;
+        let mut chars = rest.chars();
+        let limit = AnthropicLimit::of_letter(chars.next()?)?;
+        let (remaining, secs) = chars.as_str().split_once('x')?;
+        Some(Word::AnthropicLimit(
+            limit,
+            remaining.parse().ok()?,
+            secs.parse().ok()?,
+        ))
+    }
+
     fn render(&self) -> String {
         match self {
             Word::Status(n) => format!("s{n}"),
@@ -116,6 +205,13 @@ impl Word {
             Word::Drop(n) => format!("drop{n}"),
             Word::Huge(n) => format!("huge{n}"),
             Word::Redirect => "redirect".to_owned(),
+            Word::AnthropicLimit(l, remaining, secs) => {
+                format!("al{}{remaining}x{secs}", l.letter())
+            }
+            Word::CreditTooLow => "credit".to_owned(),
+            Word::ApiKeyInvalid => "keyinvalid".to_owned(),
+            Word::GeminiRetryDelayMs(n) => format!("grd{n}"),
+            Word::ErrorAfter(n) => format!("errafter{n}"),
         }
     }
 }
@@ -160,6 +256,17 @@ impl Script {
                     s.huge_mib.get_or_insert(n);
                 }
                 Word::Redirect => s.redirect = true,
+                Word::AnthropicLimit(l, remaining, secs) => {
+                    s.anthropic_limits[l.index()].get_or_insert((remaining, secs));
+                }
+                Word::CreditTooLow => s.credit_too_low = true,
+                Word::ApiKeyInvalid => s.api_key_invalid = true,
+                Word::GeminiRetryDelayMs(n) => {
+                    s.gemini_retry_delay_ms.get_or_insert(n);
+                }
+                Word::ErrorAfter(n) => {
+                    s.error_after.get_or_insert(n);
+                }
             }
         }
         s
@@ -181,6 +288,19 @@ impl Script {
         if self.redirect {
             w.push(Word::Redirect);
         }
+        for l in AnthropicLimit::ALL {
+            if let Some((remaining, secs)) = self.anthropic_limits[l.index()] {
+                w.push(Word::AnthropicLimit(l, remaining, secs));
+            }
+        }
+        if self.credit_too_low {
+            w.push(Word::CreditTooLow);
+        }
+        if self.api_key_invalid {
+            w.push(Word::ApiKeyInvalid);
+        }
+        w.extend(self.gemini_retry_delay_ms.map(Word::GeminiRetryDelayMs));
+        w.extend(self.error_after.map(Word::ErrorAfter));
         w
     }
 }
@@ -207,7 +327,8 @@ impl MockKey {
         }
     }
 
-    /// Answer `status` (a non-2xx one) with an OpenAI error body.
+    /// Answer `status` (a non-2xx one) with an error body in the request's family's shape
+    /// (OpenAI, Anthropic or Gemini; see the family modules for each status's body).
     pub fn status(mut self, status: u16) -> Self {
         self.script.status = Some(status);
         self
@@ -267,6 +388,50 @@ impl MockKey {
         self.script.redirect = true;
         self
     }
+    /// Anthropic: report `limit` with `remaining` left, resetting `reset_secs` ahead (its
+    /// `anthropic-ratelimit-<limit>-{limit,remaining,reset}` headers, on every answer).
+    pub fn anthropic_limit(
+        mut self,
+        limit: AnthropicLimit,
+        remaining: u64,
+        reset_secs: u64,
+    ) -> Self {
+        self.script.anthropic_limits[limit.index()] = Some((remaining, reset_secs));
+        self
+    }
+    /// Anthropic: every rate limit exhausted (remaining 0), resetting `secs` ahead.
+    pub fn anthropic_reset(self, secs: u64) -> Self {
+        AnthropicLimit::ALL
+            .into_iter()
+            .fold(self, |key, l| key.anthropic_limit(l, 0, secs))
+    }
+    /// Anthropic: answer 400 `invalid_request_error` "Your credit balance is too low ...".
+    pub fn credit_balance_too_low(mut self) -> Self {
+        self.script.status = Some(400);
+        self.script.credit_too_low = true;
+        self
+    }
+    /// Gemini: answer 400 `INVALID_ARGUMENT` with the `API_KEY_INVALID` reason.
+    pub fn api_key_invalid(mut self) -> Self {
+        self.script.status = Some(400);
+        self.script.api_key_invalid = true;
+        self
+    }
+    /// Gemini: `RetryInfo.retryDelay: "<secs>s"` in the error answer's details.
+    pub fn gemini_retry_delay(self, secs: u64) -> Self {
+        self.gemini_retry_delay_ms(secs.saturating_mul(1000))
+    }
+    /// Gemini: `RetryInfo.retryDelay` of `ms` milliseconds (`"1.500s"`).
+    pub fn gemini_retry_delay_ms(mut self, ms: u64) -> Self {
+        self.script.gemini_retry_delay_ms = Some(ms);
+        self
+    }
+    /// End the stream after `n` events with the family's error event (Anthropic
+    /// `event: error` overloaded, Gemini and OpenAI a `data: {"error": ...}` chunk).
+    pub fn error_after(mut self, n: u64) -> Self {
+        self.script.error_after = Some(n);
+        self
+    }
 }
 
 impl fmt::Display for MockKey {
@@ -297,11 +462,15 @@ mod tests {
             .chunks(5)
             .drop_after(2)
             .huge_mib(4)
-            .redirect();
+            .redirect()
+            .anthropic_limit(AnthropicLimit::InputTokens, 0, 40)
+            .anthropic_limit(AnthropicLimit::Requests, 7, 3600)
+            .gemini_retry_delay_ms(1500)
+            .error_after(3);
         let rendered = full.to_string();
         assert_eq!(
             rendered,
-            "sk_all_s429_ra30_rad20_rams5000_rr6m0s_rt20ms_delay1500_gap100_chunks5_drop2_huge4_redirect"
+            "sk_all_s429_ra30_rad20_rams5000_rr6m0s_rt20ms_delay1500_gap100_chunks5_drop2_huge4_redirect_alr7x3600_ali0x40_grd1500_errafter3"
         );
         assert_eq!(Script::of(&rendered), full.script);
         let plain = MockKey::new("sk-live-PLAINTEXT-CANARY-x-0123abcd");
@@ -309,6 +478,27 @@ mod tests {
         // The benchmark's hand-written key (bench/run) keeps its meaning.
         let bench = Script::of("sk_gap50_chunks20");
         assert_eq!((bench.gap_ms, bench.chunks), (Some(50), Some(20)));
+    }
+
+    #[test]
+    fn family_faults_survive_their_rendering() {
+        for key in [
+            MockKey::new("sk_c").credit_balance_too_low(),
+            MockKey::new("sk_g")
+                .api_key_invalid()
+                .gemini_retry_delay(37),
+            MockKey::new("sk_a").status(429).anthropic_reset(60),
+        ] {
+            assert_eq!(Script::of(&key.to_string()), key.script, "{key}");
+        }
+        let credit = Script::of(&MockKey::new("sk_c").credit_balance_too_low().to_string());
+        assert_eq!((credit.status, credit.credit_too_low), (Some(400), true));
+        let reset = Script::of(&MockKey::new("sk_a").anthropic_reset(60).to_string());
+        assert_eq!(reset.anthropic_limits, [Some((0, 60)); 4]);
+        assert_eq!(
+            Script::of("sk_g_grd37000").gemini_retry_delay_ms,
+            Some(37_000)
+        );
     }
 
     #[test]
