@@ -852,3 +852,72 @@ async fn credential_and_model_routes_are_tenant_scoped_and_role_checked() {
     assert_eq!(count(&app, "credentials").await, 1);
     assert_eq!(count(&app, "models").await, 1);
 }
+
+#[tokio::test]
+async fn validate_calls_each_familys_model_list_in_its_own_wire_format() {
+    let app = spawn_app().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let u = app.user("u").await;
+    let refused = |error: &str| json!({"valid": false, "error": error});
+    for (provider, key, expected, path, key_header) in [
+        (
+            "anthropic",
+            MockKey::new("sk-ant-good-123456"),
+            json!({"valid": true}),
+            "/v1/models",
+            "x-api-key",
+        ),
+        (
+            "anthropic",
+            MockKey::new("sk-ant-revoked-1234").status(401),
+            refused("unauthorized"),
+            "/v1/models",
+            "x-api-key",
+        ),
+        (
+            "gemini",
+            MockKey::new("gm-good-key-123456"),
+            json!({"valid": true}),
+            "/v1beta/models",
+            "x-goog-api-key",
+        ),
+        // Google answers an invalid key 400 INVALID_ARGUMENT with reason API_KEY_INVALID.
+        (
+            "gemini",
+            MockKey::new("gm-invalid-key-1234").api_key_invalid(),
+            refused("unauthorized"),
+            "/v1beta/models",
+            "x-goog-api-key",
+        ),
+        (
+            "gemini",
+            MockKey::new("gm-other-400-12345").status(400),
+            refused("upstream_error"),
+            "/v1beta/models",
+            "x-goog-api-key",
+        ),
+    ] {
+        let key = key.to_string();
+        let c = app
+            .credential(
+                &u,
+                u.workspace,
+                provider,
+                &key,
+                json!({"api_key": key, "base_url": mock.url("")}),
+            )
+            .await;
+        assert_eq!(validate(&app, &u, id_of(&c)).await, expected, "{key}");
+        let last = mock.requests().pop().unwrap();
+        assert_eq!(
+            (last.method.as_str(), last.path.as_str()),
+            ("GET", path),
+            "{key}"
+        );
+        assert_eq!(last.header(key_header), Some(key.as_str()), "{key}");
+        assert_eq!(last.header("authorization"), None, "{key}");
+        if provider == "anthropic" {
+            assert_eq!(last.header("anthropic-version"), Some("2023-06-01"));
+        }
+    }
+}

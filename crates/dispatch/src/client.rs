@@ -2,8 +2,10 @@
 //! from the environment, and a DNS resolver that enforces the address policy on every
 //! resolved address, so the check happens at connect time (no DNS-rebinding gap).
 
+use crate::cooldown::Reason;
 use crate::policy::{AddressPolicy, Blocked};
-use crate::target::Target;
+use crate::signals;
+use crate::target::{Family, Target};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -173,6 +175,18 @@ impl Upstream {
         match req.send().await {
             Ok(resp) => match resp.status().as_u16() {
                 200..=299 => Validation::Valid,
+                // Gemini answers an invalid key 400 with `API_KEY_INVALID` in the body.
+                400 if target.kind.family() == Family::Gemini => {
+                    let body = read_at_most(resp, 64 * 1024).await;
+                    let rejected =
+                        signals::for_answer(Family::Gemini, 400, &Default::default(), &body, 0)
+                            .is_some_and(|(_, reason)| reason == Reason::Rejected);
+                    if rejected {
+                        Validation::Unauthorized
+                    } else {
+                        Validation::UpstreamError
+                    }
+                }
                 401 => Validation::Unauthorized,
                 403 => Validation::Forbidden,
                 429 => Validation::RateLimited,
@@ -185,4 +199,17 @@ impl Upstream {
             },
         }
     }
+}
+
+/// Up to `limit` bytes of an answer's body (what is left is dropped unread).
+async fn read_at_most(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out
 }
