@@ -1612,3 +1612,37 @@ async fn a_model_of_another_family_is_an_unsupported_endpoint() {
     assert_eq!(r.body["error"]["param"], "model");
     assert!(fx.mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn provider_headers_that_matter_pass_both_ways_and_no_others() {
+    // Without a pool the provider's 429 is the client's answer: its Retry-After and
+    // rate-limit headers come with it. The client's beta and idempotency headers reach the
+    // provider; its own key and cookies never do.
+    let fx = World::new(&[]).await;
+    let limited = MockKey::new("sk_lim")
+        .status(429)
+        .retry_after(7)
+        .reset_requests("6m0s");
+    let c = fx.cred("limited", &limited).await;
+    fx.model("hdr", "gpt-4o", c).await;
+    let r = fx
+        .gw(Method::POST, "/v1/chat/completions")
+        .header("openai-beta", "assistants=v2")
+        .header("idempotency-key", "idem-1")
+        .header("cookie", "session=secret")
+        .json(json!({"model": "hdr", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await;
+    r.assert(429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.header("x-ratelimit-reset-requests"), Some("6m0s"));
+    let seen = fx.mock.requests().pop().unwrap();
+    assert_eq!(seen.header("openai-beta"), Some("assistants=v2"));
+    assert_eq!(seen.header("idempotency-key"), Some("idem-1"));
+    assert_eq!(seen.header("cookie"), None);
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {limited}").as_str())
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+}
