@@ -36,7 +36,8 @@ fn random_b64(n: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (PostgreSQL then runs as the `postgres` account).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -2,7 +2,6 @@
 //! from the environment, and a DNS resolver that enforces the address policy on every
 //! resolved address, so the check happens at connect time (no DNS-rebinding gap).
 
-use crate::cooldown::Reason;
 use crate::policy::{AddressPolicy, Blocked};
 use crate::signals;
 use crate::target::{Family, Target};
@@ -178,10 +177,7 @@ impl Upstream {
                 // Gemini answers an invalid key 400 with `API_KEY_INVALID` in the body.
                 400 if target.kind.family() == Family::Gemini => {
                     let body = read_at_most(resp, 64 * 1024).await;
-                    let rejected =
-                        signals::for_answer(Family::Gemini, 400, &Default::default(), &body, 0)
-                            .is_some_and(|(_, reason)| reason == Reason::Rejected);
-                    if rejected {
+                    if signals::rejects_key(Family::Gemini, 400, &body) {
                         Validation::Unauthorized
                     } else {
                         Validation::UpstreamError

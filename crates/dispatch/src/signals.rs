@@ -2,7 +2,7 @@
 //! status: Anthropic's `anthropic-ratelimit-*-reset` instants, Gemini's `RetryInfo.retryDelay`
 //! and `API_KEY_INVALID` in the error body.
 
-use crate::cooldown::{self, Reason, MAX_RESET, TRANSIENT};
+use crate::cooldown::{self, Reason, MAX_RESET};
 use crate::target::Family;
 use reqwest::header::HeaderMap;
 use std::time::{Duration, SystemTime};
@@ -41,11 +41,16 @@ pub fn for_answer(
             .min(MAX_RESET);
             Some((configured.max(reset), Reason::RateLimited))
         }
-        (Family::Gemini, 400) if gemini_reason(body, "API_KEY_INVALID") => {
-            Some((configured, Reason::Rejected))
-        }
+        _ if rejects_key(family, status, body) => Some((configured, Reason::Rejected)),
         _ => cooldown::for_status(status, headers, cooldown_seconds),
     }
+}
+
+/// Whether an answer says the key itself is refused: 401/403 in every family, and Gemini's
+/// 400 `API_KEY_INVALID` (also how credential validation reads a Gemini model list).
+pub fn rejects_key(family: Family, status: u16, body: &[u8]) -> bool {
+    matches!(status, 401 | 403)
+        || (family == Family::Gemini && status == 400 && gemini_reason(body, "API_KEY_INVALID"))
 }
 
 /// The latest `anthropic-ratelimit-*-reset` (RFC 3339) among the limits whose `-remaining` is
@@ -114,12 +119,10 @@ fn gemini_reason(body: &[u8], reason: &str) -> bool {
         .any(|d| d.kind.ends_with("google.rpc.ErrorInfo") && d.reason.as_deref() == Some(reason))
 }
 
-/// An Anthropic 529 (`overloaded_error`) is transient, like a 5xx.
-pub const OVERLOADED: (Duration, Reason) = (TRANSIENT, Reason::UpstreamError);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cooldown::TRANSIENT;
     use reqwest::header::{HeaderName, HeaderValue};
 
     fn headers(pairs: &[(&str, String)]) -> HeaderMap {
@@ -150,7 +153,7 @@ mod tests {
         assert_eq!(d.as_secs(), 60);
         assert_eq!(
             for_answer(Family::Anthropic, 529, &HeaderMap::new(), b"", 60),
-            Some(OVERLOADED)
+            Some((TRANSIENT, Reason::UpstreamError))
         );
     }
 

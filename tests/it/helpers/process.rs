@@ -304,21 +304,10 @@ pub struct PgProcess {
     bin: std::path::PathBuf,
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 impl PgProcess {
     fn command(&self, program: &str) -> Command {
         let exe = self.bin.join(program);
-        let mut c = if is_root() {
+        let mut c = if rotor_api::embedded::is_root() {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
                 .arg(exe);
@@ -339,7 +328,7 @@ impl PgProcess {
         );
         let dir = std::env::temp_dir().join(format!("rotor-pg-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
+        if rotor_api::embedded::is_root() {
             assert!(Command::new("chown")
                 .args(["postgres:postgres"])
                 .arg(&dir)

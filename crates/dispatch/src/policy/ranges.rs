@@ -1,5 +1,6 @@
 //! Which addresses are special to the policy: the IPv4 address an IPv6 form embeds, the
-//! always-refused (link-local, metadata, non-unicast) and the private ranges.
+//! always-refused (link-local, metadata, non-unicast) and the private ranges. Only tables and
+//! pure functions of an address: nothing here touches the network.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
