@@ -11,7 +11,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -39,7 +41,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "load-balancing", description = "A model's credential pool"),
         (name = "admin", description = "Instance administration"),
         (name = "health", description = "Probes"),
-        (name = "gateway", description = "OpenAI-compatible gateway (API key auth)"),
+        (name = "gateway", description = "The gateway: OpenAI, Anthropic and Gemini APIs (API key auth)"),
 
     )
 )]
@@ -67,10 +69,31 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A workspace API key (rk-…), for the OpenAI-compatible /v1 gateway",
+                        "A workspace API key (rk-…), for the gateway (every family accepts it as a bearer token)",
                     ))
                     .build(),
             ),
+        );
+        let header_key = |name: &str, description: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                name,
+                description,
+            )))
+        };
+        components.add_security_scheme(
+            "anthropic_key",
+            header_key("x-api-key", "A workspace API key (rk-…), where Anthropic's SDKs send it"),
+        );
+        components.add_security_scheme(
+            "gemini_key",
+            header_key("x-goog-api-key", "A workspace API key (rk-…), where Google's SDKs send it"),
+        );
+        components.add_security_scheme(
+            "gemini_query_key",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "key",
+                "A workspace API key (rk-…) as Gemini's `?key=` query parameter",
+            ))),
         );
     }
 }

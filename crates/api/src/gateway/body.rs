@@ -22,6 +22,8 @@ pub enum BodyError {
     Duplicate(&'static str),
     /// `stream` is neither true, false nor null.
     BadStream,
+    /// Gemini's `batchEmbedContents` without an array of request objects.
+    BadRequests,
 }
 
 impl BodyError {
@@ -34,6 +36,7 @@ impl BodyError {
             BodyError::Duplicate("model") => "`model` appears more than once",
             BodyError::Duplicate(_) => "`stream` appears more than once",
             BodyError::BadStream => "`stream` must be a boolean",
+            BodyError::BadRequests => "`requests` must be an array of objects",
         }
     }
 
@@ -42,6 +45,7 @@ impl BodyError {
         match self {
             BodyError::NoModel | BodyError::Duplicate("model") => Some("model"),
             BodyError::Duplicate(_) | BodyError::BadStream => Some("stream"),
+            BodyError::BadRequests => Some("requests"),
             _ => None,
         }
     }
@@ -145,6 +149,42 @@ pub fn scan(body: &[u8]) -> Result<Scanned<'_>, BodyError> {
     })
 }
 
+/// Checks that `body` is one JSON object (Gemini bodies, which do not name the model), without
+/// building a tree of it.
+pub fn object(body: &[u8]) -> Result<(), BodyError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(BodyError::NotObject),
+            Err(_) => Err(BodyError::Syntax),
+        };
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(drop)
+        .map_err(|_| BodyError::Syntax)
+}
+
+/// A Gemini `batchEmbedContents` body with every inner request's `model` set to
+/// `models/{upstream_model}` (the provider refuses inner models other than the path's).
+pub fn gemini_batch(body: &[u8], upstream_model: &str) -> Result<bytes::Bytes, BodyError> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|_| BodyError::Syntax)?;
+    let requests = v
+        .as_object_mut()
+        .ok_or(BodyError::NotObject)?
+        .get_mut("requests")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or(BodyError::BadRequests)?;
+    let name = serde_json::Value::String(format!("models/{upstream_model}"));
+    for r in requests {
+        r.as_object_mut()
+            .ok_or(BodyError::BadRequests)?
+            .insert("model".to_owned(), name.clone());
+    }
+    serde_json::to_vec(&v)
+        .map(bytes::Bytes::from)
+        .map_err(|_| BodyError::Syntax)
+}
+
 impl Scanned<'_> {
     /// The body again, every top-level value as sent, `model` replaced by `upstream_model`.
     pub fn rewrite(&self, upstream_model: &str, size_hint: usize) -> Vec<u8> {
@@ -219,5 +259,28 @@ mod tests {
         );
         assert_eq!(scan(br#"{"model": "a"} x"#).err(), Some(BodyError::Syntax));
         assert!(!scan(br#"{"model": "a", "stream": null}"#).unwrap().stream);
+    }
+
+    #[test]
+    fn gemini_bodies_are_objects_and_batches_get_the_providers_model() {
+        assert_eq!(object(br#" {"contents": []} "#), Ok(()));
+        assert_eq!(object(b"[1]"), Err(BodyError::NotObject));
+        assert_eq!(object(b"{\"a\": "), Err(BodyError::Syntax));
+        assert_eq!(object(b""), Err(BodyError::Syntax));
+        let body = br#"{"requests": [{"model": "models/mine", "content": {"parts": [{"text": "a"}]}},
+            {"content": {"parts": [{"text": "b"}]}}]}"#;
+        let out: serde_json::Value =
+            serde_json::from_slice(&gemini_batch(body, "text-embedding-004").unwrap()).unwrap();
+        assert_eq!(out["requests"][0]["model"], "models/text-embedding-004");
+        assert_eq!(out["requests"][1]["model"], "models/text-embedding-004");
+        assert_eq!(out["requests"][1]["content"]["parts"][0]["text"], "b");
+        assert_eq!(
+            gemini_batch(br#"{"requests": 1}"#, "m").err(),
+            Some(BodyError::BadRequests)
+        );
+        assert_eq!(
+            gemini_batch(br#"{"requests": [1]}"#, "m").err(),
+            Some(BodyError::BadRequests)
+        );
     }
 }

@@ -9,8 +9,6 @@ use bytes::Bytes;
 use rotor_dispatch::engine::{Failure, StreamCut};
 use rotor_dispatch::series::AnswerClass;
 use serde::Serialize;
-use std::collections::BTreeMap;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::ToSchema;
 
 /// An error in OpenAI's shape.
@@ -246,85 +244,6 @@ impl serde_json::ser::Formatter for Spaced {
     ) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
-}
-
-/// The error answers of `POST /v1/chat/completions`.
-pub struct ChatErrors;
-
-/// The error answers of `POST /v1/embeddings`.
-pub struct EmbeddingErrors;
-
-/// The error answers of `GET /v1/models`.
-pub struct ListErrors;
-
-/// The error answers of `GET /v1/models/{name}`.
-pub struct ModelErrors;
-
-const INVALID_KEY: (u16, &str) = (401, "invalid_api_key");
-const NOT_ALLOWED: (u16, &str) = (403, "model_not_allowed");
-const NOT_FOUND: (u16, &str) = (404, "model_not_found");
-const MODELS_UNAVAILABLE: (u16, &str) = (503, "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)");
-
-type Documented = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
-
-/// The error answers of a proxied endpoint; `rate_limited` and `upstream` describe its 429
-/// and 502 answers.
-fn proxy_errors(rate_limited: &str, upstream: &str) -> Documented {
-    documented(&[
-        (400, "invalid_request_error"),
-        INVALID_KEY,
-        NOT_ALLOWED,
-        NOT_FOUND,
-        (413, "payload_too_large"),
-        (429, rate_limited),
-        (500, "credential_unreadable (no credential of the model can be decrypted)"),
-        (502, upstream),
-        (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
-        (504, "upstream_timeout"),
-    ])
-}
-
-impl utoipa::IntoResponses for ChatErrors {
-    fn responses() -> Documented {
-        proxy_errors(
-            "all_credentials_cooling_down (Retry-After), or the provider's 429",
-            "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large",
-        )
-    }
-}
-
-impl utoipa::IntoResponses for EmbeddingErrors {
-    fn responses() -> Documented {
-        proxy_errors("all_credentials_cooling_down", "upstream errors")
-    }
-}
-
-impl utoipa::IntoResponses for ListErrors {
-    fn responses() -> Documented {
-        documented(&[INVALID_KEY, MODELS_UNAVAILABLE])
-    }
-}
-
-impl utoipa::IntoResponses for ModelErrors {
-    fn responses() -> Documented {
-        documented(&[INVALID_KEY, NOT_ALLOWED, NOT_FOUND, MODELS_UNAVAILABLE])
-    }
-}
-
-/// Error answers with an [`OpenAiError`] body, by status, each with its codes as description.
-fn documented(answers: &[(u16, &str)]) -> Documented {
-    let schema = Ref::from_schema_name(OpenAiError::name());
-    answers
-        .iter()
-        .map(|(status, description)| {
-            let content = ContentBuilder::new().schema(Some(schema.clone())).build();
-            let response = ResponseBuilder::new()
-                .description(*description)
-                .content("application/json", content)
-                .build();
-            (status.to_string(), response.into())
-        })
-        .collect()
 }
 
 #[cfg(test)]

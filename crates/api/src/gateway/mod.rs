@@ -1,22 +1,26 @@
-//! The OpenAI-compatible gateway (`/v1`): API-key auth from memory, model → pool resolution
-//! from the route cache, dispatch with failover, and OpenAI-shaped errors. The official OpenAI
-//! SDKs work unchanged with `base_url = http://host:port/v1`.
+//! The gateway: OpenAI's, Anthropic's and Gemini's APIs natively, with API-key auth from
+//! memory, model → pool resolution from the route cache, dispatch with failover, and errors in
+//! the family's own shape. Each family's official SDK works with only its base URL changed.
 
+pub mod anthropic;
 pub mod body;
 pub mod cache;
+pub mod docs;
 pub mod error;
+pub mod gemini;
 pub mod models;
+pub mod openai;
 pub mod resolve;
 pub mod shapes;
 
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use cache::{CachedRoute, KeyInfo, KeyLookup};
-use error::{ChatErrors, EmbeddingErrors, GatewayError};
+use error::GatewayError;
 use rotor_dispatch::engine::StreamCut;
 use rotor_dispatch::engine::{Call, Relay, RelayBody};
 use rotor_dispatch::series::AnswerClass;
@@ -31,23 +35,34 @@ pub use error::{OpenAiError, OpenAiErrorDetail};
 
 /// The schemas the gateway's documented error answers refer to.
 #[derive(utoipa::OpenApi)]
-#[openapi(components(schemas(OpenAiError)))]
+#[openapi(components(schemas(OpenAiError, shapes::AnthropicError, shapes::GeminiError)))]
 struct ErrorSchemas;
 
-/// `/v1/*`.
+/// `/v1/*` and Gemini's `/v1beta/*`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(<ErrorSchemas as utoipa::OpenApi>::openapi())
-        .routes(routes!(chat_completions))
-        .routes(routes!(embeddings))
+    let mut doc = <ErrorSchemas as utoipa::OpenApi>::openapi();
+    doc.merge(<gemini::GeminiPaths as utoipa::OpenApi>::openapi());
+    OpenApiRouter::with_openapi(doc)
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::completions))
+        .routes(routes!(openai::embeddings))
+        .routes(routes!(openai::moderations))
+        .routes(routes!(openai::image_generations))
+        .routes(routes!(openai::audio_speech))
+        .routes(routes!(openai::rerank))
+        .routes(routes!(anthropic::messages))
+        .routes(routes!(anthropic::count_tokens))
         .routes(routes!(models::list_models))
         .routes(routes!(models::get_model))
+        .route("/v1beta/models/{name}", axum::routing::post(gemini::call))
+        .route("/v1/models/{name}", axum::routing::post(gemini::call))
 }
 
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-rotor-attempts");
 const CREDENTIAL: HeaderName = HeaderName::from_static("x-rotor-credential-id");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
 
-/// The API key of a gateway request, checked against the in-memory table (no query).
+/// The API key of an OpenAI-family request, checked against the in-memory table (no query).
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<KeyInfo>, GatewayError> {
     let token = crate::extract::bearer(headers).ok_or_else(GatewayError::invalid_key)?;
     authenticate_token(state, token)
@@ -176,16 +191,179 @@ async fn read_body(state: &AppState, req: Request) -> Result<Bytes, GatewayError
         .map_err(|_| too_large())
 }
 
-async fn proxy(state: AppState, req: Request, endpoint: Endpoint) -> Response {
-    let started = Instant::now();
-    match proxy_inner(&state, req, endpoint, started).await {
+
+/// Runs a front end and answers its refusal in `family`'s shape, with the time Rotor took.
+async fn answer<F>(family: Family, started: Instant, front: F) -> Response
+where
+    F: std::future::Future<Output = Result<Response, GatewayError>>,
+{
+    match front.await {
         Ok(r) => r,
         Err(e) => {
-            let mut r = shapes::render(e, endpoint.family());
+            let mut r = shapes::render(e, family);
             set_overhead(&mut r, started.elapsed());
             r
         }
     }
+}
+
+/// The API key of a request of `family`, found where that family's clients put it.
+fn authenticate_in(
+    state: &AppState,
+    family: Family,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Arc<KeyInfo>, GatewayError> {
+    let token = client_key(family, headers, uri).ok_or_else(GatewayError::invalid_key)?;
+    authenticate_token(state, &token)
+}
+
+/// A request body the gateway cannot read as JSON: 400 `invalid_request_error`.
+fn body_refused(e: body::BodyError) -> GatewayError {
+    let err = GatewayError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        e.message(),
+    );
+    match e.param() {
+        Some(p) => err.param(p),
+        None => err,
+    }
+}
+
+/// The route of `model` for `key`: refused when the key may not use it, when it does not
+/// exist, or when it speaks another family than the endpoint's.
+async fn routed(
+    state: &AppState,
+    key: &KeyInfo,
+    family: Family,
+    model: &str,
+) -> Result<Arc<CachedRoute>, GatewayError> {
+    if model.contains('\0') {
+        // PostgreSQL cannot hold such a name, so no model has it: no query is made.
+        return Err(GatewayError::model_not_found(model));
+    }
+    allowed(key, model)?;
+    let cached = route_for(state, key, model).await?;
+    let speaks = cached.route.family;
+    if speaks != family {
+        return Err(GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_endpoint",
+            format!(
+                "the model `{}` speaks the {} API, not this endpoint's ({})",
+                model.escape_debug(),
+                speaks.as_str(),
+                family.as_str()
+            ),
+        )
+        .param("model"));
+    }
+    Ok(cached)
+}
+
+/// What goes upstream for a routed request.
+struct Outbound<'a> {
+    endpoint: Endpoint,
+    method: reqwest::Method,
+    suffix: Option<&'a str>,
+    forward: &'a HeaderMap,
+    body: Bytes,
+    rebody: Option<&'a (dyn Fn(&str) -> Bytes + Sync)>,
+    stream: bool,
+}
+
+/// Dispatches `out` over the route's pool and answers what came back (or why nothing did)
+/// in the endpoint's family, with Rotor's attempt count and overhead.
+async fn send(
+    state: &AppState,
+    cached: &CachedRoute,
+    out: Outbound<'_>,
+    started: Instant,
+) -> Response {
+    let route = &cached.route;
+    let family = out.endpoint.family();
+    let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
+    let outcome = state
+        .engine()
+        .dispatch(Call {
+            route,
+            balanced,
+            endpoint: out.endpoint,
+            method: out.method,
+            suffix: out.suffix,
+            forward: out.forward,
+            body: out.body,
+            rebody: out.rebody,
+            stream: out.stream,
+            started,
+        })
+        .await;
+    let attempts = HeaderValue::from(outcome.attempts);
+    let mut response = match outcome.result {
+        Ok(relay) => relayed(relay, out.stream, family),
+        Err(failure) => {
+            let (e, class) = GatewayError::of_failure(failure, &route.model);
+            route.metrics.request(class);
+            shapes::render(e, family)
+        }
+    };
+    response.headers_mut().insert(ATTEMPTS, attempts);
+    let overhead = started.elapsed().saturating_sub(outcome.upstream_time);
+    route.metrics.overhead(overhead.as_secs_f64());
+    set_overhead(&mut response, overhead);
+    response
+}
+
+/// An endpoint whose JSON body names the model (`model`, and `stream` for server-sent
+/// events): OpenAI's and Anthropic's.
+async fn proxy(state: AppState, req: Request, endpoint: Endpoint) -> Response {
+    let started = Instant::now();
+    answer(
+        endpoint.family(),
+        started,
+        proxy_json(&state, req, endpoint, started),
+    )
+    .await
+}
+
+async fn proxy_json(
+    state: &AppState,
+    req: Request,
+    endpoint: Endpoint,
+    started: Instant,
+) -> Result<Response, GatewayError> {
+    let key = authenticate_in(state, endpoint.family(), req.headers(), req.uri())?;
+    let forward = forwarded(req.headers());
+    let raw = read_body(state, req).await?;
+    let scanned = body::scan(&raw).map_err(body_refused)?;
+    let cached = routed(state, &key, endpoint.family(), &scanned.model).await?;
+    let route = &cached.route;
+    let stream = scanned.stream;
+    let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
+    // The request's bytes are freed before the upstream call, unless an entry of the pool
+    // names the model otherwise and needs its own rewrite.
+    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let raw_len = raw.len();
+    let rename;
+    let rebody: Option<&(dyn Fn(&str) -> Bytes + Sync)> = if renamed {
+        rename = move |name: &str| Bytes::from(scanned.rewrite(name, raw_len));
+        Some(&rename)
+    } else {
+        drop(scanned);
+        drop(raw);
+        None
+    };
+    let out = Outbound {
+        endpoint,
+        method: reqwest::Method::POST,
+        suffix: None,
+        forward: &forward,
+        body,
+        rebody,
+        stream,
+    };
+    Ok(send(state, &cached, out, started).await)
 }
 
 fn set_overhead(r: &mut Response, overhead: Duration) {
@@ -227,115 +405,4 @@ fn relayed(relay: Relay, stream: bool, family: Family) -> Response {
         h.insert(CREDENTIAL, v);
     }
     r
-}
-
-async fn proxy_inner(
-    state: &AppState,
-    req: Request,
-    endpoint: Endpoint,
-    started: Instant,
-) -> Result<Response, GatewayError> {
-    let family = endpoint.family();
-    let token =
-        client_key(family, req.headers(), req.uri()).ok_or_else(GatewayError::invalid_key)?;
-    let key = authenticate_token(state, &token)?;
-    drop(token);
-    let forward = forwarded(req.headers());
-    let raw = read_body(state, req).await?;
-    let scanned = body::scan(&raw).map_err(|e| {
-        let err = GatewayError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            e.message(),
-        );
-        match e.param() {
-            Some(p) => err.param(p),
-            None => err,
-        }
-    })?;
-    let (model, stream) = (scanned.model.as_str(), scanned.stream);
-    if model.contains('\0') {
-        // PostgreSQL cannot hold such a name, so no model has it: no query is made.
-        return Err(GatewayError::model_not_found(model));
-    }
-    allowed(&key, model)?;
-    let cached = route_for(state, &key, model).await?;
-    let route = &cached.route;
-    if route.family != family {
-        return Err(GatewayError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_endpoint",
-            format!(
-                "the model `{}` speaks the {} API, not this endpoint's ({})",
-                model.escape_debug(),
-                route.family.as_str(),
-                family.as_str()
-            ),
-        )
-        .param("model"));
-    }
-    let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
-    // The request's bytes are freed before the upstream call, unless an entry of the pool
-    // names the model otherwise and needs its own rewrite.
-    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
-    let raw_len = raw.len();
-    let rename;
-    let rebody: Option<&(dyn Fn(&str) -> Bytes + Sync)> = if renamed {
-        rename = move |name: &str| Bytes::from(scanned.rewrite(name, raw_len));
-        Some(&rename)
-    } else {
-        drop(scanned);
-        drop(raw);
-        None
-    };
-    let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
-    let outcome = state
-        .engine()
-        .dispatch(Call {
-            route,
-            balanced,
-            endpoint,
-            method: reqwest::Method::POST,
-            suffix: None,
-            forward: &forward,
-            body,
-            rebody,
-            stream,
-            started,
-        })
-        .await;
-    let attempts = HeaderValue::from(outcome.attempts);
-    let mut response = match outcome.result {
-        Ok(relay) => relayed(relay, stream, family),
-        Err(failure) => {
-            let (e, class) = GatewayError::of_failure(failure, &route.model);
-            route.metrics.request(class);
-            shapes::render(e, family)
-        }
-    };
-    response.headers_mut().insert(ATTEMPTS, attempts);
-    let overhead = started.elapsed().saturating_sub(outcome.upstream_time);
-    route.metrics.overhead(overhead.as_secs_f64());
-    set_overhead(&mut response, overhead);
-    Ok(response)
-}
-
-/// OpenAI chat completions (JSON or `stream: true` server-sent events), balanced across the
-/// model's pool with failover.
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", security(("api_key" = [])),
-    request_body(content = Object, description = "OpenAI chat completion request; `model` is a Rotor model name"),
-    responses(
-        (status = 200, description = "The provider's answer (JSON, or text/event-stream when streaming)"),
-        ChatErrors,
-    ))]
-pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
-    proxy(state, req, Endpoint::ChatCompletions).await
-}
-
-/// OpenAI embeddings, balanced like chat completions.
-#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway", security(("api_key" = [])),
-    request_body(content = Object, description = "OpenAI embeddings request; `model` is a Rotor model name"),
-    responses((status = 200, description = "The provider's answer"), EmbeddingErrors))]
-pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
-    proxy(state, req, Endpoint::Embeddings).await
 }

@@ -1,6 +1,7 @@
 //! `/v1/models`: the workspace's models in OpenAI's shape, filtered by what the key may use.
 
-use super::error::{GatewayError, ListErrors, ModelErrors};
+use super::docs::{ListErrors, ModelErrors};
+use super::error::GatewayError;
 use super::{allowed, authenticate};
 use crate::state::AppState;
 use axum::extract::{Path, State};

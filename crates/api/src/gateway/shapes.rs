@@ -11,32 +11,43 @@ use bytes::Bytes;
 use rotor_dispatch::engine::StreamCut;
 use rotor_dispatch::target::Family;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Anthropic's error body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AnthropicError {
+    /// Always `error`.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The error.
     error: AnthropicErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
-struct AnthropicErrorDetail {
+/// Anthropic's error fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnthropicErrorDetail {
+    /// Error class, e.g. `authentication_error`, `rate_limit_error`, `overloaded_error`.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// Rotor's code, a colon, and a human-readable message (`invalid_api_key: …`).
     message: String,
 }
 
 /// Gemini's (Google's) error body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GeminiError {
+    /// The error.
     error: GeminiErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
-struct GeminiErrorDetail {
+/// Google's error fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GeminiErrorDetail {
+    /// The HTTP status.
     code: u16,
+    /// Rotor's code, a colon, and a human-readable message (`model_not_found: …`).
     message: String,
+    /// Google's canonical status, e.g. `RESOURCE_EXHAUSTED`, `UNAUTHENTICATED`.
     status: &'static str,
 }
 

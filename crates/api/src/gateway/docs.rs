@@ -1,0 +1,99 @@
+//! The gateway's documented error answers, per endpoint and in each family's error schema,
+//! each status with the codes it carries as its description (the statuses test reaches every
+//! one of them).
+
+use super::error::OpenAiError;
+use super::shapes::{AnthropicError, GeminiError};
+use std::collections::BTreeMap;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::ToSchema;
+
+/// The error answers of an OpenAI endpoint that relays a request to a model's pool.
+pub struct ProxyErrors;
+
+/// [`ProxyErrors`] in Anthropic's error shape.
+pub struct AnthropicErrors;
+
+/// [`ProxyErrors`] in Gemini's error shape.
+pub struct GeminiErrors;
+
+/// The error answers of `GET /v1/models`.
+pub struct ListErrors;
+
+/// The error answers of `GET /v1/models/{name}`.
+pub struct ModelErrors;
+
+const INVALID_KEY: (u16, &str) = (401, "invalid_api_key");
+const NOT_ALLOWED: (u16, &str) = (403, "model_not_allowed");
+const NOT_FOUND: (u16, &str) = (404, "model_not_found");
+const MODELS_UNAVAILABLE: (u16, &str) = (503, "database_unavailable (or api_keys_reloading with Retry-After while keys are reloaded after a change)");
+
+type Documented = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
+
+/// The error answers of a proxied endpoint, with bodies of the schema `schema`.
+fn proxy_errors(schema: &str) -> Documented {
+    documented(
+        schema,
+        &[
+            (400, "invalid_request_error or unsupported_endpoint (the model speaks another API family)"),
+            INVALID_KEY,
+            NOT_ALLOWED,
+            NOT_FOUND,
+            (413, "payload_too_large"),
+            (429, "all_credentials_cooling_down (Retry-After), or the provider's 429"),
+            (500, "credential_unreadable (no credential of the model can be decrypted)"),
+            (502, "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large"),
+            (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
+            (504, "upstream_timeout"),
+        ],
+    )
+}
+
+impl utoipa::IntoResponses for ProxyErrors {
+    fn responses() -> Documented {
+        proxy_errors(&OpenAiError::name())
+    }
+}
+
+impl utoipa::IntoResponses for AnthropicErrors {
+    fn responses() -> Documented {
+        proxy_errors(&AnthropicError::name())
+    }
+}
+
+impl utoipa::IntoResponses for GeminiErrors {
+    fn responses() -> Documented {
+        proxy_errors(&GeminiError::name())
+    }
+}
+
+impl utoipa::IntoResponses for ListErrors {
+    fn responses() -> Documented {
+        documented(&OpenAiError::name(), &[INVALID_KEY, MODELS_UNAVAILABLE])
+    }
+}
+
+impl utoipa::IntoResponses for ModelErrors {
+    fn responses() -> Documented {
+        documented(
+            &OpenAiError::name(),
+            &[INVALID_KEY, NOT_ALLOWED, NOT_FOUND, MODELS_UNAVAILABLE],
+        )
+    }
+}
+
+/// Error answers with a body of `schema`, by status, each with its codes as description.
+fn documented(schema: &str, answers: &[(u16, &str)]) -> Documented {
+    let schema = Ref::from_schema_name(schema);
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new().schema(Some(schema.clone())).build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
