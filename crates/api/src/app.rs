@@ -11,9 +11,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
-};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -82,11 +80,17 @@ impl Modify for BearerAuth {
         };
         components.add_security_scheme(
             "anthropic_key",
-            header_key("x-api-key", "A workspace API key (rk-…), where Anthropic's SDKs send it"),
+            header_key(
+                "x-api-key",
+                "A workspace API key (rk-…), where Anthropic's SDKs send it",
+            ),
         );
         components.add_security_scheme(
             "gemini_key",
-            header_key("x-goog-api-key", "A workspace API key (rk-…), where Google's SDKs send it"),
+            header_key(
+                "x-goog-api-key",
+                "A workspace API key (rk-…), where Google's SDKs send it",
+            ),
         );
         components.add_security_scheme(
             "gemini_query_key",

@@ -40,9 +40,24 @@ impl Resp {
         }
     }
 
-    /// The error code of an error body (`""` when there is none).
+    /// The error code of an error body (`""` when there is none): OpenAI's `error.code`, or
+    /// the code Rotor puts in front of the message of its Anthropic- and Gemini-shaped errors
+    /// (`"model_not_found: …"`).
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
+        let error = &self.body["error"];
+        if let Some(code) = error["code"].as_str() {
+            return code;
+        }
+        let family_shaped = self.body["type"] == "error" || error["status"].is_string();
+        let prefix = error["message"]
+            .as_str()
+            .and_then(|m| m.split_once(": "))
+            .map(|(code, _)| code)
+            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        match prefix {
+            Some(code) if family_shaped => code,
+            _ => "",
+        }
     }
 
     /// A header's value, when present and text.

@@ -267,7 +267,8 @@ mod tests {
         assert_eq!(object(b"[1]"), Err(BodyError::NotObject));
         assert_eq!(object(b"{\"a\": "), Err(BodyError::Syntax));
         assert_eq!(object(b""), Err(BodyError::Syntax));
-        let body = br#"{"requests": [{"model": "models/mine", "content": {"parts": [{"text": "a"}]}},
+        let body =
+            br#"{"requests": [{"model": "models/mine", "content": {"parts": [{"text": "a"}]}},
             {"content": {"parts": [{"text": "b"}]}}]}"#;
         let out: serde_json::Value =
             serde_json::from_slice(&gemini_batch(body, "text-embedding-004").unwrap()).unwrap();

@@ -17,6 +17,10 @@ pub struct AnthropicErrors;
 /// [`ProxyErrors`] in Gemini's error shape.
 pub struct GeminiErrors;
 
+/// [`GeminiErrors`] of a stream: an answer too large is cut with an error event after it
+/// started, so no 502 says so.
+pub struct GeminiStreamErrors;
+
 /// The error answers of `GET /v1/models`.
 pub struct ListErrors;
 
@@ -32,6 +36,19 @@ type Documented = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
 
 /// The error answers of a proxied endpoint, with bodies of the schema `schema`.
 fn proxy_errors(schema: &str) -> Documented {
+    let mut answers = proxy_answers(schema);
+    answers.insert("502".to_owned(), upstream(schema, "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large"));
+    answers
+}
+
+fn upstream(schema: &str, description: &str) -> RefOr<utoipa::openapi::Response> {
+    documented(schema, &[(502, description)])
+        .remove("502")
+        .unwrap_or_else(|| RefOr::T(Default::default()))
+}
+
+/// The error answers of a proxied endpoint but its 502.
+fn proxy_answers(schema: &str) -> Documented {
     documented(
         schema,
         &[
@@ -42,7 +59,6 @@ fn proxy_errors(schema: &str) -> Documented {
             (413, "payload_too_large"),
             (429, "all_credentials_cooling_down (Retry-After), or the provider's 429"),
             (500, "credential_unreadable (no credential of the model can be decrypted)"),
-            (502, "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large"),
             (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
             (504, "upstream_timeout"),
         ],
@@ -64,6 +80,15 @@ impl utoipa::IntoResponses for AnthropicErrors {
 impl utoipa::IntoResponses for GeminiErrors {
     fn responses() -> Documented {
         proxy_errors(&GeminiError::name())
+    }
+}
+
+impl utoipa::IntoResponses for GeminiStreamErrors {
+    fn responses() -> Documented {
+        let schema = GeminiError::name();
+        let mut answers = proxy_answers(&schema);
+        answers.insert("502".to_owned(), upstream(&schema, "upstream_unavailable, upstream_credential_rejected or upstream_address_blocked (a stream that grows too large is cut with an error event)"));
+        answers
     }
 }
 

@@ -3,10 +3,10 @@
 //! `model` of `batchEmbedContents`. The google-genai SDKs work with only their base URL
 //! changed (`http://host:port`, the key in `x-goog-api-key` or `?key=`).
 
-use super::docs::GeminiErrors;
+use super::docs::{GeminiErrors, GeminiStreamErrors};
 use super::error::GatewayError;
-use super::{answer, authenticate_in, body, body_refused, forwarded, read_body, routed, send};
 use super::Outbound;
+use super::{answer, authenticate_in, body, body_refused, forwarded, read_body, routed, send};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
@@ -76,7 +76,7 @@ async fn generate_content(state: AppState, model: String, req: Request) -> Respo
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)"),
         ("alt" = String, Query, description = "`sse`: Rotor relays Gemini streams as server-sent events only")),
     request_body(content = Object, description = "Gemini generateContent request"),
-    responses((status = 200, description = "The provider's events (text/event-stream)"), GeminiErrors))]
+    responses((status = 200, description = "The provider's events (text/event-stream)"), GeminiStreamErrors))]
 async fn stream_generate_content(state: AppState, model: String, req: Request) -> Response {
     relay(state, model, req, Endpoint::StreamGenerateContent).await
 }

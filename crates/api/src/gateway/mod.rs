@@ -191,7 +191,6 @@ async fn read_body(state: &AppState, req: Request) -> Result<Bytes, GatewayError
         .map_err(|_| too_large())
 }
 
-
 /// Runs a front end and answers its refusal in `family`'s shape, with the time Rotor took.
 async fn answer<F>(family: Family, started: Instant, front: F) -> Response
 where

@@ -1,0 +1,314 @@
+//! The gateway's proxied endpoints, every family's: one table of endpoints, and every
+//! documented status of each generated from it against twin models per family (`gpt`,
+//! `a-gpt`, `g-gpt`; `cool`, `a-cool`, `g-cool` …), each twin set up like the OpenAI one.
+
+use super::*;
+
+/// An API family, as the scenarios call it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fam {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Fam {
+    /// The prefix of the family's twins of the fixture's gateway models.
+    fn prefix(self) -> &'static str {
+        match self {
+            Fam::OpenAi => "",
+            Fam::Anthropic => "a-",
+            Fam::Gemini => "g-",
+        }
+    }
+
+    /// A model that speaks another family.
+    fn stranger(self) -> &'static str {
+        match self {
+            Fam::OpenAi => "a-gpt",
+            Fam::Anthropic | Fam::Gemini => "gpt",
+        }
+    }
+}
+
+/// One proxied endpoint: its documented path (`{model}` for Gemini's), family, and a body
+/// it accepts for a model.
+pub(super) struct Proxied {
+    pub path: &'static str,
+    pub family: Fam,
+    body: fn(&str) -> Value,
+    /// Every answer is a stream (Gemini's `streamGenerateContent`): a too large one is cut
+    /// after it started, not refused.
+    stream: bool,
+}
+
+fn gemini_contents(_: &str) -> Value {
+    json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+}
+
+fn anthropic_messages(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+const fn openai(path: &'static str, body: fn(&str) -> Value) -> Proxied {
+    Proxied {
+        path,
+        family: Fam::OpenAi,
+        body,
+        stream: false,
+    }
+}
+
+const fn gemini(path: &'static str, body: fn(&str) -> Value, stream: bool) -> Proxied {
+    Proxied {
+        path,
+        family: Fam::Gemini,
+        body,
+        stream,
+    }
+}
+
+/// Every proxied endpoint of the document.
+pub(super) static PROXIED: [Proxied; 14] = [
+    openai("/v1/chat/completions", chat_body),
+    openai("/v1/completions", |m| json!({"model": m, "prompt": "hi"})),
+    openai("/v1/embeddings", embeddings_body),
+    openai("/v1/moderations", |m| json!({"model": m, "input": "hi"})),
+    openai(
+        "/v1/images/generations",
+        |m| json!({"model": m, "prompt": "a cat"}),
+    ),
+    openai(
+        "/v1/audio/speech",
+        |m| json!({"model": m, "input": "hi", "voice": "alloy"}),
+    ),
+    openai(
+        "/v1/rerank",
+        |m| json!({"model": m, "query": "q", "documents": ["a", "b"]}),
+    ),
+    Proxied {
+        path: "/v1/messages",
+        family: Fam::Anthropic,
+        body: anthropic_messages,
+        stream: false,
+    },
+    Proxied {
+        path: "/v1/messages/count_tokens",
+        family: Fam::Anthropic,
+        body: |m| json!({"model": m, "messages": [{"role": "user", "content": "hi"}]}),
+        stream: false,
+    },
+    gemini(
+        "/v1beta/models/{model}:generateContent",
+        gemini_contents,
+        false,
+    ),
+    gemini(
+        "/v1beta/models/{model}:streamGenerateContent",
+        gemini_contents,
+        true,
+    ),
+    gemini("/v1beta/models/{model}:countTokens", gemini_contents, false),
+    gemini(
+        "/v1beta/models/{model}:embedContent",
+        |_| json!({"content": {"parts": [{"text": "hi"}]}}),
+        false,
+    ),
+    gemini(
+        "/v1beta/models/{model}:batchEmbedContents",
+        |m| json!({"requests": [{"model": format!("models/{m}"), "content": {"parts": [{"text": "hi"}]}}]}),
+        false,
+    ),
+];
+
+impl Proxied {
+    /// A request to this endpoint on `app` for `model`, with `key` where the family's
+    /// clients send it.
+    pub(super) fn req(&self, app: &TestApp, key: &str, model: &str) -> Req {
+        let path = self.path.replace("{model}", model);
+        let req = match self.family {
+            Fam::OpenAi => call(app, "POST", path).bearer(key),
+            Fam::Anthropic => call(app, "POST", path)
+                .header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01"),
+            Fam::Gemini if self.stream => {
+                call(app, "POST", format!("{path}?alt=sse")).header("x-goog-api-key", key)
+            }
+            Fam::Gemini => call(app, "POST", path).header("x-goog-api-key", key),
+        };
+        req.json((self.body)(model))
+    }
+}
+
+/// The family's twin of one of the fixture's gateway models.
+fn twin(family: Fam, base: &str) -> String {
+    format!("{}{base}", family.prefix())
+}
+
+/// Every documented status of every proxied endpoint.
+pub(super) fn live_cases() -> Vec<Case<Fx>> {
+    let mut cases = Vec::new();
+    for p in &PROXIED {
+        let (path, fam) = (p.path, p.family);
+        let model = move |base: &str| twin(fam, base);
+        let to = move |base: &'static str| {
+            let m = model(base);
+            move |f: &Fx| p.req(&f.main, &f.key, &m)
+        };
+        cases.push(live("POST", path, 200, "", to("gpt")));
+        cases.push(live("POST", path, 400, "invalid_request_error", move |f| {
+            p.req(&f.main, &f.key, &model("gpt"))
+                .bytes(Some(JSON), b"not json".to_vec())
+        }));
+        cases.push(live("POST", path, 400, "unsupported_endpoint", move |f| {
+            p.req(&f.main, &f.key, fam.stranger())
+        }));
+        cases.push(live("POST", path, 401, "invalid_api_key", move |f| {
+            p.req(&f.main, "rk-not-a-key", &model("gpt"))
+        }));
+        cases.push(live("POST", path, 403, "model_not_allowed", move |f| {
+            p.req(&f.main, &f.restricted_key, &model("gpt"))
+        }));
+        cases.push(live("POST", path, 404, "model_not_found", move |f| {
+            p.req(&f.main, &f.key, "no-such-model")
+        }));
+        cases.push(live("POST", path, 413, "payload_too_large", move |f| {
+            p.req(&f.main, &f.key, &model("gpt"))
+                .oversized(2 * GATEWAY_MAX_BODY)
+        }));
+        // Both credentials answered 429 during the setup and are cooling for 60 s.
+        cases.push(
+            live(
+                "POST",
+                path,
+                429,
+                "all_credentials_cooling_down",
+                to("cool"),
+            )
+            .then(has_retry_after),
+        );
+        // Without an effective pool the provider's own 429 is relayed (Google's carries its
+        // delay in the body, not in Retry-After).
+        let limited = match fam {
+            Fam::OpenAi => live("POST", path, 429, "rate_limit_exceeded", to("limited")),
+            _ => live("POST", path, 429, "", to("limited")),
+        };
+        cases.push(match fam {
+            Fam::Gemini => limited,
+            _ => limited.then(has_retry_after),
+        });
+        cases.push(live(
+            "POST",
+            path,
+            500,
+            "credential_unreadable",
+            to("broken"),
+        ));
+        cases.push(live(
+            "POST",
+            path,
+            502,
+            "upstream_unavailable",
+            to("unreachable"),
+        ));
+        cases.push(live(
+            "POST",
+            path,
+            502,
+            "upstream_credential_rejected",
+            to("rejected"),
+        ));
+        cases.push(live(
+            "POST",
+            path,
+            502,
+            "upstream_address_blocked",
+            to("blocked"),
+        ));
+        if !p.stream {
+            cases.push(live(
+                "POST",
+                path,
+                502,
+                "upstream_response_too_large",
+                to("huge"),
+            ));
+        }
+        cases.push(live("POST", path, 504, "upstream_timeout", to("slow")));
+    }
+    cases
+}
+
+/// The 503 of every proxied endpoint with the database down (its model's route not cached).
+pub(super) fn outage_cases() -> Vec<Case<Down>> {
+    PROXIED
+        .iter()
+        .map(|p| down("POST", p.path, move |d| p.req(&d.app, &d.key, "gpt")))
+        .collect()
+}
+
+/// Creates the Anthropic and Gemini twins of the fixture's gateway models in `owner`'s
+/// workspace (against the mock at `mock_base`) and returns the credentials whose stored
+/// ciphertext the fixture must tamper with (those of `a-broken` and `g-broken`).
+pub(super) async fn twins(main: &TestApp, owner: &TestUser, mock_base: &str) -> Vec<Uuid> {
+    let ws = owner.workspace;
+    let mut tampered = Vec::new();
+    for (fam, provider) in [(Fam::Anthropic, "anthropic"), (Fam::Gemini, "gemini")] {
+        let cred = |name: &str, base: &str, key: MockKey| {
+            let (name, base) = (twin(fam, name), base.to_owned());
+            async move {
+                let key = key.to_string();
+                let config = json!({"api_key": key, "base_url": base});
+                id_of(&main.credential(owner, ws, provider, &name, config).await)
+            }
+        };
+        let model = |name: &str, credential: Uuid| {
+            let name = twin(fam, name);
+            async move { id_of(&main.model(owner, ws, provider, &name, credential).await) }
+        };
+        let cooling = |label: &str| MockKey::new(label).status(429).retry_after(60);
+        let closed = format!("http://127.0.0.1:{}", free_port());
+        model("gpt", cred("ok", mock_base, MockKey::new("sk_ok")).await).await;
+        let cool_a = cred("cool-a", mock_base, cooling("sk_coola")).await;
+        let cool_b = cred("cool-b", mock_base, cooling("sk_coolb")).await;
+        let cool = model("cool", cool_a).await;
+        let limited = MockKey::new("sk_limited").status(429).retry_after(7);
+        model("limited", cred("limited", mock_base, limited).await).await;
+        let rejected = MockKey::new("sk_rejected").status(401);
+        model("rejected", cred("rejected", mock_base, rejected).await).await;
+        let slow = MockKey::new("sk").delay_ms(6000);
+        model("slow", cred("slow", mock_base, slow).await).await;
+        let huge = MockKey::new("sk").huge_mib(4);
+        model("huge", cred("huge", mock_base, huge).await).await;
+        let unreachable = cred("unreachable", &closed, MockKey::new("sk_x")).await;
+        model("unreachable", unreachable).await;
+        let blocked = cred("blocked", "http://127.0.0.2:9", MockKey::new("sk_x")).await;
+        model("blocked", blocked).await;
+        let broken = cred("tampered", mock_base, MockKey::new("sk_tampered")).await;
+        model("broken", broken).await;
+        tampered.push(broken);
+        main.put(
+            &TestApp::lb_path(ws, &cool.to_string()),
+            &owner.token,
+            json!({"enabled": true, "cooldown_seconds": 60,
+                   "entries": [{"credential_id": cool_a}, {"credential_id": cool_b}]}),
+        )
+        .await
+        .assert(200);
+    }
+    tampered
+}
+
+/// Cools every credential of each family's `cool` pool (each answers 429 with Retry-After: 60).
+pub(super) async fn cool_down(main: &TestApp, key: &str) {
+    for p in PROXIED.iter().filter(|p| {
+        p.path.ends_with("chat/completions")
+            || p.path == "/v1/messages"
+            || p.path.ends_with(":generateContent")
+    }) {
+        p.req(main, key, &twin(p.family, "cool"))
+            .send()
+            .await
+            .assert(429);
+    }
+}
