@@ -12,6 +12,7 @@ mod concurrency;
 mod credentials;
 mod embedded;
 mod encryption;
+mod families;
 mod faults;
 mod gateway;
 mod hardening;

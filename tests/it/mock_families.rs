@@ -5,63 +5,9 @@
 //! scripted errors (tests/it/python/*.py). The wire details no SDK shows (headers, framing,
 //! refusals) are checked here with plain HTTP, and so is what the mock records.
 
+use crate::helpers::run_sdk;
 use rotor_tests::mock::{AnthropicLimit, Family, MockKey, MockUpstream, Recorded, BODY_CANARY};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-/// The venv's interpreter: `ROTOR_TEST_SDK_PYTHON` (scripts/test exports it), else where
-/// scripts/lib.sh's `sdk_venv` puts it.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ROTOR_TEST_SDK_PYTHON") {
-        return p.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("sdk-venv/bin/python");
-    assert!(
-        p.exists(),
-        "no SDK venv at {p:?}: run scripts/test, which creates it (or `source scripts/lib.sh && sdk_venv`)"
-    );
-    p
-}
-
-/// Runs `tests/it/python/<script> <scenario> <config>` and fails with its output if it fails.
-async fn run_sdk(script: &str, scenario: &str, config: Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("it/python")
-        .join(script);
-    // A home of its own: no SDK configuration or credentials of this machine's user count.
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let home = std::env::temp_dir().join(format!(
-        "rotor-sdk-home-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&home).unwrap();
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&path)
-        .arg(scenario)
-        .arg(config.to_string())
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("the SDK run ends within 2 minutes")
-        .expect("the venv's python runs");
-    let _ = std::fs::remove_dir_all(&home);
-    assert!(
-        out.status.success(),
-        "{script} {scenario} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn keys(pairs: &[(&str, &MockKey)]) -> Value {
     pairs

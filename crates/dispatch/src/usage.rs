@@ -6,9 +6,6 @@
 
 use crate::target::Family;
 
-/// Prompt and completion tokens (what the metrics count).
-pub type Tokens = (u64, u64);
-
 /// What one answer used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -20,13 +17,6 @@ pub struct Usage {
     pub cache_read: u64,
     /// Input tokens written to the prompt cache (Anthropic's cache creation).
     pub cache_write: u64,
-}
-
-impl Usage {
-    /// Input and output, for the token counters.
-    pub fn tokens(self) -> Tokens {
-        (self.input, self.output)
-    }
 }
 
 /// Every field a family may report; an event carries some of them.

@@ -7,10 +7,12 @@ mod http;
 mod metrics;
 pub mod openapi;
 mod process;
+mod sdk;
 mod world;
 
 pub use app::*;
 pub use http::*;
 pub use metrics::*;
 pub use process::*;
+pub use sdk::run_sdk;
 pub use world::*;

@@ -179,7 +179,7 @@ impl<S: StateBackend> Engine<S> {
             Ok(Ok(body)) => {
                 let used = success.then(|| usage::of_body(family, &body)).flatten();
                 if let Some(used) = used {
-                    entry.metrics.tokens(used.tokens());
+                    entry.metrics.tokens(used);
                 }
                 Step::Done(Ok(relay(RelayBody::Full(body))))
             }

@@ -2,7 +2,7 @@
 
 use crate::cooldown::Reason;
 use crate::series::{AnswerClass, Registry, Series};
-use crate::usage::Tokens;
+use crate::usage::Usage;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -62,7 +62,7 @@ impl EntryMetrics {
         self.series.cooldown(reason);
     }
 
-    pub(super) fn tokens(&self, (prompt, completion): Tokens) {
-        self.series.tokens(prompt, completion);
+    pub(super) fn tokens(&self, used: Usage) {
+        self.series.tokens(used);
     }
 }

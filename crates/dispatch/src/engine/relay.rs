@@ -93,7 +93,7 @@ impl<S: StateBackend> Relaying<S> {
             }
             Ok(None) => {
                 if let Some(used) = self.usage.totals() {
-                    self.metrics.tokens(used.tokens());
+                    self.metrics.tokens(used);
                 }
                 None
             }

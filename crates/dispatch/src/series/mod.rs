@@ -38,6 +38,10 @@ fn counters<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
 
+/// The `kind` label of `rotor_tokens_total`, in the order of [`Series::tokens`]: cache
+/// reads and writes are counted apart from prompt tokens (Anthropic reports them apart).
+pub const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cache_read", "cache_write"];
+
 /// The series of one (workspace, model, credential).
 #[derive(Debug)]
 pub struct Series {
@@ -51,8 +55,8 @@ pub struct Series {
     requests: [AtomicU64; AnswerClass::ALL.len()],
     attempts: [AtomicU64; AnswerClass::ALL.len()],
     cooldowns: [AtomicU64; Reason::ALL.len()],
-    prompt_tokens: AtomicU64,
-    completion_tokens: AtomicU64,
+    /// Prompt, completion, cache-read and cache-write tokens (see [`TOKEN_KINDS`]).
+    tokens: [AtomicU64; TOKEN_KINDS.len()],
     latency: Histogram,
     overhead: Histogram,
 }
@@ -78,8 +82,7 @@ impl Series {
             requests: counters(),
             attempts: counters(),
             cooldowns: counters(),
-            prompt_tokens: AtomicU64::new(0),
-            completion_tokens: AtomicU64::new(0),
+            tokens: Default::default(),
             latency: Histogram::new(&LATENCY_BUCKETS),
             overhead: Histogram::new(&OVERHEAD_BUCKETS),
         }
@@ -106,10 +109,13 @@ impl Series {
     }
 
     /// Adds the tokens a provider reported.
-    pub fn tokens(&self, prompt: u64, completion: u64) {
-        self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
-        self.completion_tokens
-            .fetch_add(completion, Ordering::Relaxed);
+    pub fn tokens(&self, used: crate::usage::Usage) {
+        let counts = [used.input, used.output, used.cache_read, used.cache_write];
+        for (counter, n) in self.tokens.iter().zip(counts) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Records how long the provider took to answer one attempt.

@@ -86,8 +86,7 @@ impl Registry {
                 "Tokens the provider reported using, by kind.",
             );
             for s in &entries {
-                let values = [&s.prompt_tokens, &s.completion_tokens];
-                for (kind, v) in ["prompt", "completion"].iter().zip(values) {
+                for (kind, v) in super::TOKEN_KINDS.iter().zip(&s.tokens) {
                     let v = v.load(Ordering::Relaxed);
                     let _ = writeln!(
                         out,
@@ -170,7 +169,12 @@ mod tests {
         s.request(AnswerClass::UpstreamError);
         s.attempt(AnswerClass::RateLimited);
         s.cooldown(Reason::RateLimited);
-        s.tokens(5, 7);
+        s.tokens(crate::usage::Usage {
+            input: 5,
+            output: 7,
+            cache_read: 3,
+            cache_write: 0,
+        });
         let text = rendered(&r);
         let labels = format!("workspace_id=\"{ws}\",model=\"gpt\",credential_id=\"{c}\"");
         for line in [
@@ -184,6 +188,8 @@ mod tests {
             format!("rotor_cooldowns_started_total{{{labels},reason=\"stream_error\"}} 0\n"),
             format!("rotor_tokens_total{{{labels},kind=\"prompt\"}} 5\n"),
             format!("rotor_tokens_total{{{labels},kind=\"completion\"}} 7\n"),
+            format!("rotor_tokens_total{{{labels},kind=\"cache_read\"}} 3\n"),
+            format!("rotor_tokens_total{{{labels},kind=\"cache_write\"}} 0\n"),
             "# TYPE rotor_upstream_latency_seconds histogram\n".to_owned(),
         ] {
             assert!(text.contains(&line), "no `{line}` in\n{text}");

@@ -1,0 +1,110 @@
+"""The official `openai` SDK through Rotor, with only its base URL changed: run by
+tests/it/families.rs as `python rotor_openai.py SCENARIO CONFIG_JSON` (the config names
+Rotor's URL, a workspace API key and the models the test set up). Prints one JSON line of what
+the SDK saw (tokens) for the test to compare with the mock's records and Rotor's /metrics;
+exits non-zero, with a traceback, when the SDK does not get what a user would expect."""
+
+import json
+import sys
+
+import openai
+
+TEXT = "Hello from the mock."
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def client(config, key=None):
+    # No retries: each error must reach the test as the SDK first classifies it.
+    return openai.OpenAI(api_key=key or config["key"], base_url=config["base"] + "/v1", max_retries=0)
+
+
+def add(seen, usage):
+    seen["prompt"] += usage.prompt_tokens
+    seen["completion"] += usage.completion_tokens
+
+
+def chat(c, model):
+    return c.chat.completions.create(model=model, messages=MESSAGES)
+
+
+def streamed(c, model):
+    s = c.chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(s)
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    return text, chunks[-1].usage
+
+
+def pool(config):
+    c = client(config)
+    seen = {"prompt": 0, "completion": 0}
+    for _ in range(6):
+        r = chat(c, "team")
+        assert r.choices[0].message.content == TEXT, r
+        # The provider's name for the model, as the provider answered.
+        assert r.model == "gpt-up", r.model
+        add(seen, r.usage)
+    for _ in range(2):
+        text, usage = streamed(c, "team")
+        assert text, text
+        add(seen, usage)
+    e = c.embeddings.create(model="side", input="hi")
+    assert e.data[0].embedding == [0.1, 0.2, 0.3], e
+    return {"tokens": seen}
+
+
+def mixed(config):
+    # An openai key, an Azure deployment and a compatible server serve one model, each
+    # under its own name for it.
+    c = client(config)
+    for _ in range(6):
+        assert chat(c, "mixed").choices[0].message.content == TEXT
+    return {}
+
+
+def failover(config):
+    c = client(config)
+    # The first credential answers 429 with x-ratelimit-reset-* (or 500): the SDK sees none of it.
+    for model in ("hot", "flaky"):
+        text, _ = streamed(c, model)
+        assert text, model
+        raw = c.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
+        assert raw.parse().choices[0].message.content == TEXT, model
+        assert raw.headers["x-rotor-attempts"] == "1", (model, raw.headers)
+    return {}
+
+
+def expect(error_class, call):
+    try:
+        call()
+    except error_class as e:
+        return e
+    raise AssertionError(f"expected {error_class.__name__}")
+
+
+def errors(config):
+    e = expect(openai.AuthenticationError, lambda: chat(client(config, "rk-not-a-key"), "team"))
+    assert (e.status_code, e.code) == (401, "invalid_api_key"), e
+    c = client(config)
+    e = expect(openai.NotFoundError, lambda: chat(c, "no-such-model"))
+    assert e.code == "model_not_found", e
+    e = expect(openai.BadRequestError, lambda: chat(c, "stranger"))
+    assert e.code == "unsupported_endpoint", e
+    # Both credentials of `cold` answer 429: the first call fails over to the last, whose
+    # 429 is relayed; the next finds every credential cooling down.
+    expect(openai.RateLimitError, lambda: chat(c, "cold"))
+    e = expect(openai.RateLimitError, lambda: chat(c, "cold"))
+    assert e.code == "all_credentials_cooling_down" and int(e.response.headers["retry-after"]) > 0, e
+
+    # The provider's stream breaks after its first chunk: Rotor ends it with an error chunk,
+    # which the SDK raises.
+    e = expect(openai.APIError, lambda: streamed(c, "broken"))
+    assert e.code == "upstream_stream_error", e
+    return {}
+
+
+if __name__ == "__main__":
+    scenario, config = sys.argv[1], json.loads(sys.argv[2])
+    out = {"pool": pool, "mixed": mixed, "failover": failover, "errors": errors}[scenario](config)
+    print(json.dumps(out))
