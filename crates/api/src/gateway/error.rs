@@ -136,6 +136,10 @@ impl GatewayError {
                 Self::new(S::INTERNAL_SERVER_ERROR, "credential_unreadable", "no credential of this model can be decrypted"),
                 AnswerClass::UpstreamError,
             ),
+            Failure::PinnedCredentialGone => (
+                Self::new(S::NOT_FOUND, "response_credential_gone", "the credential that created this response is no longer in the model's pool"),
+                AnswerClass::UpstreamError,
+            ),
         }
     }
 

@@ -296,6 +296,7 @@ async fn send(
             rebody: out.rebody,
             stream: out.stream,
             started,
+            pin: None,
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);

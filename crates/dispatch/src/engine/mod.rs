@@ -1,12 +1,14 @@
 //! The failover loop: pick a credential, call the provider, and on a cooldown trigger —
 //! before the first byte reaches the client — cool that credential and try the next, at most
 //! `max_attempts` distinct credentials. Streams are relayed chunk by chunk; a stream that
-//! breaks after it started ends with an error event and cools its credential.
+//! breaks after it started ends with an error event and cools its credential. A request
+//! about a stored response is pinned to the credential that created it instead (no failover).
 
 mod attempt;
 mod classify;
 mod cooling;
 mod metrics;
+mod pin;
 mod relay;
 mod route;
 
@@ -61,6 +63,9 @@ pub struct Call<'a> {
     pub stream: bool,
     /// When Rotor received the request.
     pub started: Instant,
+    /// Serve with this credential only (the one that created the stored response the request
+    /// is about), whatever `balanced`, the weights and the rotation say; no failover.
+    pub pin: Option<Uuid>,
 }
 
 /// Why no upstream answer can be relayed.
@@ -86,6 +91,10 @@ pub enum Failure {
     Unreadable,
     /// The provider's answer exceeded the configured maximum size.
     TooLarge,
+    /// The request is pinned to a credential no entry of the model holds any more (removed from
+    /// the pool since it created the response): the response is out of reach (the gateway
+    /// answers 404).
+    PinnedCredentialGone,
 }
 
 /// What dispatch produced, with how many upstream calls it made and how long they took.
@@ -130,17 +139,44 @@ impl<S: StateBackend> Engine<S> {
         &self.cooling.clock
     }
 
-    /// Sends the request: with load balancing effective, to the pool's next available
-    /// credential, failing over on a cooldown trigger; otherwise to the default credential
-    /// alone, whose answer goes to the client as it is.
+    /// Sends the request: pinned, to that credential alone (refused while it cools down);
+    /// with load balancing effective, to the pool's next available credential, failing over on
+    /// a cooldown trigger; otherwise to the default credential alone, whose answer goes to the
+    /// client as it is.
     pub async fn dispatch(&self, call: Call<'_>) -> Outcome {
         let route = call.route;
-        let candidates: &[RouteEntry] = if call.balanced {
-            &route.entries
-        } else {
-            route.default.as_slice()
+        let tally = Tally::default();
+        let fixed = match (call.pin, call.balanced) {
+            (Some(credential), _) => Some(self.pinned(&call, credential).await),
+            (None, false) => Some(route.default.as_ref().ok_or(Failure::Unreadable)),
+            (None, true) => None,
         };
-        let mut tally = Tally::default();
+        match fixed {
+            Some(Ok(entry)) => self.only(&call, entry, tally).await,
+            Some(Err(failure)) => tally.outcome(Err(failure)),
+            None => self.rotate(&call, tally).await,
+        }
+    }
+
+    /// One attempt with `entry`, whose answer goes to the client whatever it is.
+    async fn only(&self, call: &Call<'_>, entry: &RouteEntry, mut tally: Tally) -> Outcome {
+        let deadline = call.started + self.settings.request_deadline;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return tally.outcome(Err(Failure::Timeout));
+        }
+        match self
+            .attempt(call, entry, deadline, remaining, &mut tally)
+            .await
+        {
+            Step::Done(result) | Step::Next(result) => tally.outcome(result),
+        }
+    }
+
+    /// The failover loop over the pool.
+    async fn rotate(&self, call: &Call<'_>, mut tally: Tally) -> Outcome {
+        let route = call.route;
+        let candidates = &route.entries;
         if candidates.is_empty() {
             return tally.outcome(Err(Failure::Unreadable));
         }
@@ -151,11 +187,7 @@ impl<S: StateBackend> Engine<S> {
                 weight: e.weight,
             })
             .collect();
-        let max_attempts = if call.balanced {
-            route.max_attempts.max(1)
-        } else {
-            1
-        };
+        let max_attempts = route.max_attempts.max(1);
         let deadline = call.started + self.settings.request_deadline;
         let mut tried: Vec<Uuid> = Vec::new();
         // What the client gets if no later attempt does better.
@@ -164,24 +196,20 @@ impl<S: StateBackend> Engine<S> {
         // One iteration per distinct credential tried (an address refused by the policy counts
         // as tried, though no upstream call is made).
         for _ in 0..max_attempts {
-            let entry = if call.balanced {
-                let request = PickRequest {
-                    pool: route.pool,
-                    signature: route.signature,
-                    candidates: &weights,
-                    tried: &tried,
-                    now_ms: self.cooling.clock.now_ms(),
-                };
-                match self.cooling.state.pick(request).await {
-                    Pick::Entry(i) => &candidates[i],
-                    Pick::AllCooling { retry_after_ms } if last.is_none() => {
-                        let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
-                        return tally.outcome(Err(Failure::AllCooling { retry_after_s }));
-                    }
-                    Pick::AllCooling { .. } | Pick::Exhausted => break,
+            let request = PickRequest {
+                pool: route.pool,
+                signature: route.signature,
+                candidates: &weights,
+                tried: &tried,
+                now_ms: self.cooling.clock.now_ms(),
+            };
+            let entry = match self.cooling.state.pick(request).await {
+                Pick::Entry(i) => &candidates[i],
+                Pick::AllCooling { retry_after_ms } if last.is_none() => {
+                    let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
+                    return tally.outcome(Err(Failure::AllCooling { retry_after_s }));
                 }
-            } else {
-                &candidates[0]
+                Pick::AllCooling { .. } | Pick::Exhausted => break,
             };
             tried.push(entry.credential_id);
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -190,7 +218,7 @@ impl<S: StateBackend> Engine<S> {
                 break;
             }
             match self
-                .attempt(&call, entry, deadline, remaining, &mut tally)
+                .attempt(call, entry, deadline, remaining, &mut tally)
                 .await
             {
                 Step::Done(result) => return tally.outcome(result),

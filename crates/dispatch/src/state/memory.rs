@@ -1,5 +1,7 @@
-//! In-process dispatch state: one mutex-guarded rotation and cooldown list per pool.
+//! In-process dispatch state: one mutex-guarded rotation and cooldown list per pool, and the
+//! response-id bindings.
 
+use super::bindings::{Binding, BindingStore, MemoryBindings};
 use super::{choose, merge, Cooldown, Pick, PickRequest, PoolKey, StateBackend};
 use crate::balancer::Rotation;
 use std::collections::HashMap;
@@ -39,10 +41,11 @@ struct Pool {
     mask_until: u64,
 }
 
-/// Rotation and cooldowns held in this process.
+/// Rotation, cooldowns and response-id bindings held in this process.
 #[derive(Default)]
 pub struct MemoryState {
     pools: RwLock<HashMap<PoolKey, Arc<Mutex<Pool>>, BuildHasherDefault<UuidHasher>>>,
+    bindings: MemoryBindings,
 }
 
 impl MemoryState {
@@ -158,6 +161,21 @@ impl StateBackend for MemoryState {
             p.cooldowns.clear();
             p.mask_valid = false;
         };
+    }
+}
+
+impl BindingStore for MemoryState {
+    async fn bind(&self, workspace: Uuid, response_id: &str, binding: Binding, now_ms: u64) {
+        self.bindings
+            .bind_now(workspace, response_id, binding, now_ms);
+    }
+
+    async fn binding(&self, workspace: Uuid, response_id: &str, now_ms: u64) -> Option<Binding> {
+        self.bindings.binding_now(workspace, response_id, now_ms)
+    }
+
+    async fn unbind(&self, workspace: Uuid, response_id: &str) {
+        self.bindings.unbind_now(workspace, response_id);
     }
 }
 

@@ -1,10 +1,13 @@
-//! Dispatch state: the rotation cursor and the cooldowns of every pool. In-process by default;
-//! shared through Redis when replicas must act as one (scale-out).
+//! Dispatch state: the rotation cursor and the cooldowns of every pool, and which credential
+//! created each stored response. In-process by default; shared through Redis when replicas
+//! must act as one (scale-out).
 
+pub mod bindings;
 pub mod memory;
 pub mod redis;
 
 use crate::cooldown::Reason;
+use bindings::{Binding, BindingStore};
 use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
@@ -169,6 +172,29 @@ impl StateBackend for AnyState {
         match self {
             AnyState::Memory(m) => m.clear(pool).await,
             AnyState::Redis(r) => r.clear(pool).await,
+        }
+    }
+}
+
+impl BindingStore for AnyState {
+    async fn bind(&self, workspace: Uuid, response_id: &str, binding: Binding, now_ms: u64) {
+        match self {
+            AnyState::Memory(m) => m.bind(workspace, response_id, binding, now_ms).await,
+            AnyState::Redis(r) => r.bind(workspace, response_id, binding, now_ms).await,
+        }
+    }
+
+    async fn binding(&self, workspace: Uuid, response_id: &str, now_ms: u64) -> Option<Binding> {
+        match self {
+            AnyState::Memory(m) => m.binding(workspace, response_id, now_ms).await,
+            AnyState::Redis(r) => r.binding(workspace, response_id, now_ms).await,
+        }
+    }
+
+    async fn unbind(&self, workspace: Uuid, response_id: &str) {
+        match self {
+            AnyState::Memory(m) => m.unbind(workspace, response_id).await,
+            AnyState::Redis(r) => r.unbind(workspace, response_id).await,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! Shared dispatch state in Redis: one rotation and one set of cooldowns for every replica.
 //! A pick is one round trip (a Lua script that reads the cooldowns, advances the smooth
 //! weighted round-robin and stores it); keys carry a `{workspace:model}` hash tag so a pick
-//! touches one slot (Redis Cluster works too) and expire after a day of disuse.
+//! touches one slot (Redis Cluster works too) and expire after a day of disuse. Response-id
+//! bindings are plain strings, `rotor:{workspace}:resp:<id>` = `<credential>|<model>`, set
+//! with the 30-day TTL.
 //!
 //! Fail-open: when Redis stops answering, dispatch continues on in-process state (logged
 //! once, counted in `rotor_redis_fallback_total`), and a background probe switches back as soon
 //! as Redis answers again.
 
+use super::bindings::{bindable, Binding, BindingStore, BINDING_TTL_MS};
 use super::memory::MemoryState;
 use super::{Cooldown, Pick, PickRequest, PoolKey, StateBackend};
 use crate::cooldown::Reason;
@@ -104,6 +107,19 @@ pub struct RedisState {
 fn keys(pool: PoolKey) -> (String, String) {
     let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
     (format!("rotor:{tag}:rot"), format!("rotor:{tag}:cd"))
+}
+
+/// The key of a response-id binding (the workspace is the hash tag).
+fn binding_key(workspace: Uuid, response_id: &str) -> String {
+    format!("rotor:{{{}}}:resp:{response_id}", workspace.simple())
+}
+
+fn parse_binding(v: &str) -> Option<Binding> {
+    let (credential, model) = v.split_once('|')?;
+    Some(Binding {
+        credential: Uuid::parse_str(credential).ok()?,
+        model: Uuid::parse_str(model).ok()?,
+    })
 }
 
 fn parse_cooldown(v: &str) -> Option<Cooldown> {
@@ -218,6 +234,68 @@ impl RedisState {
             }
         }
     }
+
+    /// Runs one command; `None` (and the switch to in-process state) when Redis does not answer.
+    async fn command<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
+        let mut conn = self.connection()?;
+        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.down(what, &e);
+                None
+            }
+            Err(_) => {
+                self.down(what, &"timed out");
+                None
+            }
+        }
+    }
+}
+
+impl BindingStore for RedisState {
+    async fn bind(&self, workspace: Uuid, response_id: &str, binding: Binding, now_ms: u64) {
+        // Kept locally too, so a fallback still finds responses created while Redis was up.
+        self.fallback
+            .bind(workspace, response_id, binding, now_ms)
+            .await;
+        if !bindable(response_id) {
+            return;
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(binding_key(workspace, response_id))
+            .arg(format!(
+                "{}|{}",
+                binding.credential.simple(),
+                binding.model.simple()
+            ))
+            .arg("PX")
+            .arg(BINDING_TTL_MS);
+        let _ = self.command::<()>("bind", &cmd).await;
+    }
+
+    async fn binding(&self, workspace: Uuid, response_id: &str, now_ms: u64) -> Option<Binding> {
+        if !bindable(response_id) {
+            return None;
+        }
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(binding_key(workspace, response_id));
+        let shared = self.command::<Option<String>>("binding", &cmd).await;
+        match shared.flatten().as_deref().and_then(parse_binding) {
+            Some(binding) => Some(binding),
+            // Redis is down, or it never saw the binding (made here while it was down).
+            None => self.fallback.binding(workspace, response_id, now_ms).await,
+        }
+    }
+
+    async fn unbind(&self, workspace: Uuid, response_id: &str) {
+        self.fallback.unbind(workspace, response_id).await;
+        if !bindable(response_id) {
+            return;
+        }
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(binding_key(workspace, response_id));
+        let _ = self.command::<i64>("unbind", &cmd).await;
+    }
 }
 
 impl StateBackend for RedisState {
@@ -311,5 +389,27 @@ impl StateBackend for RedisState {
         if !matches!(done, Ok(Ok(_))) {
             self.down("clear", &"failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pure: the key and value formats (Redis itself is exercised by the replica tests).
+    use super::*;
+
+    #[test]
+    fn binding_keys_carry_the_workspace_as_hash_tag() {
+        let ws = Uuid::from_u128(0xab);
+        assert_eq!(
+            binding_key(ws, "resp_1"),
+            "rotor:{000000000000000000000000000000ab}:resp:resp_1"
+        );
+        let b = Binding {
+            credential: Uuid::new_v4(),
+            model: Uuid::new_v4(),
+        };
+        let v = format!("{}|{}", b.credential.simple(), b.model.simple());
+        assert_eq!(parse_binding(&v), Some(b));
+        assert_eq!(parse_binding("garbage"), None);
     }
 }
