@@ -166,6 +166,7 @@ async fn front(
         body,
         rebody: renamed.then_some(&rename as &(dyn Fn(&str) -> Bytes + Sync)),
         stream,
+        pin: None,
     };
     Ok(send(state, &cached, out, started).await)
 }

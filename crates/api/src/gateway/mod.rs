@@ -9,6 +9,7 @@ pub mod docs;
 pub mod error;
 pub mod gemini;
 pub mod models;
+pub mod multipart;
 pub mod openai;
 pub mod resolve;
 pub mod shapes;
@@ -49,6 +50,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openai::moderations))
         .routes(routes!(openai::image_generations))
         .routes(routes!(openai::audio_speech))
+        .routes(routes!(openai::audio_transcriptions))
+        .routes(routes!(openai::audio_translations))
         .routes(routes!(openai::rerank))
         .routes(routes!(anthropic::messages))
         .routes(routes!(anthropic::count_tokens))
@@ -270,6 +273,8 @@ struct Outbound<'a> {
     body: Bytes,
     rebody: Option<&'a (dyn Fn(&str) -> Bytes + Sync)>,
     stream: bool,
+    /// The only credential that may serve (a stored response's).
+    pin: Option<uuid::Uuid>,
 }
 
 /// Dispatches `out` over the route's pool and answers what came back (or why nothing did)
@@ -296,7 +301,7 @@ async fn send(
             rebody: out.rebody,
             stream: out.stream,
             started,
-            pin: None,
+            pin: out.pin,
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
@@ -362,6 +367,7 @@ async fn proxy_json(
         body,
         rebody,
         stream,
+        pin: None,
     };
     Ok(send(state, &cached, out, started).await)
 }

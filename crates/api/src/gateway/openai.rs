@@ -2,11 +2,16 @@
 //! sent, `model` rewritten to the provider's name for it.
 
 use super::docs::ProxyErrors;
-use super::proxy;
+use super::error::GatewayError;
+use super::{answer, authenticate_in, forwarded, multipart, proxy, read_body, routed, send};
+use super::Outbound;
 use crate::state::AppState;
 use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::Response;
-use rotor_dispatch::target::Endpoint;
+use bytes::Bytes;
+use rotor_dispatch::target::{Endpoint, Family};
+use std::time::Instant;
 
 /// OpenAI chat completions (JSON or `stream: true` server-sent events), balanced across the
 /// model's pool with failover.
@@ -69,4 +74,62 @@ pub async fn audio_speech(State(state): State<AppState>, req: Request) -> Respon
     responses((status = 200, description = "The provider's answer"), ProxyErrors))]
 pub async fn rerank(State(state): State<AppState>, req: Request) -> Response {
     proxy(state, req, Endpoint::Rerank).await
+}
+
+/// OpenAI speech to text (multipart: the `file` goes to the provider as sent, the `model`
+/// field rewritten to the provider's name).
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "gateway", security(("api_key" = [])),
+    request_body(content = Object, content_type = "multipart/form-data", description = "OpenAI transcription form (`file`, `model` = a Rotor model name, …)"),
+    responses((status = 200, description = "The provider's answer (JSON, text, or server-sent events with `stream=true`)"), ProxyErrors))]
+pub async fn audio_transcriptions(State(state): State<AppState>, req: Request) -> Response {
+    proxy_form(state, req, Endpoint::AudioTranscriptions).await
+}
+
+/// OpenAI speech translation into English (multipart, like transcriptions).
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "gateway", security(("api_key" = [])),
+    request_body(content = Object, content_type = "multipart/form-data", description = "OpenAI translation form (`file`, `model` = a Rotor model name, …)"),
+    responses((status = 200, description = "The provider's answer"), ProxyErrors))]
+pub async fn audio_translations(State(state): State<AppState>, req: Request) -> Response {
+    proxy_form(state, req, Endpoint::AudioTranslations).await
+}
+
+async fn proxy_form(state: AppState, req: Request, endpoint: Endpoint) -> Response {
+    let started = Instant::now();
+    answer(Family::OpenAi, started, form_front(&state, req, endpoint, started)).await
+}
+
+async fn form_front(
+    state: &AppState,
+    req: Request,
+    endpoint: Endpoint,
+    started: Instant,
+) -> Result<Response, GatewayError> {
+    let key = authenticate_in(state, Family::OpenAi, req.headers(), req.uri())?;
+    let mut forward = forwarded(req.headers());
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let raw = read_body(state, req).await?;
+    let refused = |e: multipart::FormError| {
+        GatewayError::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.message())
+    };
+    let text = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let form = multipart::scan(text, &raw).map_err(refused)?;
+    if let Some(v) = content_type {
+        // The boundary the body is delimited by goes with it.
+        forward.insert(header::CONTENT_TYPE, v);
+    }
+    let cached = routed(state, &key, Family::OpenAi, &form.model).await?;
+    let route = &cached.route;
+    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let rename = |name: &str| form.rewrite(name);
+    let out = Outbound {
+        endpoint,
+        method: reqwest::Method::POST,
+        suffix: None,
+        forward: &forward,
+        body: form.rewrite(&route.upstream_model),
+        rebody: renamed.then_some(&rename as &(dyn Fn(&str) -> Bytes + Sync)),
+        stream: form.stream,
+        pin: None,
+    };
+    Ok(send(state, &cached, out, started).await)
 }
