@@ -74,6 +74,10 @@ impl J {
             J::Int(i) => {
                 let _ = write!(out, "{i}");
             }
+            // A whole float keeps its `.0`, as Python's JSON writes it (`"duration": 3.0`).
+            J::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                let _ = write!(out, "{f:.1}");
+            }
             J::Float(f) => {
                 let _ = write!(out, "{f}");
             }
@@ -141,6 +145,10 @@ mod tests {
             ("a", arr([s("x"), J::Null, J::Float(0.5)])),
             ("e", obj([])),
         ]);
+        assert_eq!(
+            arr([J::Float(3.0), J::Float(1.2e-5)]).compact(),
+            "[3.0,0.000012]"
+        );
         assert_eq!(v.compact(), r#"{"b":1,"a":["x",null,0.5],"e":{}}"#);
         assert_eq!(
             v.google_compact(),
