@@ -15,6 +15,9 @@
 //! the `request_id`; Gemini: in a `google.rpc.DebugInfo` detail), so tests can check it is never
 //! echoed by Rotor where it must not be. The refusals that follow from the request itself (an
 //! OpenAI response id not found, a form without its file) are the provider's, word for word.
+//!
+//! The mock keeps what the provider keeps: OpenAI's Responses API stores responses per
+//! organization, the mock per API key ([`MockUpstream::response_key`]).
 
 mod anthropic;
 mod gemini;
@@ -25,6 +28,7 @@ mod script;
 
 use multipart::FormError;
 pub use multipart::FormPart;
+use openai::responses::Store;
 use script::Script;
 pub use script::{AnthropicLimit, MockKey};
 
@@ -106,10 +110,11 @@ impl Recorded {
 
 type Log = Arc<Mutex<Vec<Recorded>>>;
 
-/// What the request handler shares.
+/// What the request handler shares: the log and what the provider keeps between requests.
 #[derive(Clone)]
 struct Shared {
     log: Log,
+    responses: Store,
 }
 
 /// A running mock provider.
@@ -118,6 +123,7 @@ pub struct MockUpstream {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Log,
+    responses: Store,
 }
 
 impl MockUpstream {
@@ -130,6 +136,7 @@ impl MockUpstream {
     pub async fn start_on(addr: &str) -> std::io::Result<Self> {
         let shared = Shared {
             log: Arc::new(Mutex::new(Vec::new())),
+            responses: Store::default(),
         };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -143,6 +150,7 @@ impl MockUpstream {
         Ok(Self {
             addr,
             log: shared.log,
+            responses: shared.responses,
         })
     }
 
@@ -161,16 +169,24 @@ impl MockUpstream {
         self.requests().into_iter().filter_map(|r| r.key).collect()
     }
 
-    /// Forgets what was received.
+    /// Forgets what was received (the stored responses stay: they are the provider's state,
+    /// bounded by themselves).
     pub fn reset(&self) {
         if let Ok(mut l) = self.log.lock() {
             l.clear();
         }
     }
+
+    /// The key that created the stored OpenAI response `id` (`resp_…`), while it is stored:
+    /// only requests with that key can see it, as only its organization can at OpenAI.
+    pub fn response_key(&self, id: &str) -> Option<String> {
+        self.responses.key_of(id)
+    }
 }
 
 /// A request as the family modules see it.
 pub(crate) struct Incoming {
+    pub method: Method,
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
@@ -443,6 +459,7 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let req = Incoming {
+        method,
         path,
         query,
         headers,
@@ -486,7 +503,7 @@ async fn handle(
         return openai::huge_response(mib, req.stream());
     }
     match family {
-        Family::OpenAi => openai::answer(&req),
+        Family::OpenAi => openai::answer(&req, &shared.responses),
         Family::Anthropic => anthropic::answer(&req),
         Family::Gemini => gemini::answer(&req),
     }

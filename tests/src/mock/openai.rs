@@ -1,13 +1,15 @@
 //! The OpenAI family as the mock speaks it: chat completions (JSON and SSE), embeddings, the
 //! model list, OpenAI's error shape with its rate-limit headers, and the huge answers of the
 //! memory tests here; the rest of the API one module per resource (legacy completions,
-//! moderations, images, audio, rerank). Azure's URL shape
-//! (`/openai/deployments/{d}/chat/completions`) is answered the same, by the path's ending.
+//! moderations, images, audio, rerank, the Responses API). Azure's URL shapes
+//! (`/openai/deployments/{d}/chat/completions`, `/openai/responses`) are answered the same,
+//! by the path's ending.
 
 mod completions;
 mod images;
 mod moderations;
 mod rerank;
+pub(super) mod responses;
 mod speech;
 mod transcriptions;
 
@@ -16,6 +18,7 @@ use super::{paced, respond, Incoming, Script, BODY_CANARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use responses::Store;
 use std::time::{Duration, SystemTime};
 
 /// Usage the mock reports for a prompt.
@@ -77,8 +80,12 @@ const ENDPOINTS: [(&str, Answer); 9] = [
     ("/rerank", rerank::answer),
 ];
 
-/// The answer to a request the script lets through.
-pub(super) fn answer(req: &Incoming) -> Response {
+/// The answer to a request the script lets through; `store` holds the Responses API's
+/// stored responses.
+pub(super) fn answer(req: &Incoming, store: &Store) -> Response {
+    if let Some(route) = responses::route(&req.method, &req.path) {
+        return responses::answer(req, store, route);
+    }
     match ENDPOINTS.iter().find(|(end, _)| req.path.ends_with(end)) {
         Some((_, answer)) => answer(req),
         None => models(),

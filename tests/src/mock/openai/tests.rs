@@ -3,6 +3,7 @@
 
 mod audio;
 mod endpoints;
+mod responses;
 
 use crate::mock::{MockKey, MockUpstream};
 use reqwest::Method;
