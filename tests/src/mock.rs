@@ -11,16 +11,24 @@
 //! `/v1/models/{model}:{method}` (or a Gemini key) are Gemini, `/v1/messages…` (and
 //! `/v1/models` with Anthropic headers) Anthropic, everything else OpenAI.
 //!
-//! Every error body carries [`BODY_CANARY`] (OpenAI: in the message; Anthropic: in the
-//! `request_id`; Gemini: in a `google.rpc.DebugInfo` detail), so tests can check it is never
-//! echoed by Rotor where it must not be.
+//! Every scripted error body carries [`BODY_CANARY`] (OpenAI: in the message; Anthropic: in
+//! the `request_id`; Gemini: in a `google.rpc.DebugInfo` detail), so tests can check it is never
+//! echoed by Rotor where it must not be. The refusals that follow from the request itself (an
+//! OpenAI response id not found, a form without its file) are the provider's, word for word.
+//!
+//! The mock keeps what the provider keeps: OpenAI's Responses API stores responses per
+//! organization, the mock per API key ([`MockUpstream::response_key`]).
 
 mod anthropic;
 mod gemini;
 mod json;
+mod multipart;
 mod openai;
 mod script;
 
+use multipart::FormError;
+pub use multipart::FormPart;
+use openai::responses::Store;
 use script::Script;
 pub use script::{AnthropicLimit, MockKey};
 
@@ -34,6 +42,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// The largest body the mock parses as JSON (larger ones come from the memory tests).
+const JSON_LIMIT: usize = 1024 * 1024;
 
 /// A marker the mock puts in its error bodies.
 pub const BODY_CANARY: &str = "PROVIDER-BODY-CANARY";
@@ -66,10 +77,14 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// The key it carried (`api-key`, `x-api-key`, `x-goog-api-key`, Bearer or `?key=`).
     pub key: Option<String>,
-    /// The model: the `model` of a JSON body, or the `{model}` of a Gemini path.
+    /// The model: the `model` of a JSON body or of a multipart form, or the `{model}` of a
+    /// Gemini path.
     pub model: Option<String>,
     /// Gemini `batchEmbedContents`: the `model` of each inner request, in order.
     pub inner_models: Vec<String>,
+    /// The parts of a `multipart/form-data` body (OpenAI's audio uploads), in order; empty
+    /// for any other body or one that is not a well-formed form.
+    pub form: Vec<FormPart>,
     /// The body.
     pub body: Bytes,
     /// When it arrived.
@@ -81,9 +96,26 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The first form part called `name` (`"file"`, `"model"`), if the body was a form.
+    pub fn form_field(&self, name: &str) -> Option<&FormPart> {
+        self.form.iter().find(|p| p.name == name)
+    }
+
+    /// The text of form field `name`.
+    pub fn form_text(&self, name: &str) -> Option<&str> {
+        self.form_field(name).and_then(FormPart::text)
+    }
 }
 
 type Log = Arc<Mutex<Vec<Recorded>>>;
+
+/// What the request handler shares: the log and what the provider keeps between requests.
+#[derive(Clone)]
+struct Shared {
+    log: Log,
+    responses: Store,
+}
 
 /// A running mock provider.
 #[derive(Clone)]
@@ -91,6 +123,7 @@ pub struct MockUpstream {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Log,
+    responses: Store,
 }
 
 impl MockUpstream {
@@ -101,17 +134,24 @@ impl MockUpstream {
 
     /// Starts the mock on `addr`.
     pub async fn start_on(addr: &str) -> std::io::Result<Self> {
-        let log: Log = Arc::new(Mutex::new(Vec::new()));
+        let shared = Shared {
+            log: Arc::new(Mutex::new(Vec::new())),
+            responses: Store::default(),
+        };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Router::new()
             .fallback(handle)
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(log.clone());
+            .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, log })
+        Ok(Self {
+            addr,
+            log: shared.log,
+            responses: shared.responses,
+        })
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -129,21 +169,32 @@ impl MockUpstream {
         self.requests().into_iter().filter_map(|r| r.key).collect()
     }
 
-    /// Forgets what was received.
+    /// Forgets what was received (the stored responses stay: they are the provider's state,
+    /// bounded by themselves).
     pub fn reset(&self) {
         if let Ok(mut l) = self.log.lock() {
             l.clear();
         }
     }
+
+    /// The key that created the stored OpenAI response `id` (`resp_…`), while it is stored:
+    /// only requests with that key can see it, as only its organization can at OpenAI.
+    pub fn response_key(&self, id: &str) -> Option<String> {
+        self.responses.key_of(id)
+    }
 }
 
 /// A request as the family modules see it.
 pub(crate) struct Incoming {
+    pub method: Method,
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
+    pub body: Bytes,
     /// The body as JSON, if it is (and is at most 1 MiB).
     pub json: Option<serde_json::Value>,
+    /// The body as a `multipart/form-data` form (OpenAI requests only).
+    pub form: Result<Vec<FormPart>, FormError>,
     pub key: Option<String>,
     pub model: Option<String>,
     pub script: Script,
@@ -167,6 +218,17 @@ impl Incoming {
     /// The (percent-decoded) value of query parameter `name`.
     pub fn query_param(&self, name: &str) -> Option<String> {
         query_param(self.query.as_deref(), name)
+    }
+
+    /// The string at JSON pointer `pointer` of the body (`"/model"`).
+    pub fn json_str(&self, pointer: &str) -> Option<&str> {
+        self.json.as_ref()?.pointer(pointer)?.as_str()
+    }
+
+    /// The text of form field `name`.
+    pub fn form_text(&self, name: &str) -> Option<&str> {
+        let parts = self.form.as_ref().ok()?;
+        parts.iter().find(|p| p.name == name)?.text()
     }
 }
 
@@ -250,6 +312,14 @@ pub(crate) fn respond(status: StatusCode, content_type: &str, body: impl Into<Bo
         .unwrap_or_default()
 }
 
+/// Seconds since the epoch (`created`, `created_at`).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// A number unique in this process, for ids.
 pub(crate) fn next_serial() -> u64 {
     static SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -259,7 +329,19 @@ pub(crate) fn next_serial() -> u64 {
 /// `len` characters of base-62 "randomness" derived from `seed` (ids that look like a
 /// provider's and differ per request, reproducibly).
 pub(crate) fn id_chars(seed: u64, len: usize) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    chars_of(
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        seed,
+        len,
+    )
+}
+
+/// `len` lowercase hex digits derived from `seed` (OpenAI's `resp_…` and `msg_…` ids).
+pub(crate) fn hex_chars(seed: u64, len: usize) -> String {
+    chars_of(b"0123456789abcdef", seed, len)
+}
+
+fn chars_of(alphabet: &[u8], seed: u64, len: usize) -> String {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -268,7 +350,7 @@ pub(crate) fn id_chars(seed: u64, len: usize) -> String {
             x ^= x << 25;
             x ^= x >> 27;
             let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            char::from(ALPHABET[(r >> 58) as usize % ALPHABET.len()])
+            char::from(alphabet[(r >> 58) as usize % alphabet.len()])
         })
         .collect()
 }
@@ -315,7 +397,7 @@ pub(crate) fn paced(events: Vec<String>, script: &Script) -> Body {
 }
 
 async fn handle(
-    State(log): State<Log>,
+    State(shared): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -326,24 +408,37 @@ async fn handle(
     let key = key_of(&headers, query.as_deref());
     let family = family_of(&path, &headers, query.as_deref());
     // Large bodies (memory tests) are recorded but not parsed: a tree of them would dwarf them.
-    let json: Option<serde_json::Value> = if body.len() <= 1024 * 1024 {
+    let json: Option<serde_json::Value> = if body.len() <= JSON_LIMIT {
         serde_json::from_slice(&body).ok()
     } else {
         None
     };
+    let form = match family {
+        Family::OpenAi => multipart::parse(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            &body,
+        ),
+        _ => Err(FormError::NotMultipart),
+    };
+    let form_model = form
+        .as_ref()
+        .ok()
+        .and_then(|parts| parts.iter().find(|p| p.name == "model"))
+        .and_then(FormPart::text);
     let model = match family {
         Family::Gemini => gemini::path_model(&path),
         _ => json
             .as_ref()
             .and_then(|j| j.get("model"))
             .and_then(|m| m.as_str())
+            .or(form_model)
             .map(str::to_owned),
     };
     let inner_models = match family {
         Family::Gemini => gemini::inner_models(json.as_ref()),
         _ => Vec::new(),
     };
-    if let Ok(mut l) = log.lock() {
+    if let Ok(mut l) = shared.log.lock() {
         l.push(Recorded {
             method: method.to_string(),
             uri: uri.to_string(),
@@ -354,6 +449,7 @@ async fn handle(
             key: key.clone(),
             model: model.clone(),
             inner_models,
+            form: form.clone().unwrap_or_default(),
             body: body.clone(),
             at: std::time::Instant::now(),
         });
@@ -363,10 +459,13 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let req = Incoming {
+        method,
         path,
         query,
         headers,
+        body,
         json,
+        form,
         key,
         model,
         script,
@@ -404,7 +503,7 @@ async fn handle(
         return openai::huge_response(mib, req.stream());
     }
     match family {
-        Family::OpenAi => openai::answer(&req),
+        Family::OpenAi => openai::answer(&req, &shared.responses),
         Family::Anthropic => anthropic::answer(&req),
         Family::Gemini => gemini::answer(&req),
     }

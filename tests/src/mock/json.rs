@@ -15,6 +15,8 @@ pub(crate) enum J {
     Str(String),
     Arr(Vec<J>),
     Obj(Vec<(&'static str, J)>),
+    /// JSON a client sent, echoed as it came (always compact).
+    Raw(String),
 }
 
 /// A string value.
@@ -30,6 +32,16 @@ pub(crate) fn n(v: u64) -> J {
 /// An object of `pairs`, in order.
 pub(crate) fn obj<const N: usize>(pairs: [(&'static str, J); N]) -> J {
     J::Obj(pairs.into())
+}
+
+/// A client's own JSON, echoed back (its input items, metadata).
+pub(crate) fn raw(v: &serde_json::Value) -> J {
+    J::Raw(v.to_string())
+}
+
+/// A string, or null.
+pub(crate) fn opt_s(v: Option<impl Into<String>>) -> J {
+    v.map_or(J::Null, s)
 }
 
 /// An array.
@@ -74,10 +86,15 @@ impl J {
             J::Int(i) => {
                 let _ = write!(out, "{i}");
             }
+            // A whole float keeps its `.0`, as Python's JSON writes it (`"duration": 3.0`).
+            J::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                let _ = write!(out, "{f:.1}");
+            }
             J::Float(f) => {
                 let _ = write!(out, "{f}");
             }
             J::Str(v) => out.push_str(&serde_json::to_string(v).unwrap_or_default()),
+            J::Raw(v) => out.push_str(v),
             J::Arr(items) => {
                 let items: Vec<(Option<&str>, &J)> = items.iter().map(|v| (None, v)).collect();
                 container(out, style, depth, ('[', ']'), &items);
@@ -141,6 +158,14 @@ mod tests {
             ("a", arr([s("x"), J::Null, J::Float(0.5)])),
             ("e", obj([])),
         ]);
+        assert_eq!(
+            obj([("r", raw(&serde_json::json!({"k": [1]})))]).compact(),
+            r#"{"r":{"k":[1]}}"#
+        );
+        assert_eq!(
+            arr([J::Float(3.0), J::Float(1.2e-5)]).compact(),
+            "[3.0,0.000012]"
+        );
         assert_eq!(v.compact(), r#"{"b":1,"a":["x",null,0.5],"e":{}}"#);
         assert_eq!(
             v.google_compact(),

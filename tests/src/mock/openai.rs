@@ -1,13 +1,31 @@
 //! The OpenAI family as the mock speaks it: chat completions (JSON and SSE), embeddings, the
 //! model list, OpenAI's error shape with its rate-limit headers, and the huge answers of the
-//! memory tests. Azure's URL shape (`/openai/deployments/{d}/chat/completions`) is answered
-//! the same, by the path's ending.
+//! memory tests here; the rest of the API one module per resource (legacy completions,
+//! moderations, images, audio, rerank, the Responses API). Azure's URL shapes
+//! (`/openai/deployments/{d}/chat/completions`, `/openai/responses`) are answered the same,
+//! by the path's ending.
 
+mod completions;
+mod images;
+mod moderations;
+mod rerank;
+pub(super) mod responses;
+mod speech;
+mod transcriptions;
+
+use super::json::{obj, s, J};
 use super::{paced, respond, Incoming, Script, BODY_CANARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use responses::Store;
 use std::time::{Duration, SystemTime};
+
+/// Usage the mock reports for a prompt.
+const PROMPT_TOKENS: u64 = 5;
+
+/// OpenAI's 400 for a body that is not JSON, word for word.
+const NOT_JSON: &str = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)";
 
 /// An OpenAI error answer (`{"error": {"message", "type", "param", "code"}}`) with the
 /// rate-limit headers the script asks for.
@@ -45,38 +63,140 @@ pub(super) fn error_answer(status: StatusCode, script: &Script) -> Response {
     r
 }
 
-/// The answer to a request the script lets through.
-pub(super) fn answer(req: &Incoming) -> Response {
-    let model = req.model.as_deref().unwrap_or("mock-model");
-    let path = req.path.as_str();
-    if path.ends_with("/chat/completions") {
-        if req.stream() {
-            let include_usage = req
-                .json
-                .as_ref()
-                .and_then(|j| j.pointer("/stream_options/include_usage"))
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            return stream_response(&req.script, model, include_usage);
+/// An endpoint's answer to a request the script lets through.
+type Answer = fn(&Incoming) -> Response;
+
+/// The endpoints by the ending of their path, in the order they are tried
+/// (`/chat/completions` before `/completions`).
+const ENDPOINTS: [(&str, Answer); 9] = [
+    ("/chat/completions", chat),
+    ("/completions", completions::answer),
+    ("/embeddings", embeddings),
+    ("/moderations", moderations::answer),
+    ("/images/generations", images::answer),
+    ("/audio/speech", speech::answer),
+    ("/audio/transcriptions", transcriptions::transcription),
+    ("/audio/translations", transcriptions::translation),
+    ("/rerank", rerank::answer),
+];
+
+/// The answer to a request the script lets through; `store` holds the Responses API's
+/// stored responses.
+pub(super) fn answer(req: &Incoming, store: &Store) -> Response {
+    if let Some(route) = responses::route(&req.method, &req.path) {
+        return responses::answer(req, store, route);
+    }
+    match ENDPOINTS.iter().find(|(end, _)| req.path.ends_with(end)) {
+        Some((_, answer)) => answer(req),
+        None => models(),
+    }
+}
+
+/// An OpenAI error the request itself earns (not a scripted one): the provider's words,
+/// without the canary.
+pub(super) fn refusal(
+    status: StatusCode,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let body = obj([(
+        "error",
+        obj([
+            ("message", s(message)),
+            ("type", s("invalid_request_error")),
+            ("param", param.map_or(J::Null, s)),
+            ("code", code.map_or(J::Null, s)),
+        ]),
+    )]);
+    respond(status, "application/json", body.compact())
+}
+
+/// A 200 JSON answer.
+pub(super) fn ok_json(body: J) -> Response {
+    respond(StatusCode::OK, "application/json", body.compact())
+}
+
+/// The JSON body of a request to a JSON endpoint once it has each of `required`: OpenAI's
+/// 400 for a body that is not JSON or lacks one (a missing `model` in the older words the
+/// API still uses for it). `None` for a body too large for the mock to parse, which only the
+/// memory tests send and which is answered as if it had everything.
+pub(super) fn body<'a>(
+    req: &'a Incoming,
+    required: &[&str],
+) -> Result<Option<&'a serde_json::Value>, Box<Response>> {
+    let Some(json) = req.json.as_ref() else {
+        if req.body.len() > super::JSON_LIMIT {
+            return Ok(None);
         }
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            format!(
-                r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
-            ),
-        );
+        return Err(Box::new(refusal(
+            StatusCode::BAD_REQUEST,
+            NOT_JSON,
+            None,
+            None,
+        )));
+    };
+    let missing = required
+        .iter()
+        .find(|f| json.get(**f).is_none_or(|v| v.is_null()));
+    match missing {
+        Some(&"model") => Err(Box::new(no_model())),
+        Some(field) => Err(Box::new(refusal(
+            StatusCode::BAD_REQUEST,
+            &format!("Missing required parameter: '{field}'."),
+            Some(field),
+            Some("missing_required_parameter"),
+        ))),
+        None => Ok(Some(json)),
     }
-    if path.ends_with("/embeddings") {
-        return respond(
-            StatusCode::OK,
-            "application/json",
-            format!(
-                r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":3,"total_tokens":3}}}}"#
-            ),
-        );
+}
+
+/// OpenAI's 400 for a request without a model.
+pub(super) fn no_model() -> Response {
+    refusal(
+        StatusCode::BAD_REQUEST,
+        "you must provide a model parameter",
+        None,
+        None,
+    )
+}
+
+fn chat(req: &Incoming) -> Response {
+    let model = req.model.as_deref().unwrap_or("mock-model");
+    if req.stream() {
+        return stream_response(&req.script, model, include_usage(req));
     }
-    // The model list, as OpenAI shapes it; the canary stands where a provider names the owner.
+    respond(
+        StatusCode::OK,
+        "application/json",
+        format!(
+            r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
+        ),
+    )
+}
+
+/// `stream_options.include_usage` of a streamed request.
+pub(super) fn include_usage(req: &Incoming) -> bool {
+    req.json
+        .as_ref()
+        .and_then(|j| j.pointer("/stream_options/include_usage"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+fn embeddings(req: &Incoming) -> Response {
+    let model = req.model.as_deref().unwrap_or("mock-model");
+    respond(
+        StatusCode::OK,
+        "application/json",
+        format!(
+            r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":3,"total_tokens":3}}}}"#
+        ),
+    )
+}
+
+/// The model list, as OpenAI shapes it; the canary stands where a provider names the owner.
+fn models() -> Response {
     respond(
         StatusCode::OK,
         "application/json",
@@ -150,3 +270,6 @@ fn stream_response(script: &Script, model: &str, include_usage: bool) -> Respons
     }
     respond(StatusCode::OK, "text/event-stream", paced(events, script))
 }
+
+#[cfg(test)]
+mod tests;
