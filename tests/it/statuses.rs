@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 mod proxied;
+mod stored;
 
 const MIB: usize = 1024 * 1024;
 /// The main server's `ROTOR_GATEWAY_MAX_BODY`.
@@ -329,6 +330,8 @@ struct Fx {
 
     valid_license: String,
     expired_license: String,
+    /// Responses created through the gateway, for the paths about one of them.
+    stored: stored::Stored,
 }
 
 impl Fx {
@@ -468,6 +471,8 @@ impl Fx {
         // cooling now.
         proxied::cool_down(&main, &key).await;
 
+        let stored = stored::setup(&main, &owner, &key, &mock_url, c2).await;
+
         // Tampered ciphertexts: one flipped byte in the stored api_key.
         for credential in std::iter::once(tampered_credential).chain(family_tampered) {
             let secrets: Value =
@@ -579,6 +584,7 @@ impl Fx {
             l_user,
             valid_license: lb_license(),
             expired_license: license_token(&["load_balancing"], -3600, None),
+            stored,
         }
     }
 
@@ -1433,6 +1439,7 @@ fn live_cases() -> Vec<Case<Fx>> {
         cases.extend(body_faults(method, path, target));
     }
     cases.extend(proxied::live_cases());
+    cases.extend(stored::live_cases());
     cases
 }
 
@@ -1449,6 +1456,8 @@ struct Down {
     token_id: Uuid,
     /// A gateway key whose model was never called (so its route is not cached).
     key: String,
+    /// A response relayed before the outage.
+    response: String,
 }
 
 impl Down {
@@ -1476,6 +1485,7 @@ impl Down {
 fn outage_cases() -> Vec<Case<Down>> {
     let lb = "/api/v1/workspaces/{ws}/models/{id}/load-balancing";
     let mut cases = proxied::outage_cases();
+    cases.extend(stored::outage_cases());
     cases.extend([
         down("GET", "/api/v1/admin/audit-events", |d| {
             d.by("GET", "/api/v1/admin/audit-events")
@@ -1749,7 +1759,10 @@ async fn serial_database_outage_statuses_are_reachable() {
         .await;
     token.assert(201);
     let token_id = token.body["id"].as_str().unwrap().parse().unwrap();
+    let mock = MockUpstream::start().await.unwrap();
+    let response = stored::before_outage(&app, &user, &key, &mock.url("/v1")).await;
     let down_fx = Down {
+        response,
         app,
         user,
         credential,

@@ -40,6 +40,34 @@ pub(super) struct Proxied {
     /// Every answer is a stream (Gemini's `streamGenerateContent`): a too large one is cut
     /// after it started, not refused.
     stream: bool,
+    /// The body goes as `multipart/form-data` (its `model` field and a `file`).
+    form: bool,
+}
+
+const BOUNDARY: &str = "rotor-statuses-form";
+
+/// A transcription form for `model` with a small audio file.
+fn audio_form(model: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let part = |name: &str, extra: &str, value: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    part(
+        "file",
+        "; filename=\"hi.wav\"\r\nContent-Type: audio/wav",
+        b"RIFF\0\0\0\0WAVEfmt ",
+        &mut out,
+    );
+    part("model", "", model.as_bytes(), &mut out);
+    out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    out
 }
 
 fn gemini_contents(_: &str) -> Value {
@@ -56,6 +84,14 @@ const fn openai(path: &'static str, body: fn(&str) -> Value) -> Proxied {
         family: Fam::OpenAi,
         body,
         stream: false,
+        form: false,
+    }
+}
+
+const fn form(path: &'static str) -> Proxied {
+    Proxied {
+        form: true,
+        ..openai(path, |_| Value::Null)
     }
 }
 
@@ -65,11 +101,12 @@ const fn gemini(path: &'static str, body: fn(&str) -> Value, stream: bool) -> Pr
         family: Fam::Gemini,
         body,
         stream,
+        form: false,
     }
 }
 
 /// Every proxied endpoint of the document.
-pub(super) static PROXIED: [Proxied; 14] = [
+pub(super) static PROXIED: [Proxied; 17] = [
     openai("/v1/chat/completions", chat_body),
     openai("/v1/completions", |m| json!({"model": m, "prompt": "hi"})),
     openai("/v1/embeddings", embeddings_body),
@@ -86,17 +123,22 @@ pub(super) static PROXIED: [Proxied; 14] = [
         "/v1/rerank",
         |m| json!({"model": m, "query": "q", "documents": ["a", "b"]}),
     ),
+    form("/v1/audio/transcriptions"),
+    form("/v1/audio/translations"),
+    openai("/v1/responses", |m| json!({"model": m, "input": "hi"})),
     Proxied {
         path: "/v1/messages",
         family: Fam::Anthropic,
         body: anthropic_messages,
         stream: false,
+        form: false,
     },
     Proxied {
         path: "/v1/messages/count_tokens",
         family: Fam::Anthropic,
         body: |m| json!({"model": m, "messages": [{"role": "user", "content": "hi"}]}),
         stream: false,
+        form: false,
     },
     gemini(
         "/v1beta/models/{model}:generateContent",
@@ -136,6 +178,10 @@ impl Proxied {
             }
             Fam::Gemini => call(app, "POST", path).header("x-goog-api-key", key),
         };
+        if self.form {
+            let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+            return req.bytes(Some(&content_type), audio_form(model));
+        }
         req.json((self.body)(model))
     }
 }

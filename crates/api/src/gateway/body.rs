@@ -186,6 +186,14 @@ pub fn gemini_batch(body: &[u8], upstream_model: &str) -> Result<bytes::Bytes, B
 }
 
 impl Scanned<'_> {
+    /// A top-level string field (`previous_response_id`), when present and a string.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key.0 == name)
+            .and_then(|(_, v)| serde_json::from_str(v.get()).ok())
+    }
+
     /// The body again, every top-level value as sent, `model` replaced by `upstream_model`.
     pub fn rewrite(&self, upstream_model: &str, size_hint: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(size_hint + upstream_model.len() + 16);

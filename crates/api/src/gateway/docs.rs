@@ -21,6 +21,10 @@ pub struct GeminiErrors;
 /// started, so no 502 says so.
 pub struct GeminiStreamErrors;
 
+/// The error answers of the requests about one stored response (retrieve, delete, cancel,
+/// input items), served by the credential that created it.
+pub struct StoredErrors;
+
 /// The error answers of `GET /v1/models`.
 pub struct ListErrors;
 
@@ -89,6 +93,23 @@ impl utoipa::IntoResponses for GeminiStreamErrors {
         let mut answers = proxy_answers(&schema);
         answers.insert("502".to_owned(), upstream(&schema, "upstream_unavailable, upstream_credential_rejected or upstream_address_blocked (a stream that grows too large is cut with an error event)"));
         answers
+    }
+}
+
+impl utoipa::IntoResponses for StoredErrors {
+    fn responses() -> Documented {
+        documented(
+            &OpenAiError::name(),
+            &[
+                INVALID_KEY,
+                NOT_ALLOWED,
+                (404, "response_not_found (not relayed here in the last 30 days) or response_credential_gone (its credential or model left the pool)"),
+                (429, "all_credentials_cooling_down (the credential that created it is cooling down; Retry-After)"),
+                (502, "upstream_unavailable or upstream_credential_rejected"),
+                (503, "database_unavailable"),
+                (504, "upstream_timeout"),
+            ],
+        )
     }
 }
 

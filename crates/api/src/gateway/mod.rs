@@ -12,6 +12,7 @@ pub mod models;
 pub mod multipart;
 pub mod openai;
 pub mod resolve;
+pub mod responses;
 pub mod shapes;
 
 use crate::state::AppState;
@@ -53,6 +54,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openai::audio_transcriptions))
         .routes(routes!(openai::audio_translations))
         .routes(routes!(openai::rerank))
+        .routes(routes!(responses::create))
+        .routes(routes!(responses::retrieve, responses::delete))
+        .routes(routes!(responses::cancel))
+        .routes(routes!(responses::input_items))
         .routes(routes!(anthropic::messages))
         .routes(routes!(anthropic::count_tokens))
         .routes(routes!(models::list_models))

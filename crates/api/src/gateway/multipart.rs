@@ -121,14 +121,10 @@ pub fn scan<'a>(content_type: &str, body: &'a [u8]) -> Result<Form<'a>, FormErro
         let part = at + line_end + 2;
         let headers_len = memmem::find(&body[part..], b"\r\n\r\n").ok_or(FormError::Malformed)?;
         let content = part + headers_len + 4;
-        let len = finder
-            .find(&body[content..])
-            .ok_or(FormError::Malformed)?;
+        let len = finder.find(&body[content..]).ok_or(FormError::Malformed)?;
         let value = content..content + len;
         match field_name(&body[part..part + headers_len]) {
-            Some((b"model", false)) if model_at.is_some() => {
-                return Err(FormError::DuplicateModel)
-            }
+            Some((b"model", false)) if model_at.is_some() => return Err(FormError::DuplicateModel),
             Some((b"model", false)) => model_at = Some(value.clone()),
             Some((b"model", true)) => return Err(FormError::NoModel),
             Some((b"stream", false)) => stream = body[value.clone()].eq_ignore_ascii_case(b"true"),
@@ -214,7 +210,10 @@ mod tests {
     #[test]
     fn bad_forms_are_named() {
         let body = form(&[("model", None, b"m")]);
-        assert_eq!(scan("application/json", &body).err(), Some(FormError::NotMultipart));
+        assert_eq!(
+            scan("application/json", &body).err(),
+            Some(FormError::NotMultipart)
+        );
         assert_eq!(
             scan("multipart/form-data", &body).err(),
             Some(FormError::NotMultipart)

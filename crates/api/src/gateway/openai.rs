@@ -3,8 +3,8 @@
 
 use super::docs::ProxyErrors;
 use super::error::GatewayError;
-use super::{answer, authenticate_in, forwarded, multipart, proxy, read_body, routed, send};
 use super::Outbound;
+use super::{answer, authenticate_in, forwarded, multipart, proxy, read_body, routed, send};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -95,7 +95,12 @@ pub async fn audio_translations(State(state): State<AppState>, req: Request) -> 
 
 async fn proxy_form(state: AppState, req: Request, endpoint: Endpoint) -> Response {
     let started = Instant::now();
-    answer(Family::OpenAi, started, form_front(&state, req, endpoint, started)).await
+    answer(
+        Family::OpenAi,
+        started,
+        form_front(&state, req, endpoint, started),
+    )
+    .await
 }
 
 async fn form_front(
@@ -109,9 +114,16 @@ async fn form_front(
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
     let raw = read_body(state, req).await?;
     let refused = |e: multipart::FormError| {
-        GatewayError::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.message())
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            e.message(),
+        )
     };
-    let text = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let text = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let form = multipart::scan(text, &raw).map_err(refused)?;
     if let Some(v) = content_type {
         // The boundary the body is delimited by goes with it.

@@ -161,11 +161,20 @@ impl ModelTarget {
     }
 
     /// [`ModelTarget::url`] with `suffix` appended to its path (`/{id}/cancel` of a stored
-    /// response), the query kept.
+    /// response); a query in `suffix` (`?limit=5`) follows the URL's own (Azure's
+    /// `api-version`).
     pub fn url_with(&self, endpoint: Endpoint, suffix: &str) -> Option<Url> {
+        let (tail, query) = suffix.split_once('?').unwrap_or((suffix, ""));
         let mut url = self.url(endpoint)?.clone();
-        let path = format!("{}{suffix}", url.path());
+        let path = format!("{}{tail}", url.path());
         url.set_path(&path);
+        if !query.is_empty() {
+            let joined = match url.query() {
+                Some(own) if !own.is_empty() => format!("{own}&{query}"),
+                _ => query.to_owned(),
+            };
+            url.set_query(Some(&joined));
+        }
         Some(url)
     }
 
@@ -264,6 +273,20 @@ mod tests {
                 .map(|u| u.to_string())
                 .as_deref(),
             Some("https://llm.example/v1/openai/responses/resp_1?api-version=2024-10-21")
+        );
+        assert_eq!(
+            azure
+                .url_with(Endpoint::Responses, "/resp_1/input_items?limit=5&order=asc")
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("https://llm.example/v1/openai/responses/resp_1/input_items?api-version=2024-10-21&limit=5&order=asc")
+        );
+        assert_eq!(
+            openai
+                .url_with(Endpoint::Responses, "/resp_1?include[]=x")
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("https://llm.example/v1/responses/resp_1?include[]=x")
         );
         assert_eq!(
             url(&azure, Endpoint::AudioTranscriptions).as_deref(),
