@@ -352,6 +352,47 @@ async fn openai_sdk_through_rotor() {
 }
 
 #[tokio::test]
+async fn openai_sdk_reaches_every_openai_endpoint_through_a_pool() {
+    let w = World::licensed().await;
+    let keys = ["sk-endpoints-a-0001", "sk-endpoints-b-0002"];
+    let c = w.creds(keys).await;
+    let team = w.model("team", "up-model", c[0]).await;
+    w.pool(&team, &[(Some(c[0]), 1), (Some(c[1]), 1)], 60).await;
+    // A WAV header, a NUL and bytes that are not UTF-8: the upload must arrive unchanged.
+    let audio: Vec<u8> =
+        b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\xff\xfe\r\n--x\r\n".to_vec();
+    let latin1: String = audio.iter().map(|b| char::from(*b)).collect();
+    let config = json!({"base": w.app.url(""), "key": w.key, "audio": latin1});
+    run_sdk(OPENAI.script, "endpoints", config).await;
+    let seen = w.mock.requests();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    for path in [
+        "/v1/completions",
+        "/v1/moderations",
+        "/v1/images/generations",
+        "/v1/audio/speech",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+    ] {
+        assert!(paths.contains(&path), "{path} not reached: {paths:?}");
+    }
+    for r in &seen {
+        assert_eq!(r.model.as_deref(), Some("up-model"), "{}", r.path);
+    }
+    let used: std::collections::HashSet<_> = seen.iter().filter_map(|r| r.key.clone()).collect();
+    assert_eq!(used.len(), 2, "the pool rotated: {used:?}");
+    for r in seen
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/audio/trans"))
+    {
+        let file = r.form_field("file").expect("the file part");
+        assert_eq!(&file.data[..], &audio[..], "the upload, byte for byte");
+        assert_eq!(file.filename.as_deref(), Some("hello.wav"));
+        assert_eq!(r.form_text("model"), Some("up-model"));
+    }
+}
+
+#[tokio::test]
 async fn anthropic_sdk_through_rotor() {
     let (w, s) = through_rotor(&ANTHROPIC).await;
     // The SDK's `anthropic-version` went upstream in place of Rotor's default.

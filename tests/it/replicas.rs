@@ -292,3 +292,47 @@ async fn a_replica_whose_listen_connection_drops_reconnects_and_reloads() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn responses_stay_on_their_credential_across_replicas() {
+    // The official openai SDK creates responses through one replica and retrieves, lists,
+    // continues, cancels and deletes them through the other; the mock keeps each response
+    // with the key that created it (as OpenAI keeps it per organisation) and answers 404
+    // to any other, so every call succeeding means every call reached its creator.
+    let keys = ["sk_resp_a", "sk_resp_b", "sk_resp_c"];
+    let c = cluster(&shared_redis_url(), &keys).await;
+    let config = json!({"bases": [c.w.app.url(""), c.via_b.url("")], "key": c.w.key});
+    let out = run_sdk("rotor_openai.py", "responses", config).await;
+    let ids: Vec<&str> = out["ids"]
+        .as_array()
+        .expect("the response ids")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let requests = c.w.mock.requests();
+    let mut creators = std::collections::HashSet::new();
+    let mut checked = 0;
+    for id in &ids {
+        let Some(creator) = c.w.mock.response_key(id) else {
+            // Deleted through the SDK (the first one): its requests are checked no further.
+            assert_eq!(id, &ids[0], "only the deleted response is gone");
+            continue;
+        };
+        creators.insert(creator.clone());
+        let about: Vec<_> = requests
+            .iter()
+            .filter(|r| {
+                r.path.contains(id)
+                    || String::from_utf8_lossy(&r.body).contains(&format!("\"{id}\""))
+            })
+            .collect();
+        checked += about.len();
+        for r in about {
+            assert_eq!(r.key.as_ref(), Some(&creator), "{} {}", r.method, r.uri);
+        }
+    }
+    // Three retrieves, input-item lists and continuations of the three kept responses, and
+    // the cancel of the background one.
+    assert_eq!(checked, 3 * 3 + 1, "requests about a response");
+    assert!(creators.len() >= 2, "new responses rotate: {creators:?}");
+}

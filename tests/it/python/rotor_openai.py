@@ -104,7 +104,75 @@ def errors(config):
     return {}
 
 
+def responses(config):
+    # Two replicas: every request about a response goes through the one that did not create it.
+    a, b = (openai.OpenAI(api_key=config["key"], base_url=u + "/v1", max_retries=0) for u in config["bases"])
+    made = []
+    for i in range(4):
+        creator, reader = (a, b) if i % 2 == 0 else (b, a)
+        if i % 2:
+            events = list(creator.responses.create(model="gpt", input="Stream please", stream=True))
+            assert events[0].type == "response.created", events[0]
+            done = events[-1]
+            assert done.type == "response.completed" and done.response.usage.input_tokens > 0, done
+            rid = done.response.id
+            assert events[0].response.id == rid
+        else:
+            r = creator.responses.create(model="gpt", input="Say hello")
+            assert r.status == "completed" and r.output_text, r
+            rid = r.id
+        got = reader.responses.retrieve(rid)
+        assert got.id == rid and got.status == "completed", got
+        items = reader.responses.input_items.list(rid)
+        assert items.data, items
+        # The continuation reaches the organisation that holds the response it continues.
+        follow = reader.responses.create(model="gpt", input="And more", previous_response_id=rid)
+        assert follow.previous_response_id == rid, follow
+        made += [rid, follow.id]
+    bg = a.responses.create(model="gpt", input="Take your time", background=True)
+    assert bg.status == "queued", bg
+    cancelled = b.responses.cancel(bg.id)
+    assert cancelled.status == "cancelled", cancelled
+    b.responses.delete(made[0])
+    # Rotor forgets a deleted response: asking again is its own 404.
+    try:
+        a.responses.retrieve(made[0])
+        raise AssertionError("a deleted response was found")
+    except openai.NotFoundError as e:
+        assert e.code == "response_not_found", e
+    return {"ids": made + [bg.id]}
+
+
+def endpoints(config):
+    # The rest of OpenAI's API, each through the pool of `team` (its model rewritten).
+    c = client(config)
+    done = c.completions.create(model="team", prompt="Say hello")
+    assert done.choices[0].text and done.usage.total_tokens > 0, done
+    text = "".join(ch.choices[0].text for ch in c.completions.create(model="team", prompt="hi", stream=True) if ch.choices)
+    assert text, text
+    mod = c.moderations.create(model="team", input="hello")
+    assert mod.results[0].flagged is False, mod
+    img = c.images.generate(model="team", prompt="a cat", response_format="b64_json")
+    assert img.data[0].b64_json, img
+    speech = c.audio.speech.create(model="team", input="hello", voice="alloy", response_format="wav")
+    assert speech.content[:4] == b"RIFF", speech.content[:16]
+    # Multipart: the upload reaches the provider byte for byte, its `model` field rewritten.
+    audio = bytes(config["audio"], "latin-1")
+    t = c.audio.transcriptions.create(model="team", file=("hello.wav", audio, "audio/wav"))
+    assert t.text, t
+    tr = c.audio.translations.create(model="team", file=("hello.wav", audio, "audio/wav"))
+    assert tr.text, tr
+    return {}
+
+
 if __name__ == "__main__":
     scenario, config = sys.argv[1], json.loads(sys.argv[2])
-    out = {"pool": pool, "mixed": mixed, "failover": failover, "errors": errors}[scenario](config)
+    out = {
+        "pool": pool,
+        "mixed": mixed,
+        "failover": failover,
+        "errors": errors,
+        "responses": responses,
+        "endpoints": endpoints,
+    }[scenario](config)
     print(json.dumps(out))

@@ -280,9 +280,10 @@ impl BindingStore for RedisState {
         let mut cmd = redis::cmd("GET");
         cmd.arg(binding_key(workspace, response_id));
         let shared = self.command::<Option<String>>("binding", &cmd).await;
-        match shared.flatten().as_deref().and_then(parse_binding) {
-            Some(binding) => Some(binding),
-            // Redis is down, or it never saw the binding (made here while it was down).
+        match shared {
+            // Redis answered: it is the truth, also when another replica deleted the response
+            // (a binding made here while Redis was down is lost with the outage).
+            Some(answer) => answer.as_deref().and_then(parse_binding),
             None => self.fallback.binding(workspace, response_id, now_ms).await,
         }
     }
