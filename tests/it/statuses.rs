@@ -1440,6 +1440,7 @@ fn live_cases() -> Vec<Case<Fx>> {
     }
     cases.extend(proxied::live_cases());
     cases.extend(stored::live_cases());
+    cases.extend(stored::continuation_cases());
     cases
 }
 

@@ -215,6 +215,21 @@ pub(super) fn live_cases() -> Vec<Case<Fx>> {
     cases
 }
 
+/// The continuation of a response whose credential left the model's pool.
+pub(super) fn continuation_cases() -> Vec<Case<Fx>> {
+    vec![live(
+        "POST",
+        "/v1/responses",
+        404,
+        "response_credential_gone",
+        |f| {
+            call(&f.main, "POST", "/v1/responses").bearer(&f.key).json(
+                json!({"model": "r-gone", "input": "more", "previous_response_id": f.stored.gone}),
+            )
+        },
+    )]
+}
+
 /// Creates a response on the outage server before its database stops (its credential at
 /// `mock_url`); returns its id.
 pub(super) async fn before_outage(

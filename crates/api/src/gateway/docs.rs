@@ -11,6 +11,10 @@ use utoipa::ToSchema;
 /// The error answers of an OpenAI endpoint that relays a request to a model's pool.
 pub struct ProxyErrors;
 
+/// [`ProxyErrors`] of `POST /v1/responses`, whose continuations may name a response whose
+/// credential left the pool.
+pub struct ResponsesErrors;
+
 /// [`ProxyErrors`] in Anthropic's error shape.
 pub struct AnthropicErrors;
 
@@ -72,6 +76,16 @@ fn proxy_answers(schema: &str) -> Documented {
 impl utoipa::IntoResponses for ProxyErrors {
     fn responses() -> Documented {
         proxy_errors(&OpenAiError::name())
+    }
+}
+
+impl utoipa::IntoResponses for ResponsesErrors {
+    fn responses() -> Documented {
+        let schema = OpenAiError::name();
+        let mut answers = proxy_errors(&schema);
+        let gone = documented(&schema, &[(404, "model_not_found or response_credential_gone (the credential of `previous_response_id` left the pool)")]);
+        answers.extend(gone);
+        answers
     }
 }
 

@@ -61,7 +61,7 @@ fn unknown_method(name: &str) -> Response {
 }
 
 /// Gemini content generation (JSON), balanced across the model's pool with failover.
-#[utoipa::path(post, path = "/v1beta/models/{model}:generateContent", tag = "gateway",
+#[utoipa::path(operation_id = "gemini_generate_content", post, path = "/v1beta/models/{model}:generateContent", tag = "gateway",
     security(("gemini_key" = []), ("gemini_query_key" = [])),
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)")),
     request_body(content = Object, description = "Gemini generateContent request"),
@@ -71,7 +71,7 @@ async fn generate_content(state: AppState, model: String, req: Request) -> Respo
 }
 
 /// Gemini streamed generation as server-sent events (`?alt=sse`, which the SDKs send).
-#[utoipa::path(post, path = "/v1beta/models/{model}:streamGenerateContent", tag = "gateway",
+#[utoipa::path(operation_id = "gemini_stream_generate_content", post, path = "/v1beta/models/{model}:streamGenerateContent", tag = "gateway",
     security(("gemini_key" = []), ("gemini_query_key" = [])),
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)"),
         ("alt" = String, Query, description = "`sse`: Rotor relays Gemini streams as server-sent events only")),
@@ -82,7 +82,7 @@ async fn stream_generate_content(state: AppState, model: String, req: Request) -
 }
 
 /// Gemini token counting.
-#[utoipa::path(post, path = "/v1beta/models/{model}:countTokens", tag = "gateway",
+#[utoipa::path(operation_id = "gemini_count_tokens", post, path = "/v1beta/models/{model}:countTokens", tag = "gateway",
     security(("gemini_key" = []), ("gemini_query_key" = [])),
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)")),
     request_body(content = Object, description = "Gemini countTokens request"),
@@ -92,7 +92,7 @@ async fn count_tokens(state: AppState, model: String, req: Request) -> Response 
 }
 
 /// Gemini embeddings of one content.
-#[utoipa::path(post, path = "/v1beta/models/{model}:embedContent", tag = "gateway",
+#[utoipa::path(operation_id = "gemini_embed_content", post, path = "/v1beta/models/{model}:embedContent", tag = "gateway",
     security(("gemini_key" = []), ("gemini_query_key" = [])),
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)")),
     request_body(content = Object, description = "Gemini embedContent request"),
@@ -102,7 +102,7 @@ async fn embed_content(state: AppState, model: String, req: Request) -> Response
 }
 
 /// Gemini embeddings of several contents; each inner request's `model` is rewritten too.
-#[utoipa::path(post, path = "/v1beta/models/{model}:batchEmbedContents", tag = "gateway",
+#[utoipa::path(operation_id = "gemini_batch_embed_contents", post, path = "/v1beta/models/{model}:batchEmbedContents", tag = "gateway",
     security(("gemini_key" = []), ("gemini_query_key" = [])),
     params(("model" = String, Path, description = "A Rotor model name (also served under /v1/models/…)")),
     request_body(content = Object, description = "Gemini batchEmbedContents request (`requests[].model` is rewritten to the provider's name)"),

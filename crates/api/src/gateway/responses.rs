@@ -3,7 +3,7 @@
 //! and sends everything about that id to it: retrieve, delete, cancel, input items, and every
 //! `previous_response_id` continuation. Other requests rotate as usual.
 
-use super::docs::{ProxyErrors, StoredErrors};
+use super::docs::{ResponsesErrors, StoredErrors};
 use super::error::GatewayError;
 use super::{answer, authenticate_in, body, body_refused, forwarded, read_body, routed, send};
 use super::{Outbound, CREDENTIAL};
@@ -23,11 +23,11 @@ use uuid::Uuid;
 /// OpenAI responses (JSON, or server-sent events with `stream: true`): balanced across the
 /// model's pool, but a continuation (`previous_response_id`) goes to the credential that
 /// created the response it continues.
-#[utoipa::path(post, path = "/v1/responses", tag = "gateway", security(("api_key" = [])),
+#[utoipa::path(operation_id = "responses_create", post, path = "/v1/responses", tag = "gateway", security(("api_key" = [])),
     request_body(content = Object, description = "OpenAI Responses request; `model` is a Rotor model name"),
     responses(
         (status = 200, description = "The provider's answer (JSON, or text/event-stream when streaming)"),
-        ProxyErrors,
+        ResponsesErrors,
     ))]
 pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
@@ -36,7 +36,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
 
 /// A stored response, from the credential that created it (`?stream=true` replays its
 /// events).
-#[utoipa::path(get, path = "/v1/responses/{id}", tag = "gateway", security(("api_key" = [])),
+#[utoipa::path(operation_id = "responses_retrieve", get, path = "/v1/responses/{id}", tag = "gateway", security(("api_key" = [])),
     params(("id" = String, Path, description = "A response id Rotor relayed (`resp_…`)")),
     responses((status = 200, description = "The provider's answer"), StoredErrors))]
 pub async fn retrieve(
@@ -49,7 +49,7 @@ pub async fn retrieve(
 
 /// Deletes a stored response at the credential that created it (Rotor forgets the id once
 /// the provider has deleted it).
-#[utoipa::path(delete, path = "/v1/responses/{id}", tag = "gateway", security(("api_key" = [])),
+#[utoipa::path(operation_id = "responses_delete", delete, path = "/v1/responses/{id}", tag = "gateway", security(("api_key" = [])),
     params(("id" = String, Path, description = "A response id Rotor relayed (`resp_…`)")),
     responses((status = 200, description = "The provider's answer"), StoredErrors))]
 pub async fn delete(
@@ -61,7 +61,7 @@ pub async fn delete(
 }
 
 /// Cancels a background response at the credential that created it.
-#[utoipa::path(post, path = "/v1/responses/{id}/cancel", tag = "gateway", security(("api_key" = [])),
+#[utoipa::path(operation_id = "responses_cancel", post, path = "/v1/responses/{id}/cancel", tag = "gateway", security(("api_key" = [])),
     params(("id" = String, Path, description = "A response id Rotor relayed (`resp_…`)")),
     responses((status = 200, description = "The provider's answer"), StoredErrors))]
 pub async fn cancel(
@@ -73,7 +73,7 @@ pub async fn cancel(
 }
 
 /// The input items of a stored response (the client's `limit`, `order`, `after` … passed on).
-#[utoipa::path(get, path = "/v1/responses/{id}/input_items", tag = "gateway", security(("api_key" = [])),
+#[utoipa::path(operation_id = "responses_input_items", get, path = "/v1/responses/{id}/input_items", tag = "gateway", security(("api_key" = [])),
     params(("id" = String, Path, description = "A response id Rotor relayed (`resp_…`)")),
     responses((status = 200, description = "The provider's answer"), StoredErrors))]
 pub async fn input_items(
