@@ -662,6 +662,8 @@ fn live_cases() -> Vec<Case<Fx>> {
     const COOLDOWNS: &str = "/api/v1/workspaces/{ws}/models/{id}/load-balancing/cooldowns";
     const GW_MODELS: &str = "/v1/models";
     const GW_MODEL: &str = "/v1/models/{name}";
+    const GEMINI_MODELS: &str = "/v1beta/models";
+    const GEMINI_MODEL: &str = "/v1beta/models/{name}";
 
     let mut cases = vec![
         // --- /admin/audit-events
@@ -1406,6 +1408,26 @@ fn live_cases() -> Vec<Case<Fx>> {
         live("GET", GW_MODEL, 404, "model_not_found", |f| {
             f.gw(&f.key, "GET", "/v1/models/no-such-model")
         }),
+        // --- gateway: Gemini's model list
+        live("GET", GEMINI_MODELS, 200, "", |f| {
+            call(&f.main, "GET", GEMINI_MODELS).header("x-goog-api-key", &f.key)
+        }),
+        live("GET", GEMINI_MODELS, 401, "invalid_api_key", |f| {
+            call(&f.main, "GET", "/v1beta/models?key=rk-not-a-key")
+        }),
+        live("GET", GEMINI_MODEL, 200, "", |f| {
+            call(&f.main, "GET", "/v1beta/models/g-gpt").header("x-goog-api-key", &f.key)
+        }),
+        live("GET", GEMINI_MODEL, 401, "invalid_api_key", |f| {
+            call(&f.main, "GET", "/v1beta/models/g-gpt").bearer(&f.key)
+        }),
+        live("GET", GEMINI_MODEL, 403, "model_not_allowed", |f| {
+            call(&f.main, "GET", "/v1beta/models/g-gpt").header("x-goog-api-key", &f.restricted_key)
+        }),
+        // An OpenAI model is not a Gemini client's.
+        live("GET", GEMINI_MODEL, 404, "model_not_found", |f| {
+            call(&f.main, "GET", "/v1beta/models/gpt").header("x-goog-api-key", &f.key)
+        }),
     ];
     // Each sent where the route would otherwise accept it.
     let body_routes: [(&str, &str, Target); 17] = [
@@ -1518,6 +1540,14 @@ fn outage_cases() -> Vec<Case<Down>> {
             )
         }),
         down("GET", "/api/v1/me", |d| d.by("GET", "/api/v1/me")),
+        down("GET", "/v1beta/models", |d| {
+            d.anon("GET", "/v1beta/models")
+                .header("x-goog-api-key", &d.key)
+        }),
+        down("GET", "/v1beta/models/{name}", |d| {
+            d.anon("GET", "/v1beta/models/gpt")
+                .header("x-goog-api-key", &d.key)
+        }),
         down("GET", "/v1/models", |d| {
             d.anon("GET", "/v1/models").bearer(&d.key)
         }),

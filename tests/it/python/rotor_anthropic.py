@@ -46,6 +46,11 @@ def pool(config):
         add(seen, final.usage)
     count = client(config).messages.count_tokens(model="side", messages=MESSAGES)
     assert count.input_tokens == 5, count
+    # The model list in Anthropic's shape, with the workspace's Anthropic models only.
+    ids = [m.id for m in client(config).models.list()]
+    assert "team" in ids and "side" in ids and "stranger" not in ids, ids
+    m = client(config, header=True).models.retrieve("team")
+    assert (m.id, m.type) == ("team", "model") and m.created_at.year >= 2026, m
     return {"tokens": seen}
 
 

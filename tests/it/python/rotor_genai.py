@@ -41,6 +41,13 @@ def pool(config):
         add(seen, chunks[-1].usage_metadata)
     c = client(config)
     assert c.models.count_tokens(model="side", contents="Say hello").total_tokens == 5
+    # The model list in Gemini's shape, with the workspace's Gemini models only, under both
+    # API versions.
+    for listing in clients:
+        names = [m.name for m in listing.models.list()]
+        assert "models/team" in names and "models/stranger" not in names, names
+    m = c.models.get(model="team")
+    assert m.name == "models/team" and "generateContent" in m.supported_actions, m
     # Through batchEmbedContents: each inner request's model is rewritten too.
     e = c.models.embed_content(model="side", contents=["one", "two"])
     assert [x.values for x in e.embeddings] == [[0.1, 0.2, 0.3]] * 2, e

@@ -29,6 +29,12 @@ pub struct GeminiStreamErrors;
 /// input items), served by the credential that created it.
 pub struct StoredErrors;
 
+/// The error answers of Gemini's `GET /v1beta/models`.
+pub struct GeminiListErrors;
+
+/// The error answers of Gemini's `GET /v1beta/models/{name}`.
+pub struct GeminiModelErrors;
+
 /// The error answers of `GET /v1/models`.
 pub struct ListErrors;
 
@@ -123,6 +129,21 @@ impl utoipa::IntoResponses for StoredErrors {
                 (503, "database_unavailable"),
                 (504, "upstream_timeout"),
             ],
+        )
+    }
+}
+
+impl utoipa::IntoResponses for GeminiListErrors {
+    fn responses() -> Documented {
+        documented(&GeminiError::name(), &[INVALID_KEY, MODELS_UNAVAILABLE])
+    }
+}
+
+impl utoipa::IntoResponses for GeminiModelErrors {
+    fn responses() -> Documented {
+        documented(
+            &GeminiError::name(),
+            &[INVALID_KEY, NOT_ALLOWED, NOT_FOUND, MODELS_UNAVAILABLE],
         )
     }
 }

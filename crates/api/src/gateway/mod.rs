@@ -8,6 +8,7 @@ pub mod cache;
 pub mod docs;
 pub mod error;
 pub mod gemini;
+pub mod listing;
 pub mod models;
 pub mod multipart;
 pub mod openai;
@@ -62,6 +63,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(anthropic::count_tokens))
         .routes(routes!(models::list_models))
         .routes(routes!(models::get_model))
+        .routes(routes!(models::gemini_list_models))
+        .routes(routes!(models::gemini_get_model))
         .route("/v1beta/models/{name}", axum::routing::post(gemini::call))
         .route("/v1/models/{name}", axum::routing::post(gemini::call))
 }
@@ -69,12 +72,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-rotor-attempts");
 const CREDENTIAL: HeaderName = HeaderName::from_static("x-rotor-credential-id");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
-
-/// The API key of an OpenAI-family request, checked against the in-memory table (no query).
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<KeyInfo>, GatewayError> {
-    let token = crate::extract::bearer(headers).ok_or_else(GatewayError::invalid_key)?;
-    authenticate_token(state, token)
-}
 
 /// Where a client of `family` puts its Rotor key: OpenAI a bearer token, Anthropic
 /// `x-api-key` (or a bearer token), Gemini `x-goog-api-key` (or `?key=`).
