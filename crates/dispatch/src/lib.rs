@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cooldown;
 pub mod engine;
 pub mod lifecycle;
+pub mod pick;
 pub mod policy;
 pub mod series;
 pub mod signals;
