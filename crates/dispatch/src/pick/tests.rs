@@ -154,6 +154,77 @@ proptest! {
     }
 
     #[test]
+    fn with_limits_the_rotation_is_exact_over_whoever_can_serve_at_each_pick(
+        weights in prop::collection::vec(1u32..6, 2..7),
+        rpms in prop::collection::vec(prop::option::of(1u32..8), 7),
+        blocks in prop::collection::vec(block(), 7),
+        steps in prop::collection::vec((prop::option::of(0usize..3), 0u64..4_000), 1..200),
+    ) {
+        // Sticky hits use up minutes too, so who can serve changes; the rotation's own picks
+        // are still exactly smooth weighted round-robin over whoever can serve at that moment.
+        let candidates = pool(&weights);
+        let n = candidates.len();
+        let limits: Vec<Limits> = rpms.iter().take(n).map(|&rpm| Limits { rpm, tpm: None }).collect();
+        let (mut book, states) = blocked(&candidates, &blocks);
+        let state = lookup(&states);
+        let mut keys: Vec<Option<Uuid>> = vec![None; 3];
+        let mut rotation = Rotation::default();
+        let mut alone = Rotation::default();
+        let mut now = NOW;
+        for (key, dt) in steps {
+            now += dt;
+            let sticky = key.and_then(|k| keys[k]);
+            let a = ask(&candidates, &limits, now, sticky);
+            let can: Vec<bool> = (0..n).map(|i| serves(&a, &book, &state, i)).collect();
+            match pick(&mut rotation, &a, &mut book, &state) {
+                Choice::Serve(s) => {
+                    prop_assert!(can[s.index], "served entry {} that cannot serve", s.index);
+                    if !s.sticky_hit {
+                        prop_assert_eq!(alone.pick_with(n, |i| weights[i], |i| can[i]), Some(s.index));
+                    }
+                    if let Some(k) = key {
+                        keys[k] = Some(candidates[s.index].credential);
+                    }
+                }
+                other => {
+                    prop_assert!(can.iter().all(|c| !c), "{other:?} while some can serve");
+                    let capacity_only = (0..n).all(|i| blocks[i] == Block::Free || blocks[i] == Block::Rejected);
+                    if capacity_only && (0..n).any(|i| blocks[i] == Block::Free) {
+                        prop_assert_eq!(other, Choice::AllAtCapacity { retry_after_ms: (now / MINUTE_MS + 1) * MINUTE_MS - now });
+                    }
+                }
+            }
+        }
+        for (i, limit) in limits.iter().enumerate() {
+            let used = book.get(candidates[i].credential).map(|e| e.window.at(now).requests).unwrap_or(0);
+            prop_assert!(limit.rpm.is_none_or(|r| used <= r), "entry {} used {} of {:?}", i, used, limit.rpm);
+        }
+    }
+
+    #[test]
+    fn an_all_rejected_pool_says_so_whatever_else_holds(
+        weights in prop::collection::vec(1u32..6, 1..7),
+        cooling in prop::collection::vec(any::<bool>(), 7),
+        full in prop::collection::vec(any::<bool>(), 7),
+        sticky in prop::option::of(0usize..7),
+    ) {
+        let candidates = pool(&weights);
+        let limits = vec![Limits { rpm: Some(1), tpm: None }; candidates.len()];
+        let mut book = Book::default();
+        for (i, c) in candidates.iter().enumerate() {
+            if cooling[i] {
+                book.entry(c.credential).record(&transport(), 60, NOW);
+            }
+            if full[i] {
+                book.entry(c.credential).window.count_request(NOW);
+            }
+        }
+        let sticky = sticky.map(|i| candidates[i % candidates.len()].credential);
+        let choice = pick(&mut Rotation::default(), &ask(&candidates, &limits, NOW, sticky), &mut book, |_| CredentialState::Rejected { since_ms: NOW });
+        prop_assert_eq!(choice, Choice::AllRejected);
+    }
+
+    #[test]
     fn a_sticky_key_keeps_its_credential_while_it_can_serve(
         weights in prop::collection::vec(1u32..4, 2..6),
         steps in prop::collection::vec(prop::collection::vec(block(), 6), 1..60),
