@@ -36,9 +36,7 @@ impl Trigger {
 pub struct Classified {
     /// What the answer means.
     pub trigger: Trigger,
-    /// For [`Trigger::RateLimited`], the provider's reset (the cooldown is
-    /// `max(cooldown_seconds, reset)`); for any other answer, the time until a limit it
-    /// announces as spent (`-remaining: 0`) refills (the entry cools until then).
+    /// A 429's reset (cools `max(cooldown_seconds, it)`), else when a spent limit refills (cools `it`).
     pub reset: Option<Duration>,
     /// The upstream status (none when no answer came).
     pub status: Option<u16>,
@@ -57,8 +55,7 @@ impl Classified {
     }
 }
 
-/// The statuses whose body must be read before classifying (quota and key bodies, and the
-/// error code every triggering answer may carry).
+/// Whether the body must be read before classifying (quota, key and error-code bodies).
 pub fn body_matters(family: Family, status: u16) -> bool {
     match status {
         400 => family != Family::OpenAi,
@@ -67,8 +64,7 @@ pub fn body_matters(family: Family, status: u16) -> bool {
     }
 }
 
-/// Classifies an upstream answer of `family` received at `now_ms`; `body` is the error body
-/// when [`body_matters`], else empty.
+/// Classifies an answer once (`body`: the error body when [`body_matters`], else empty).
 pub fn classify(
     family: Family,
     status: u16,
@@ -107,9 +103,7 @@ pub fn classify(
     }
 }
 
-/// A call that brought no answer: a timeout, a connect error or a stream that broke after it
-/// started (the address policy refusing the provider is not the credential's fault: no
-/// trigger at all).
+/// A timeout, connect error or broken stream: transient (a refused address is no trigger at all).
 pub fn transport() -> Classified {
     Classified {
         trigger: Trigger::Transient,

@@ -17,8 +17,7 @@ pub enum CredentialState {
         /// When it entered the state.
         since_ms: u64,
     },
-    /// The provider refuses the key: out of every pool until it is changed, validated or
-    /// probed back (no expiry).
+    /// The provider refuses the key: out of every pool until changed, validated or probed back.
     Rejected {
         /// When it entered the state.
         since_ms: u64,
@@ -42,8 +41,7 @@ impl CredentialState {
     }
 }
 
-/// A change of a credential's state, written as an audit event (`credential.<verb>`) and
-/// counted in `rotor_credential_state`.
+/// A state change worth an audit event (`credential.<verb>`) and a gauge update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Change {
     /// It became rejected.
@@ -75,8 +73,7 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
-    /// Applies an answer received at `now_ms`; `quota_cooldown_seconds` is the credential's
-    /// setting. Returns the change to audit, if the state changed.
+    /// Applies an answer (quota cooldown: the credential's setting); returns the change to audit.
     pub fn record(
         &mut self,
         answer: &Classified,
@@ -121,8 +118,7 @@ impl CredentialRecord {
         (was != CredentialState::Available).then_some(Change::Recovered)
     }
 
-    /// `DELETE …/cooldowns`: ends a spent quota (an admin topped up credit), never a
-    /// rejection (change or validate the key for that).
+    /// `DELETE …/cooldowns`: ends a spent quota (credit topped up), never a rejection.
     pub fn reset(&mut self, now_ms: u64) -> Option<Change> {
         match self.state.at(now_ms) {
             CredentialState::QuotaExhausted { .. } => self.recover(now_ms),

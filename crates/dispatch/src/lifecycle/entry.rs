@@ -6,8 +6,7 @@ use super::{backoff, ms, Classified, CoolReason, LastError, Limits, Trigger, Win
 use crate::cooldown::TRANSIENT;
 use std::time::Duration;
 
-/// How long a caller is told to wait for an entry whose half-open trial is out (its outcome is
-/// usually known within seconds).
+/// Retry hint for an entry whose half-open trial is out (its outcome usually comes within seconds).
 pub const TRIAL_RETRY_MS: u64 = 1_000;
 
 /// What an entry's answers made of it (stored; judge it with [`Circuit::at`]).
@@ -36,8 +35,7 @@ pub enum Circuit {
 }
 
 impl Circuit {
-    /// The circuit as time has moved it by `now_ms`: an expired cooldown closes (or turns
-    /// half-open after transient failures); a trial past its lease is forgotten.
+    /// The circuit as time moved it: expired cooldowns close or turn half-open; stale trials go.
     pub fn at(self, now_ms: u64) -> Circuit {
         match self {
             Circuit::Open { until_ms, step, .. } if until_ms <= now_ms => match step {
@@ -58,8 +56,7 @@ impl Circuit {
         }
     }
 
-    /// When its answers let it serve again, if they do not at `now_ms`: a cooldown's deadline,
-    /// or soon for a trial that is out (see [`TRIAL_RETRY_MS`]).
+    /// When its answers let it serve again, if not now (a deadline, or soon for a trial out).
     pub fn back_at(self, now_ms: u64) -> Option<u64> {
         match self.at(now_ms) {
             Circuit::Open { until_ms, .. } => Some(until_ms),
@@ -78,8 +75,7 @@ impl Circuit {
         }
     }
 
-    /// A cooldown until `until_ms`, keeping a running one with a later deadline (and its
-    /// reason).
+    /// A cooldown until `until_ms`, keeping a running one with a later deadline and its reason.
     fn cooled(self, reason: CoolReason, until_ms: u64, step: u8) -> Circuit {
         match self {
             Circuit::Open {
@@ -209,8 +205,7 @@ impl EntryRecord {
         }
     }
 
-    /// Whether a pick may send it a request at `now_ms` (available, or half-open with no
-    /// trial out).
+    /// Whether a pick may send it a request (available, or half-open with no trial out).
     pub fn can_serve(&self, limits: Limits, now_ms: u64) -> bool {
         matches!(
             self.state(limits, now_ms),
@@ -232,8 +227,7 @@ impl EntryRecord {
         }
     }
 
-    /// A pick sends it a request at `now_ms`: the request counts in the minute's window and,
-    /// when half-open, is the trial (true), leased for `trial_lease_ms`.
+    /// A pick sends it a request: counted in the minute; true when it is the half-open trial.
     pub fn admit(&mut self, now_ms: u64, trial_lease_ms: u64) -> bool {
         self.window.count_request(now_ms);
         match self.circuit.at(now_ms) {
@@ -251,8 +245,7 @@ impl EntryRecord {
         }
     }
 
-    /// Applies an answer received at `now_ms`; returns the reason of the cooldown it called
-    /// for (counted as a cooldown even when a later running deadline is kept).
+    /// Applies an answer; returns the cooldown it called for (counted even when one outlasts it).
     pub fn record(
         &mut self,
         answer: &Classified,
@@ -278,8 +271,7 @@ impl EntryRecord {
         self.window.count_tokens(tokens, now_ms);
     }
 
-    /// `DELETE …/cooldowns`: ends cooling, half-open backoff and at capacity (the minute
-    /// starts over); `last_error` stays.
+    /// `DELETE …/cooldowns`: ends cooling, half-open backoff and at capacity; `last_error` stays.
     pub fn reset(&mut self) {
         self.circuit = Circuit::Closed;
         self.window = Window::default();

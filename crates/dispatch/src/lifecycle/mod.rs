@@ -33,15 +33,13 @@ pub use window::{Limits, Window, MINUTE_MS};
 use crate::cooldown::TRANSIENT;
 use std::time::Duration;
 
-/// The longest a transient backoff grows: a provider that is down for long is still tried
-/// every five minutes.
+/// Cap of the transient backoff: a provider down for long is still tried every five minutes.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// `quota_cooldown_seconds` when the credential does not set it (an hour: quotas refill slowly).
 pub const DEFAULT_QUOTA_COOLDOWN_S: u32 = 3600;
 
-/// How long a handed-out half-open trial keeps other requests away when nobody reports its
-/// outcome (the default request deadline).
+/// How long an unreported half-open trial keeps others away (the default request deadline).
 pub const DEFAULT_TRIAL_LEASE_MS: u64 = 300_000;
 
 /// Why a (model, credential) cools down (the `reason` of its status, a metric label).
@@ -74,8 +72,7 @@ pub struct LastError {
     pub at_ms: u64,
 }
 
-/// How long the `step`-th transient cooldown in a row lasts: 10 s, 20 s, 40 s … capped at
-/// [`MAX_BACKOFF`] (step 0 is no cooldown).
+/// The `step`-th transient cooldown in a row: 10 s, 20 s, 40 s … capped at [`MAX_BACKOFF`].
 pub fn backoff(step: u8) -> Duration {
     if step == 0 {
         return Duration::ZERO;

@@ -41,8 +41,7 @@ pub struct EntryStatus {
     pub state: EntryLabel,
     /// Why it cools (only with `cooling_down`).
     pub reason: Option<CoolReason>,
-    /// Seconds until it returns by itself (rounded up; 0 when it serves or never returns by
-    /// itself).
+    /// Seconds until it returns by itself, rounded up (0 when it serves or never returns alone).
     pub cooldown_remaining_s: u64,
     /// The latest error of the entry or of its credential.
     pub last_error: Option<LastError>,
@@ -53,8 +52,7 @@ pub struct EntryStatus {
 }
 
 impl EntryStatus {
-    /// The status of an entry with `limits`, whose (model, credential) is `entry` and whose
-    /// credential is `credential`, at `now_ms`.
+    /// The status of an entry with `limits` from its (model, credential) and credential records.
     pub fn of(
         entry: &EntryRecord,
         credential: &CredentialRecord,
@@ -124,8 +122,7 @@ impl CredentialLabel {
 pub struct CredentialHealth {
     /// What it is now.
     pub state: CredentialLabel,
-    /// Since when, ms since the epoch; none when the record cannot tell (available since it
-    /// was created or last changed: the API shows that time).
+    /// Since when, ms since the epoch (none when unknown: the API shows the update time).
     pub since_ms: Option<u64>,
     /// The error that put it in its state (or the last one, once it recovered).
     pub last_error: Option<LastError>,

@@ -47,8 +47,7 @@ impl Window {
         }
     }
 
-    /// When the current minute is full for `limits`: the start of the next (ms), when there
-    /// is room again.
+    /// When the current minute is full for `limits`: the next minute's start, when there is room.
     pub fn full_until(self, limits: Limits, now_ms: u64) -> Option<u64> {
         let w = self.at(now_ms);
         let full = limits.rpm.is_some_and(|r| w.requests >= r)

@@ -98,8 +98,7 @@ pub struct Served {
     pub index: usize,
     /// The request is the entry's half-open trial: its outcome decides the entry's fate.
     pub trial: bool,
-    /// It went to the affinity key's sticky credential (`x-rotor-affinity-hit: true`); either
-    /// way the key is (re)bound to this credential with a fresh TTL.
+    /// Served by the affinity key's credential (`x-rotor-affinity-hit`); rebind the key either way.
     pub sticky_hit: bool,
 }
 
@@ -108,20 +107,17 @@ pub struct Served {
 pub enum Choice {
     /// Serve with this entry.
     Serve(Served),
-    /// Nothing can serve now; something returns by itself (cooling, quota, maybe capacity)
-    /// in this many ms (429 `all_credentials_cooling_down`).
+    /// Something returns by itself (cooling, quota): 429 `all_credentials_cooling_down`.
     AllCooling {
         /// Milliseconds until the first entry can serve again.
         retry_after_ms: u64,
     },
-    /// Nothing can serve now, and what returns by itself is only waiting for its minute
-    /// (429 `all_credentials_at_capacity`).
+    /// Only full minutes stand in the way: 429 `all_credentials_at_capacity`.
     AllAtCapacity {
         /// Milliseconds until the first entry has room again.
         retry_after_ms: u64,
     },
-    /// Every untried entry's credential is rejected: nothing returns by itself (502
-    /// `all_credentials_rejected`).
+    /// Every untried entry's credential is rejected: 502 `all_credentials_rejected`.
     AllRejected,
     /// Every credential was tried already.
     Exhausted,
@@ -142,9 +138,7 @@ fn serves(
             .is_none_or(|e| e.can_serve(ask.limits(i), ask.now_ms))
 }
 
-/// Picks the entry that serves `ask`, advancing `rotation` only for picks it makes and
-/// admitting the request into `book` (the minute's count, the half-open trial);
-/// `credential` says each credential's state.
+/// Picks who serves `ask`: sticky first, else the rotation; admits the request into `book`.
 pub fn pick(
     rotation: &mut Rotation,
     ask: &Ask<'_>,
