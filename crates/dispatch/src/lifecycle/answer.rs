@@ -36,7 +36,7 @@ impl Trigger {
 pub struct Classified {
     /// What the answer means.
     pub trigger: Trigger,
-    /// A 429's reset (cools `max(cooldown_seconds, it)`), else when a spent limit refills (cools `it`).
+    /// A 429's reset (cools `max(cooldown_seconds, it)`), else when a spent limit refills.
     pub reset: Option<Duration>,
     /// The upstream status (none when no answer came).
     pub status: Option<u16>,
