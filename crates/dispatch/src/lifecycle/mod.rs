@@ -14,6 +14,8 @@
 //! - A success does not clear a credential-wide state: only a change, a validation or a probe
 //!   recovers a rejected or quota-exhausted credential (the probe runs every few minutes).
 //! - A reset keeps `last_error`: it is a fact with a date, not a state.
+//! - A 429 answering a half-open trial cools it as a rate limit but keeps the transient
+//!   backoff step: the provider answered, yet no success proved it healthy, so a trial follows.
 
 mod answer;
 mod credential;
