@@ -8,6 +8,8 @@ pub mod client;
 pub mod clock;
 pub mod cooldown;
 pub mod engine;
+pub mod lifecycle;
+pub mod pick;
 pub mod policy;
 pub mod series;
 pub mod signals;

@@ -1,6 +1,7 @@
 //! What each API family's error answers say about the credential that got them, on top of the
 //! status: Anthropic's `anthropic-ratelimit-*-reset` instants, Gemini's `RetryInfo.retryDelay`
-//! and `API_KEY_INVALID` in the error body.
+//! and `API_KEY_INVALID` in the error body, the `-remaining: 0` limits of any answer, the
+//! quota-exhaustion bodies of every family (§14) and the upstream's own error code.
 
 use crate::cooldown::{self, Reason, MAX_RESET};
 use crate::target::Family;
@@ -24,26 +25,101 @@ pub fn for_answer(
     let configured = Duration::from_secs(u64::from(cooldown_seconds));
     match (family, status) {
         (_, 429) => {
-            let now = SystemTime::now();
-            let reset = [
-                cooldown::reset_from_headers(headers, now),
-                (family == Family::Anthropic)
-                    .then(|| anthropic_reset(headers, now))
-                    .flatten(),
-                (family == Family::Gemini)
-                    .then(|| gemini_retry_delay(body))
-                    .flatten(),
-            ]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or_default()
-            .min(MAX_RESET);
+            let reset = reset_of(family, headers, body, SystemTime::now()).unwrap_or_default();
             Some((configured.max(reset), Reason::RateLimited))
         }
         _ if rejects_key(family, status, body) => Some((configured, Reason::Rejected)),
         _ => cooldown::for_status(status, headers, cooldown_seconds),
     }
+}
+
+/// The longest reset a 429 of `family` announces (headers, and Gemini's `RetryInfo` in the
+/// body), capped at [`MAX_RESET`]: the cooldown is `max(cooldown_seconds, this)`.
+pub fn reset_of(
+    family: Family,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Option<Duration> {
+    [
+        cooldown::reset_from_headers(headers, now),
+        (family == Family::Anthropic)
+            .then(|| anthropic_reset(headers, now))
+            .flatten(),
+        (family == Family::Gemini)
+            .then(|| gemini_retry_delay(body))
+            .flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .map(|d| d.min(MAX_RESET))
+}
+
+/// When an answer (a success too) says one of the credential's limits is spent — a
+/// `-remaining` header of 0 — the time until the latest such limit refills, capped at
+/// [`MAX_RESET`]: Rotor cools the entry until then instead of finding out by a 429.
+pub fn spent_limit_reset(family: Family, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let reset = match family {
+        Family::OpenAi => ["requests", "tokens"]
+            .into_iter()
+            .filter(|limit| text(&format!("x-ratelimit-remaining-{limit}")) == Some("0"))
+            .filter_map(|limit| text(&format!("x-ratelimit-reset-{limit}")))
+            .filter_map(cooldown::parse_go_duration)
+            .max(),
+        Family::Anthropic => anthropic_reset(headers, now),
+        Family::Gemini => None,
+    };
+    reset.map(|d| d.min(MAX_RESET))
+}
+
+/// Whether an error answer says the credential's credit or daily quota is gone (§14): a 402
+/// anywhere; OpenAI's 429 `insufficient_quota`; Anthropic's 400 "credit balance is too low";
+/// Gemini's 429 whose `QuotaFailure` names a per-day quota.
+pub fn exhausts_quota(family: Family, status: u16, body: &[u8]) -> bool {
+    match (family, status) {
+        (_, 402) => true,
+        (Family::OpenAi, 429) => {
+            let e = error_envelope(body);
+            [e.code.as_deref(), e.kind.as_deref()].contains(&Some("insufficient_quota"))
+        }
+        (Family::Anthropic, 400) => error_envelope(body)
+            .message
+            .is_some_and(|m| m.to_ascii_lowercase().contains("credit balance is too low")),
+        (Family::Gemini, 429) => gemini_details(body)
+            .iter()
+            .filter(|d| d.kind.ends_with("google.rpc.QuotaFailure"))
+            .flat_map(|d| &d.violations)
+            .any(QuotaViolation::per_day),
+        _ => false,
+    }
+}
+
+/// The upstream's own error code, for `last_error.code`: OpenAI's `error.code` (else its
+/// `error.type`), Anthropic's `error.type`, Gemini's `ErrorInfo.reason` (else `error.status`).
+/// Only short identifier-like codes count: free-form text never becomes a label.
+pub fn error_code(family: Family, body: &[u8]) -> Option<String> {
+    let e = error_envelope(body);
+    let code = match family {
+        Family::OpenAi => e.code.or(e.kind),
+        Family::Anthropic => e.kind,
+        Family::Gemini => gemini_details(body)
+            .into_iter()
+            .filter(|d| d.kind.ends_with("google.rpc.ErrorInfo"))
+            .find_map(|d| d.reason)
+            .or(e.status),
+    };
+    code.filter(|c| {
+        (1..=64).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    })
 }
 
 /// Whether an answer says the key itself is refused: 401/403 in every family, and Gemini's
@@ -74,6 +150,32 @@ fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         .max()
 }
 
+/// The `error` object every family wraps its errors in (OpenAI, Anthropic and Gemini alike),
+/// read leniently: any field may be missing or of another type.
+#[derive(Default)]
+struct ErrorFields {
+    code: Option<String>,
+    kind: Option<String>,
+    message: Option<String>,
+    status: Option<String>,
+}
+
+fn error_envelope(body: &[u8]) -> ErrorFields {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return ErrorFields::default();
+    };
+    let Some(e) = v.get("error") else {
+        return ErrorFields::default();
+    };
+    let text = |k: &str| e.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    ErrorFields {
+        code: text("code"),
+        kind: text("type"),
+        message: text("message"),
+        status: text("status"),
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct GeminiError {
     error: GeminiStatus,
@@ -92,6 +194,25 @@ struct GeminiDetail {
     #[serde(rename = "retryDelay")]
     retry_delay: Option<String>,
     reason: Option<String>,
+    #[serde(default)]
+    violations: Vec<QuotaViolation>,
+}
+
+/// One violation of a Gemini `QuotaFailure`.
+#[derive(serde::Deserialize)]
+struct QuotaViolation {
+    #[serde(rename = "quotaId", default)]
+    quota_id: String,
+    #[serde(rename = "quotaMetric", default)]
+    quota_metric: String,
+}
+
+impl QuotaViolation {
+    /// A daily quota (`GenerateRequestsPerDayPerProjectPerModel-FreeTier`,
+    /// `…/generate_requests_per_model_per_day`): it comes back tomorrow, not in a minute.
+    fn per_day(&self) -> bool {
+        self.quota_id.contains("PerDay") || self.quota_metric.contains("per_day")
+    }
 }
 
 fn gemini_details(body: &[u8]) -> Vec<GeminiDetail> {

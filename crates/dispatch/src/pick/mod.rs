@@ -1,0 +1,218 @@
+//! The pick of §14: which entry of a pool serves next, given each (model, credential)'s
+//! circuit and minute window, each credential's state and the request's affinity key. Builds
+//! on the smooth weighted round-robin of [`Rotation`]; no I/O (the state backends hold a
+//! [`Book`] per pool and call [`pick`]).
+//!
+//! - An entry is skipped when its credential was tried already, is rejected or
+//!   quota-exhausted, when its (model, credential) cools down (a half-open one takes exactly
+//!   one trial), or when its `rpm`/`tpm` minute is full.
+//! - A sticky credential (the affinity key's) that can serve is served without touching the
+//!   rotation, so the weighted shares of the other traffic stay exact; one that cannot is
+//!   skipped and the rotation picks (the caller moves the key to whoever served).
+//! - When nothing can serve, the answer says why: something returns by itself (cooling, at
+//!   capacity, quota) and when, or everything is rejected, or everything was tried.
+
+#[cfg(test)]
+mod tests;
+
+use crate::balancer::Rotation;
+use crate::lifecycle::{CredentialState, EntryRecord, Limits};
+use crate::state::Candidate;
+use uuid::Uuid;
+
+/// The lifecycle state of one pool's (model, credential) pairs: few at a time, so a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Book {
+    entries: Vec<(Uuid, EntryRecord)>,
+}
+
+impl Book {
+    /// The record of `credential` (none: never touched, i.e. available).
+    pub fn get(&self, credential: Uuid) -> Option<&EntryRecord> {
+        self.entries
+            .iter()
+            .find(|(c, _)| *c == credential)
+            .map(|(_, e)| e)
+    }
+
+    /// The record of `credential`, created available when missing (to record an answer).
+    pub fn entry(&mut self, credential: Uuid) -> &mut EntryRecord {
+        let at = match self.entries.iter().position(|(c, _)| *c == credential) {
+            Some(at) => at,
+            None => {
+                self.entries.push((credential, EntryRecord::default()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[at].1
+    }
+
+    /// Every record (to store or show them).
+    pub fn iter(&self) -> impl Iterator<Item = (Uuid, &EntryRecord)> {
+        self.entries.iter().map(|(c, e)| (*c, e))
+    }
+
+    /// `DELETE …/cooldowns` for the pool: every record reset (see [`EntryRecord::reset`]).
+    pub fn reset(&mut self) {
+        for (_, e) in &mut self.entries {
+            e.reset();
+        }
+    }
+}
+
+/// The question "which entry serves this request?", asked once per attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The pool's entries.
+    pub candidates: &'a [Candidate],
+    /// Each entry's limits, by index (missing: none).
+    pub limits: &'a [Limits],
+    /// Credentials this request tried already.
+    pub tried: &'a [Uuid],
+    /// Now, ms since the epoch.
+    pub now_ms: u64,
+    /// The credential the request's affinity key is bound to, if any.
+    pub sticky: Option<Uuid>,
+    /// How long a half-open trial handed out keeps others away without an outcome.
+    pub trial_lease_ms: u64,
+}
+
+impl Ask<'_> {
+    fn limits(&self, i: usize) -> Limits {
+        self.limits.get(i).copied().unwrap_or_default()
+    }
+
+    fn credential(&self, i: usize) -> Uuid {
+        self.candidates[i].credential
+    }
+
+    fn untried(&self, i: usize) -> bool {
+        !self.tried.contains(&self.credential(i))
+    }
+}
+
+/// The entry a pick chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Served {
+    /// Index into the candidates.
+    pub index: usize,
+    /// The request is the entry's half-open trial: its outcome decides the entry's fate.
+    pub trial: bool,
+    /// Served by the affinity key's credential (`x-rotor-affinity-hit`); rebind the key either way.
+    pub sticky_hit: bool,
+}
+
+/// The answer to "which entry serves this request?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Choice {
+    /// Serve with this entry.
+    Serve(Served),
+    /// Something returns by itself (cooling, quota): 429 `all_credentials_cooling_down`.
+    AllCooling {
+        /// Milliseconds until the first entry can serve again.
+        retry_after_ms: u64,
+    },
+    /// Only full minutes stand in the way: 429 `all_credentials_at_capacity`.
+    AllAtCapacity {
+        /// Milliseconds until the first entry has room again.
+        retry_after_ms: u64,
+    },
+    /// Every untried entry's credential is rejected: 502 `all_credentials_rejected`.
+    AllRejected,
+    /// Every credential was tried already.
+    Exhausted,
+}
+
+/// Whether entry `i` can serve the request now.
+fn serves(
+    ask: &Ask<'_>,
+    book: &Book,
+    credential: &impl Fn(Uuid) -> CredentialState,
+    i: usize,
+) -> bool {
+    let c = ask.credential(i);
+    ask.untried(i)
+        && credential(c).admits(ask.now_ms)
+        && book
+            .get(c)
+            .is_none_or(|e| e.can_serve(ask.limits(i), ask.now_ms))
+}
+
+/// Picks who serves `ask`: sticky first, else the rotation; admits the request into `book`.
+pub fn pick(
+    rotation: &mut Rotation,
+    ask: &Ask<'_>,
+    book: &mut Book,
+    credential: impl Fn(Uuid) -> CredentialState,
+) -> Choice {
+    let n = ask.candidates.len();
+    let view: &Book = book;
+    let sticky = ask.sticky.and_then(|s| {
+        (0..n).find(|&i| ask.credential(i) == s && serves(ask, view, &credential, i))
+    });
+    let (index, sticky_hit) = match sticky {
+        Some(i) => (i, true),
+        None => {
+            let chosen = rotation.pick_with(
+                n,
+                |i| ask.candidates[i].weight,
+                |i| serves(ask, view, &credential, i),
+            );
+            match chosen {
+                Some(i) => (i, false),
+                None => return why_not(ask, view, &credential),
+            }
+        }
+    };
+    let trial = book
+        .entry(ask.credential(index))
+        .admit(ask.now_ms, ask.trial_lease_ms);
+    Choice::Serve(Served {
+        index,
+        trial,
+        sticky_hit,
+    })
+}
+
+/// Why no untried entry can serve, and when the first returns by itself.
+fn why_not(ask: &Ask<'_>, book: &Book, credential: &impl Fn(Uuid) -> CredentialState) -> Choice {
+    let now = ask.now_ms;
+    let mut untried = false;
+    let mut soonest: Option<u64> = None;
+    let mut capacity_only = true;
+    for i in (0..ask.candidates.len()).filter(|&i| ask.untried(i)) {
+        untried = true;
+        let c = ask.credential(i);
+        let quota = match credential(c).at(now) {
+            CredentialState::Rejected { .. } => continue,
+            CredentialState::QuotaExhausted { until_ms, .. } => Some(until_ms),
+            CredentialState::Available => None,
+        };
+        let limits = ask.limits(i);
+        let entry = book.get(c);
+        let circuit = entry.and_then(|e| e.circuit.back_at(now));
+        let capacity = entry.and_then(|e| e.window.full_until(limits, now));
+        if quota.is_some() || circuit.is_some() {
+            capacity_only = false;
+        }
+        let back = [quota, circuit, capacity].into_iter().flatten().max();
+        // Unreachable in practice (an entry with nothing in its way can serve); count it as
+        // back at once rather than lose it.
+        let back = back.unwrap_or(now);
+        soonest = Some(soonest.map_or(back, |s| s.min(back)));
+    }
+    if !untried {
+        return Choice::Exhausted;
+    }
+    match soonest {
+        None => Choice::AllRejected,
+        Some(at) => {
+            let retry_after_ms = at.saturating_sub(now).max(1);
+            if capacity_only {
+                Choice::AllAtCapacity { retry_after_ms }
+            } else {
+                Choice::AllCooling { retry_after_ms }
+            }
+        }
+    }
+}
