@@ -13,7 +13,7 @@ use crate::state::StateBackend;
 use crate::usage;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest error body kept from a failed attempt (to relay if it is the last).
 const MAX_ERROR_BODY: usize = 256 * 1024;
@@ -164,6 +164,18 @@ impl<S: StateBackend> Engine<S> {
         };
         // A success, or a client error that is the caller's to see: relay it.
         let success = (200..300).contains(&status);
+        // A success that spends the last of one of the credential's limits (a `-remaining`
+        // header of 0): it leaves the rotation until that limit refills, instead of finding
+        // out by a 429.
+        let spent = success
+            .then(|| signals::spent_limit_reset(family, response.headers(), SystemTime::now()))
+            .flatten();
+        if let Some(reset) = spent {
+            let trigger = (reset, Reason::RateLimited);
+            self.cooling
+                .cool(Cooled::of(call, entry), trigger, Some(status))
+                .await;
+        }
         if call.stream && success {
             let stream = self.relay_stream(call, entry, response);
             return Step::Done(Ok(relay(RelayBody::Stream(stream))));
