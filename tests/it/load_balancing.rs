@@ -86,7 +86,8 @@ async fn a_new_model_has_an_empty_disabled_pool_at_version_1() {
     assert_eq!(r.headers["etag"], "\"1\"");
     assert_eq!(
         r.body,
-        json!({"enabled": false, "effective": false, "reason": "disabled", "cooldown_seconds": 60, "max_attempts": 3, "version": 1, "entries": []})
+        json!({"enabled": false, "effective": false, "reason": "disabled", "cooldown_seconds": 60, "max_attempts": 3,
+               "max_wait_ms": 0, "affinity": "none", "affinity_ttl_seconds": 300, "version": 1, "entries": []})
     );
 }
 

@@ -26,5 +26,6 @@ mod mock_families;
 mod replicas;
 mod roles;
 mod sdk;
+mod settings;
 mod statuses;
 mod tenancy;

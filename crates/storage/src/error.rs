@@ -93,10 +93,14 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Error::Unavailable(e),
             sqlx::Error::Database(db) => {
-                // 23505 unique_violation, 23503 foreign_key_violation.
+                // 23505 unique_violation, 23503 foreign_key_violation, 23514 check_violation.
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let constraint = db.constraint().unwrap_or("unknown");
                 if code == "23505" || code == "23503" {
-                    constraint_error(db.constraint().unwrap_or("unknown"))
+                    constraint_error(constraint)
+                } else if let Some(field) = checked_field(constraint).filter(|_| code == "23514") {
+                    // The API checks these bounds first; the CHECK is the last line, still a 422.
+                    Error::field(field, "out of range")
                 } else if code.starts_with("08") || code == "57P01" || code == "57P03" {
                     // connection exceptions, admin shutdown, cannot connect now
                     Error::Unavailable(e)
@@ -109,6 +113,19 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// The field a bounds CHECK of the lifecycle settings guards, by the constraint's name.
+fn checked_field(constraint: &str) -> Option<&'static str> {
+    Some(match constraint {
+        "credentials_quota_cooldown_seconds_check" => "quota_cooldown_seconds",
+        "lb_configs_max_wait_ms_check" => "max_wait_ms",
+        "lb_configs_affinity_check" => "affinity",
+        "lb_configs_affinity_ttl_seconds_check" => "affinity_ttl_seconds",
+        "lb_entries_rpm_check" => "rpm",
+        "lb_entries_tpm_check" => "tpm",
+        _ => return None,
+    })
+}
+
 /// The domain meaning of a refused constraint, named in the migrations.
 fn constraint_error(constraint: &str) -> Error {
     match constraint {
@@ -118,5 +135,27 @@ fn constraint_error(constraint: &str) -> Error {
         // A model's default credential cannot be deleted (ON DELETE RESTRICT).
         "models_credential_fkey" => Error::CredentialInUse(Vec::new()),
         other => Error::Conflict(other.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bounds_check_named_here_exists_in_the_migration() {
+        let sql = include_str!("../../../migrations/20261202000002_lifecycle_settings.sql");
+        for name in [
+            "credentials_quota_cooldown_seconds_check",
+            "lb_configs_max_wait_ms_check",
+            "lb_configs_affinity_check",
+            "lb_configs_affinity_ttl_seconds_check",
+            "lb_entries_rpm_check",
+            "lb_entries_tpm_check",
+        ] {
+            assert!(sql.contains(name), "{name} is not in the migration");
+            assert!(checked_field(name).is_some(), "{name}");
+        }
+        assert_eq!(checked_field("lb_entries_weight_check"), None);
     }
 }

@@ -108,6 +108,38 @@ impl FromStr for Plan {
     }
 }
 
+/// How a pool picks a credential for related requests: sticky per session keeps prompt caches warm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Affinity {
+    /// Every request follows the weighted rotation (default).
+    #[default]
+    None,
+    /// Requests with the same affinity key go to the same credential for a while.
+    Session,
+}
+
+impl Affinity {
+    /// The affinity's name as stored and serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::None => "none",
+            Affinity::Session => "session",
+        }
+    }
+}
+
+impl FromStr for Affinity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "none" => Ok(Affinity::None),
+            "session" => Ok(Affinity::Session),
+            _ => Err(()),
+        }
+    }
+}
+
 pub(crate) fn parse_role(s: &str) -> Role {
     // The column has a CHECK constraint; an unknown value can only be a newer release's role,
     // and treating it as read-only is the safe reading.
@@ -118,7 +150,12 @@ pub(crate) fn parse_plan(s: &str) -> Plan {
     s.parse().unwrap_or(Plan::Sandbox)
 }
 
-/// Roles and plans are `text` columns: read with the safe fallback above, so a row written
+pub(crate) fn parse_affinity(s: &str) -> Affinity {
+    // A newer release's mode read by an older one: plain rotation is always safe.
+    s.parse().unwrap_or_default()
+}
+
+/// Roles, plans and affinities are `text` columns: read with the safe fallback above, so a row written
 /// by a newer release never fails to load.
 macro_rules! text_column {
     ($ty:ty, $parse:ident) => {
@@ -145,6 +182,7 @@ macro_rules! text_column {
 
 text_column!(Role, parse_role);
 text_column!(Plan, parse_plan);
+text_column!(Affinity, parse_affinity);
 
 /// A person who signs in to manage workspaces.
 #[derive(Debug, Clone, Serialize, ToSchema)]

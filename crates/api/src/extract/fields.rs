@@ -36,4 +36,19 @@ impl FieldErrors {
         }
         trimmed.to_owned()
     }
+
+    /// Records "must be from A to B" when `value` is outside `range`.
+    pub fn range<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        field: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+    ) {
+        if !range.contains(&value) {
+            self.add(
+                field,
+                format!("must be from {} to {}", range.start(), range.end()),
+            );
+        }
+    }
 }

@@ -10,7 +10,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use rotor_dispatch::client::Validation;
-use rotor_storage::credentials::{self, Credential, CredentialPatch};
+use rotor_storage::credentials::{
+    self, Credential, CredentialInput, CredentialPatch, DEFAULT_QUOTA_COOLDOWN_SECONDS,
+    QUOTA_COOLDOWN_SECONDS,
+};
 use rotor_storage::{providers, CredentialId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -44,6 +47,10 @@ pub struct NewCredential {
     /// Name, unique per provider in the workspace.
     #[schema(example = "team-key-1", min_length = 1, max_length = 100)]
     pub name: String,
+    /// Seconds the credential leaves every pool after a quota error, 60..=604800 (default
+    /// 3600). Stored and shown; enforced once dispatch tracks credential states.
+    #[schema(minimum = 60, maximum = 604800, example = 3600)]
+    pub quota_cooldown_seconds: Option<i32>,
     /// Fields of the provider's credential schema.
     #[schema(value_type = Object, example = json!({"api_key": "sk-…", "base_url": "https://api.openai.com/v1"}))]
     pub config: Map<String, Value>,
@@ -56,6 +63,9 @@ pub struct NewCredential {
 pub struct CredentialUpdate {
     /// New name.
     pub name: Option<String>,
+    /// New quota cooldown in seconds, 60..=604800; omitted or null keeps the stored value.
+    #[schema(minimum = 60, maximum = 604800)]
+    pub quota_cooldown_seconds: Option<i32>,
     /// Fields to change (`null` clears an optional field).
     #[schema(value_type = Option<Object>)]
     pub config: Option<Map<String, Value>>,
@@ -70,6 +80,9 @@ pub struct CredentialView {
     pub provider: String,
     /// Name.
     pub name: String,
+    /// Seconds the credential leaves every pool after a quota error (60..=604800).
+    #[schema(example = 3600)]
+    pub quota_cooldown_seconds: i32,
     /// Config with secrets masked (`sk-…abcd`, or `****` when short).
     #[schema(value_type = Object)]
     pub config: Map<String, Value>,
@@ -85,6 +98,7 @@ impl From<&Credential> for CredentialView {
             id: c.id,
             provider: c.provider.clone(),
             name: c.name.clone(),
+            quota_cooldown_seconds: c.quota_cooldown_seconds,
             config: c.masked_config(),
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -133,7 +147,7 @@ pub async fn list_credentials(
     params(("ws" = Uuid, Path, description = "workspace id")), request_body = NewCredential, responses(
     (status = 201, body = CredentialView),
     (status = 409, body = ErrorBody, description = "credential_exists"),
-    (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, missing, unknown or mistyped field)"),
+    (status = 422, body = ErrorBody, description = "validation_failed (unknown provider, missing, unknown or mistyped field, quota_cooldown_seconds out of range)"),
     Authed, Scoped, Managers, Body,
 ))]
 pub async fn create_credential(
@@ -143,6 +157,14 @@ pub async fn create_credential(
 ) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     let mut errors = FieldErrors::default();
     let name = errors.name("name", &body.name, 100);
+    let quota_cooldown_seconds = body
+        .quota_cooldown_seconds
+        .unwrap_or(DEFAULT_QUOTA_COOLDOWN_SECONDS);
+    errors.range(
+        "quota_cooldown_seconds",
+        quota_cooldown_seconds,
+        QUOTA_COOLDOWN_SECONDS,
+    );
     let provider = providers::find(&body.provider);
     if provider.is_none() {
         errors.add("provider", "unknown provider (see GET /api/v1/providers)");
@@ -162,9 +184,12 @@ pub async fn create_credential(
         state.keyring(),
         member.workspace.id,
         member.user.id,
-        provider.id,
-        &name,
-        config,
+        CredentialInput {
+            provider: provider.id,
+            name: &name,
+            quota_cooldown_seconds,
+            config,
+        },
     )
     .await?;
     state.committed(member.workspace.id).await;
@@ -190,7 +215,7 @@ pub async fn get_credential(
     Ok(Json(CredentialView::from(&c)))
 }
 
-/// Change a credential's name or config (owners and admins).
+/// Change a credential's name, quota cooldown or config (owners and admins).
 #[utoipa::path(patch, path = "/workspaces/{ws}/credentials/{id}", tag = "credentials", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "credential id")),
     request_body = CredentialUpdate, responses(
@@ -207,9 +232,13 @@ pub async fn update_credential(
 ) -> ApiResult<Json<CredentialView>> {
     let mut errors = FieldErrors::default();
     let name = body.name.as_deref().map(|n| errors.name("name", n, 100));
+    if let Some(seconds) = body.quota_cooldown_seconds {
+        errors.range("quota_cooldown_seconds", seconds, QUOTA_COOLDOWN_SECONDS);
+    }
     errors.finish()?;
     let patch = CredentialPatch {
         name: name.as_deref(),
+        quota_cooldown_seconds: body.quota_cooldown_seconds,
         config: body.config.as_ref(),
     };
     let updated = credentials::update(

@@ -1,6 +1,8 @@
 //! A model's load-balancing pool: read with an `ETag`, replace (PUT) or toggle/tune (PATCH)
 //! with optional `If-Match`, and clear cooldowns. Switching off keeps every entry; any write
-//! that leaves the pool enabled needs the `load_balancing` feature.
+//! that leaves the pool enabled needs the `load_balancing` feature. The lifecycle settings
+//! (`max_wait_ms`, `affinity`, `affinity_ttl_seconds`, entries' `rpm` and `tpm`) are stored
+//! and shown here; dispatch does not enforce them yet.
 
 use crate::error::ApiResult;
 use crate::extract::{IfMatch, Manager, Member, PathId, TargetJson};
@@ -13,7 +15,7 @@ use axum::Json;
 use rotor_dispatch::state::{Cooldown, PoolKey, StateBackend};
 use rotor_storage::load_balancing::{self as lb, Config, EntryInput, Write};
 
-use rotor_storage::{CredentialId, EntryId, ModelId};
+use rotor_storage::{Affinity, CredentialId, EntryId, ModelId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,6 +94,10 @@ pub struct EntryView {
     /// The model's name at this entry's provider, when it differs from the model's
     /// `upstream_model`; null: the model's.
     pub upstream_model: Option<String>,
+    /// Requests per minute this entry may take (1..=1000000); null: no limit.
+    pub rpm: Option<i32>,
+    /// Tokens per minute this entry may take (1..=1000000000); null: no limit.
+    pub tpm: Option<i64>,
     /// Live state.
     pub status: EntryStatus,
 }
@@ -109,6 +115,12 @@ pub struct LoadBalancingView {
     pub cooldown_seconds: i32,
     /// Most distinct credentials tried per request (1..=10).
     pub max_attempts: i32,
+    /// Milliseconds a request may wait for a credential to come back instead of a 429 (0..=60000).
+    pub max_wait_ms: i32,
+    /// `none`, or `session`: requests with the same affinity key stick to one credential.
+    pub affinity: Affinity,
+    /// Seconds a sticky credential is kept after its last use (30..=86400).
+    pub affinity_ttl_seconds: i32,
     /// Bumps on every write; also the `ETag`.
     pub version: i64,
     /// Ordered entries.
@@ -130,6 +142,12 @@ pub struct EntryInputBody {
     /// The model's name at this entry's provider, 1 to 200 characters without whitespace
     /// (default: the model's `upstream_model`).
     pub upstream_model: Option<String>,
+    /// Requests per minute, 1..=1000000; omitted or null: no limit.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub rpm: Option<i32>,
+    /// Tokens per minute, 1..=1000000000; omitted or null: no limit.
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub tpm: Option<i64>,
 }
 
 /// The whole configuration (a GET body may be sent back as is).
@@ -141,6 +159,14 @@ pub struct PutBody {
     pub cooldown_seconds: Option<i32>,
     /// 1..=10; omitted keeps the stored value (3 by default).
     pub max_attempts: Option<i32>,
+    /// 0..=60000; omitted keeps the stored value (0 by default: never wait).
+    #[schema(minimum = 0, maximum = 60000)]
+    pub max_wait_ms: Option<i32>,
+    /// `none` or `session`; omitted keeps the stored value (`none` by default).
+    pub affinity: Option<Affinity>,
+    /// 30..=86400; omitted keeps the stored value (300 by default).
+    #[schema(minimum = 30, maximum = 86400)]
+    pub affinity_ttl_seconds: Option<i32>,
     /// The entries, in order; they replace the stored ones.
     pub entries: Vec<EntryInputBody>,
 }
@@ -155,6 +181,14 @@ pub struct PatchBody {
     pub cooldown_seconds: Option<i32>,
     /// 1..=10.
     pub max_attempts: Option<i32>,
+    /// 0..=60000.
+    #[schema(minimum = 0, maximum = 60000)]
+    pub max_wait_ms: Option<i32>,
+    /// `none` or `session`.
+    pub affinity: Option<Affinity>,
+    /// 30..=86400.
+    #[schema(minimum = 30, maximum = 86400)]
+    pub affinity_ttl_seconds: Option<i32>,
 }
 
 async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Response {
@@ -174,6 +208,9 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
         reason,
         cooldown_seconds: c.cooldown_seconds,
         max_attempts: c.max_attempts,
+        max_wait_ms: c.max_wait_ms,
+        affinity: c.affinity,
+        affinity_ttl_seconds: c.affinity_ttl_seconds,
         version: c.version,
         entries: c
             .entries
@@ -185,6 +222,8 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
                 enabled: e.enabled,
                 weight: e.weight,
                 upstream_model: e.upstream_model,
+                rpm: e.rpm,
+                tpm: e.tpm,
                 status: entry_status(
                     cooldowns.get(&e.credential_id.unwrap_or(default_credential).uuid()),
                     now_ms,
@@ -239,12 +278,17 @@ pub async fn put_config(
             enabled: e.enabled.unwrap_or(true),
             weight: e.weight.unwrap_or(1),
             upstream_model: e.upstream_model,
+            rpm: e.rpm,
+            tpm: e.tpm,
         })
         .collect();
     let write = Write {
         enabled: Some(body.enabled),
         cooldown_seconds: body.cooldown_seconds,
         max_attempts: body.max_attempts,
+        max_wait_ms: body.max_wait_ms,
+        affinity: body.affinity,
+        affinity_ttl_seconds: body.affinity_ttl_seconds,
         entries: Some(entries),
         if_match,
     };
@@ -269,6 +313,9 @@ pub async fn patch_config(
         enabled: body.enabled,
         cooldown_seconds: body.cooldown_seconds,
         max_attempts: body.max_attempts,
+        max_wait_ms: body.max_wait_ms,
+        affinity: body.affinity,
+        affinity_ttl_seconds: body.affinity_ttl_seconds,
         entries: None,
         if_match,
     };

@@ -15,7 +15,13 @@ use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool};
+use std::ops::RangeInclusive;
 use uuid::Uuid;
+
+/// Bounds of `quota_cooldown_seconds`: a minute to a week out of every pool after a quota error.
+pub const QUOTA_COOLDOWN_SECONDS: RangeInclusive<i32> = 60..=604_800;
+/// `quota_cooldown_seconds` of a credential created without one (an hour).
+pub const DEFAULT_QUOTA_COOLDOWN_SECONDS: i32 = 3600;
 
 /// A stored credential with its secrets decrypted (when they could be).
 #[derive(Debug, Clone)]
@@ -28,6 +34,8 @@ pub struct Credential {
     pub provider: String,
     /// Name, unique per provider in the workspace.
     pub name: String,
+    /// Seconds the credential stays out of every pool after its quota ran out.
+    pub quota_cooldown_seconds: i32,
     /// Clear and secret fields; `secrets` is empty when `readable` is false.
     pub config: SplitConfig,
     /// False when a secret failed to decrypt (tampered or its key is missing).
@@ -72,6 +80,7 @@ struct Row {
     workspace_id: WorkspaceId,
     provider: String,
     name: String,
+    quota_cooldown_seconds: i32,
     config: Value,
     secrets: Value,
     created_at: DateTime<Utc>,
@@ -84,18 +93,36 @@ impl Keyed for Row {
     }
 }
 
-const COLUMNS: &str = "id, workspace_id, provider, name, config, secrets, created_at, updated_at";
+const COLUMNS: &str = "id, workspace_id, provider, name, quota_cooldown_seconds, config, secrets, \
+     created_at, updated_at";
 
-/// Stores a new credential (config already validated) and records `credential.created`.
+/// A credential to store, already validated.
+#[derive(Debug)]
+pub struct CredentialInput<'a> {
+    /// Provider id.
+    pub provider: &'a str,
+    /// Name, unique per provider in the workspace.
+    pub name: &'a str,
+    /// Within [`QUOTA_COOLDOWN_SECONDS`].
+    pub quota_cooldown_seconds: i32,
+    /// Clear and secret fields of the provider's schema.
+    pub config: SplitConfig,
+}
+
+/// Stores a new credential (already validated) and records `credential.created`.
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
     workspace: WorkspaceId,
     actor: UserId,
-    provider: &str,
-    name: &str,
-    config: SplitConfig,
+    input: CredentialInput<'_>,
 ) -> Result<Credential> {
+    let CredentialInput {
+        provider,
+        name,
+        quota_cooldown_seconds,
+        config,
+    } = input;
     let mut tx = pool.begin().await?;
     let key = data_key(&mut tx, keyring, workspace, true)
         .await?
@@ -103,22 +130,23 @@ pub async fn create(
     let id = CredentialId::new();
     let secrets = encrypt_all(&key, id, &config.secrets);
     let row: Row = sqlx::query_as(&format!(
-        "INSERT INTO credentials (id, workspace_id, provider, name, config, secrets) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO credentials (id, workspace_id, provider, name, quota_cooldown_seconds, config, secrets) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(workspace)
     .bind(provider)
     .bind(name)
+    .bind(quota_cooldown_seconds)
     .bind(Value::Object(config.plain.clone()))
     .bind(secrets)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
         &mut tx,
-        NewEvent::workspace(workspace, actor, "credential.created", "credential", id).with_details(
-            serde_json::json!({ "provider": provider, "name": name, "config": config.plain }),
-        ),
+        NewEvent::workspace(workspace, actor, "credential.created", "credential", id)
+            .with_details(serde_json::json!({ "provider": provider, "name": name,
+                "quota_cooldown_seconds": quota_cooldown_seconds, "config": config.plain })),
     )
     .await?;
     tx.commit().await?;
@@ -182,11 +210,14 @@ pub async fn get(
     load(&mut conn, keyring, workspace, id, false).await
 }
 
-/// A credential change: a new name and/or a config patch (merged, see [`providers::merge`]).
+/// A credential change: a new name, quota cooldown and/or a config patch (merged, see
+/// [`providers::merge`]).
 #[derive(Debug, Default)]
 pub struct CredentialPatch<'a> {
     /// New name.
     pub name: Option<&'a str>,
+    /// New quota cooldown, within [`QUOTA_COOLDOWN_SECONDS`].
+    pub quota_cooldown_seconds: Option<i32>,
     /// Fields to change.
     pub config: Option<&'a Map<String, Value>>,
 }
@@ -261,6 +292,15 @@ pub async fn update(
             serde_json::json!({ "from": current.name, "to": name }),
         );
     }
+    let quota_cooldown_seconds = patch
+        .quota_cooldown_seconds
+        .unwrap_or(current.quota_cooldown_seconds);
+    if quota_cooldown_seconds != current.quota_cooldown_seconds {
+        details.insert(
+            "quota_cooldown_seconds".into(),
+            serde_json::json!({ "from": current.quota_cooldown_seconds, "to": quota_cooldown_seconds }),
+        );
+    }
     let key = data_key(&mut tx, keyring, workspace, true)
         .await?
         .ok_or(Error::Unreadable)?;
@@ -270,7 +310,8 @@ pub async fn update(
         None
     };
     let row: Row = sqlx::query_as(&format!(
-        "UPDATE credentials SET name = $3, config = $4, secrets = COALESCE($5, secrets), updated_at = clock_timestamp() \
+        "UPDATE credentials SET name = $3, config = $4, secrets = COALESCE($5, secrets), \
+         quota_cooldown_seconds = $6, updated_at = clock_timestamp() \
          WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(workspace)
@@ -278,6 +319,7 @@ pub async fn update(
     .bind(name)
     .bind(Value::Object(config.plain.clone()))
     .bind(secrets)
+    .bind(quota_cooldown_seconds)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(

@@ -102,6 +102,7 @@ pub(super) fn to_credential(row: Row, key: Option<&DataKey>) -> Credential {
         workspace_id: row.workspace_id,
         provider: row.provider,
         name: row.name,
+        quota_cooldown_seconds: row.quota_cooldown_seconds,
         config: SplitConfig {
             plain,
             secrets: secrets.unwrap_or_default(),

@@ -1,5 +1,5 @@
-//! Load-balancing pools: one config per model (enabled flag, cooldown, attempts, version)
-//! with ordered entries. Switching off only clears `enabled`; entries are never dropped by a
+//! Load-balancing pools: one config per model (enabled flag, cooldown, attempts, waiting,
+//! affinity, version) with ordered entries. Switching off only clears `enabled`; entries are never dropped by a
 //! toggle, a downgrade or an expired license — only by a PUT that replaces them or by deleting
 //! the credential they point at.
 
@@ -9,12 +9,28 @@ pub use write::write;
 
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
-use crate::{Error, Result};
+use crate::{Affinity, Error, Result};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 
 /// Shown for the entry that follows the model's default credential.
 pub const DEFAULT_CONFIG_NAME: &str = "Default Config";
+
+/// Bounds of `cooldown_seconds`, checked on every write (and by the column's CHECK).
+pub const COOLDOWN_SECONDS: RangeInclusive<i32> = 1..=3600;
+/// Bounds of `max_attempts`.
+pub const MAX_ATTEMPTS: RangeInclusive<i32> = 1..=10;
+/// Bounds of `max_wait_ms`: at most a minute of waiting for a credential.
+pub const MAX_WAIT_MS: RangeInclusive<i32> = 0..=60_000;
+/// Bounds of `affinity_ttl_seconds`: how long a sticky credential is kept.
+pub const AFFINITY_TTL_SECONDS: RangeInclusive<i32> = 30..=86_400;
+/// Bounds of an entry's `weight` (its relative share).
+pub const WEIGHT: RangeInclusive<i32> = 1..=100;
+/// Bounds of an entry's `rpm` (requests per minute).
+pub const RPM: RangeInclusive<i32> = 1..=1_000_000;
+/// Bounds of an entry's `tpm` (tokens per minute).
+pub const TPM: RangeInclusive<i64> = 1..=1_000_000_000;
 
 /// One pool entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +48,10 @@ pub struct Entry {
     /// The model's name at this entry's provider, when it differs from the model's
     /// `upstream_model` (mixed pools: a compatible server may call the model otherwise).
     pub upstream_model: Option<String>,
+    /// Requests per minute this entry may take; `None` is no limit.
+    pub rpm: Option<i32>,
+    /// Tokens per minute this entry may take; `None` is no limit.
+    pub tpm: Option<i64>,
 }
 
 /// A model's load-balancing config.
@@ -47,6 +67,12 @@ pub struct Config {
     pub cooldown_seconds: i32,
     /// Most distinct credentials tried per request.
     pub max_attempts: i32,
+    /// How long a request may wait for a credential to return instead of a 429.
+    pub max_wait_ms: i32,
+    /// Whether requests of one session stick to one credential.
+    pub affinity: Affinity,
+    /// How long a sticky credential is kept after its last use.
+    pub affinity_ttl_seconds: i32,
     /// Bumps once per successful write.
     pub version: i64,
     /// Ordered entries.
@@ -91,6 +117,10 @@ pub struct EntryInput {
     pub weight: i32,
     /// This entry's own name of the model at its provider.
     pub upstream_model: Option<String>,
+    /// Requests per minute, `None`: no limit.
+    pub rpm: Option<i32>,
+    /// Tokens per minute, `None`: no limit.
+    pub tpm: Option<i64>,
 }
 
 /// A write: PUT sets `entries`, PATCH leaves them `None`.
@@ -102,6 +132,12 @@ pub struct Write {
     pub cooldown_seconds: Option<i32>,
     /// New attempt limit.
     pub max_attempts: Option<i32>,
+    /// New longest wait.
+    pub max_wait_ms: Option<i32>,
+    /// New affinity.
+    pub affinity: Option<Affinity>,
+    /// New affinity lifetime.
+    pub affinity_ttl_seconds: Option<i32>,
     /// Replacement entries.
     pub entries: Option<Vec<EntryInput>>,
     /// Versions `If-Match` accepts (`None`: no precondition).
@@ -118,6 +154,8 @@ struct EntryRow {
     enabled: bool,
     weight: i32,
     upstream_model: Option<String>,
+    rpm: Option<i32>,
+    tpm: Option<i64>,
 }
 
 impl From<EntryRow> for Entry {
@@ -131,13 +169,50 @@ impl From<EntryRow> for Entry {
             enabled: r.enabled,
             weight: r.weight,
             upstream_model: r.upstream_model,
+            rpm: r.rpm,
+            tpm: r.tpm,
         }
     }
 }
 
 const ENTRY_SELECT: &str = "SELECT e.model_id, e.id, e.credential_id, cr.name AS credential_name, \
-     e.enabled, e.weight, e.upstream_model FROM lb_entries e \
+     e.enabled, e.weight, e.upstream_model, e.rpm, e.tpm FROM lb_entries e \
      LEFT JOIN credentials cr ON cr.id = e.credential_id AND cr.workspace_id = e.workspace_id";
+
+/// A config row with its model's default credential; entries are loaded separately.
+#[derive(sqlx::FromRow)]
+struct HeadRow {
+    model_id: ModelId,
+    default_credential: CredentialId,
+    enabled: bool,
+    cooldown_seconds: i32,
+    max_attempts: i32,
+    max_wait_ms: i32,
+    affinity: Affinity,
+    affinity_ttl_seconds: i32,
+    version: i64,
+}
+
+impl From<HeadRow> for Config {
+    fn from(r: HeadRow) -> Self {
+        Config {
+            model_id: r.model_id,
+            default_credential: r.default_credential,
+            enabled: r.enabled,
+            cooldown_seconds: r.cooldown_seconds,
+            max_attempts: r.max_attempts,
+            max_wait_ms: r.max_wait_ms,
+            affinity: r.affinity,
+            affinity_ttl_seconds: r.affinity_ttl_seconds,
+            version: r.version,
+            entries: Vec::new(),
+        }
+    }
+}
+
+const HEAD_SELECT: &str = "SELECT c.model_id, m.credential_id AS default_credential, c.enabled, \
+     c.cooldown_seconds, c.max_attempts, c.max_wait_ms, c.affinity, c.affinity_ttl_seconds, \
+     c.version FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id";
 
 async fn load(
     conn: &mut PgConnection,
@@ -145,18 +220,15 @@ async fn load(
     model: ModelId,
     lock: bool,
 ) -> Result<Config> {
-    let head: Option<(CredentialId, bool, i32, i32, i64)> = sqlx::query_as(&format!(
-        "SELECT m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
-         FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
-         WHERE c.workspace_id = $1 AND c.model_id = $2{}",
+    let head: Option<HeadRow> = sqlx::query_as(&format!(
+        "{HEAD_SELECT} WHERE c.workspace_id = $1 AND c.model_id = $2{}",
         if lock { " FOR UPDATE OF c" } else { "" }
     ))
     .bind(workspace)
     .bind(model)
     .fetch_optional(&mut *conn)
     .await?;
-    let (default_credential, enabled, cooldown_seconds, max_attempts, version) =
-        head.ok_or(Error::NotFound)?;
+    let mut config = Config::from(head.ok_or(Error::NotFound)?);
     let rows: Vec<EntryRow> = sqlx::query_as(&format!(
         "{ENTRY_SELECT} WHERE e.workspace_id = $1 AND e.model_id = $2 ORDER BY e.position"
     ))
@@ -164,16 +236,8 @@ async fn load(
     .bind(model)
     .fetch_all(&mut *conn)
     .await?;
-    let entries = rows.into_iter().map(Entry::from).collect();
-    Ok(Config {
-        model_id: model,
-        default_credential,
-        enabled,
-        cooldown_seconds,
-        max_attempts,
-        version,
-        entries,
-    })
+    config.entries = rows.into_iter().map(Entry::from).collect();
+    Ok(config)
 }
 
 /// A model's config.
@@ -189,11 +253,9 @@ pub async fn get_many(
     models: &[ModelId],
 ) -> Result<HashMap<ModelId, Config>> {
     // Two queries for the whole page, not two per model.
-    let heads: Vec<(ModelId, CredentialId, bool, i32, i32, i64)> = sqlx::query_as(
-        "SELECT c.model_id, m.credential_id, c.enabled, c.cooldown_seconds, c.max_attempts, c.version \
-         FROM lb_configs c JOIN models m ON m.id = c.model_id AND m.workspace_id = c.workspace_id \
-         WHERE c.workspace_id = $1 AND c.model_id = ANY($2)",
-    )
+    let heads: Vec<HeadRow> = sqlx::query_as(&format!(
+        "{HEAD_SELECT} WHERE c.workspace_id = $1 AND c.model_id = ANY($2)"
+    ))
     .bind(workspace)
     .bind(models)
     .fetch_all(pool)
@@ -208,20 +270,7 @@ pub async fn get_many(
     .await?;
     let mut out: HashMap<ModelId, Config> = heads
         .into_iter()
-        .map(
-            |(model_id, default_credential, enabled, cooldown_seconds, max_attempts, version)| {
-                let config = Config {
-                    model_id,
-                    default_credential,
-                    enabled,
-                    cooldown_seconds,
-                    max_attempts,
-                    version,
-                    entries: Vec::new(),
-                };
-                (model_id, config)
-            },
-        )
+        .map(|h| (h.model_id, Config::from(h)))
         .collect();
     for row in rows {
         if let Some(c) = out.get_mut(&row.model_id) {

@@ -4,13 +4,17 @@ use super::*;
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
 use crate::{Error, Result};
+use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Display;
+use std::ops::RangeInclusive;
 
 /// Applies a PUT or PATCH in one transaction. Checks, in order: the model exists (404); a
 /// config left enabled needs `feature` (403); ranges, credentials of this workspace and
 /// provider, and two distinct enabled credentials when enabled (422); `If-Match` (412).
-/// A rejected write changes nothing.
+/// A rejected write changes nothing; the audit event names every setting that changed, from
+/// what to what.
 pub async fn write(
     pool: &PgPool,
     workspace: WorkspaceId,
@@ -27,27 +31,35 @@ pub async fn write(
     }
 
     let mut fields = BTreeMap::new();
-    let cooldown_seconds = w.cooldown_seconds.unwrap_or(current.cooldown_seconds);
-    if !(1..=3600).contains(&cooldown_seconds) {
-        fields.insert(
-            "cooldown_seconds".to_owned(),
-            "must be from 1 to 3600".to_owned(),
-        );
-    }
-    let max_attempts = w.max_attempts.unwrap_or(current.max_attempts);
-    if !(1..=10).contains(&max_attempts) {
-        fields.insert("max_attempts".to_owned(), "must be from 1 to 10".to_owned());
-    }
+    let mut next = current.clone();
+    next.enabled = enabled;
+    next.cooldown_seconds = w.cooldown_seconds.unwrap_or(current.cooldown_seconds);
+    in_range(
+        &mut fields,
+        "cooldown_seconds",
+        next.cooldown_seconds,
+        COOLDOWN_SECONDS,
+    );
+    next.max_attempts = w.max_attempts.unwrap_or(current.max_attempts);
+    in_range(&mut fields, "max_attempts", next.max_attempts, MAX_ATTEMPTS);
+    next.max_wait_ms = w.max_wait_ms.unwrap_or(current.max_wait_ms);
+    in_range(&mut fields, "max_wait_ms", next.max_wait_ms, MAX_WAIT_MS);
+    next.affinity = w.affinity.unwrap_or(current.affinity);
+    next.affinity_ttl_seconds = w
+        .affinity_ttl_seconds
+        .unwrap_or(current.affinity_ttl_seconds);
+    in_range(
+        &mut fields,
+        "affinity_ttl_seconds",
+        next.affinity_ttl_seconds,
+        AFFINITY_TTL_SECONDS,
+    );
     let provider: String =
         sqlx::query_scalar("SELECT provider FROM models WHERE workspace_id = $1 AND id = $2")
             .bind(workspace)
             .bind(model)
             .fetch_one(&mut *tx)
             .await?;
-    let mut next = current.clone();
-    next.enabled = enabled;
-    next.cooldown_seconds = cooldown_seconds;
-    next.max_attempts = max_attempts;
     if let Some(inputs) = &w.entries {
         if inputs.len() > 100 {
             fields.insert("entries".to_owned(), "at most 100 entries".to_owned());
@@ -79,11 +91,17 @@ pub async fn write(
                     );
                 }
             }
-            if !(1..=100).contains(&input.weight) {
-                fields.insert(
-                    format!("entries[{i}].weight"),
-                    "must be from 1 to 100".to_owned(),
-                );
+            in_range(
+                &mut fields,
+                &format!("entries[{i}].weight"),
+                input.weight,
+                WEIGHT,
+            );
+            if let Some(rpm) = input.rpm {
+                in_range(&mut fields, &format!("entries[{i}].rpm"), rpm, RPM);
+            }
+            if let Some(tpm) = input.tpm {
+                in_range(&mut fields, &format!("entries[{i}].tpm"), tpm, TPM);
             }
             let id = match input.id {
                 Some(id) if existing.contains(&id) && seen.insert(id) => id,
@@ -123,6 +141,8 @@ pub async fn write(
                 enabled: input.enabled,
                 weight: input.weight,
                 upstream_model: input.upstream_model.clone(),
+                rpm: input.rpm,
+                tpm: input.tpm,
             });
         }
         next.entries = entries;
@@ -153,7 +173,8 @@ pub async fn write(
 
     next.version = current.version + 1;
     sqlx::query(
-        "UPDATE lb_configs SET enabled = $3, cooldown_seconds = $4, max_attempts = $5, version = $6, \
+        "UPDATE lb_configs SET enabled = $3, cooldown_seconds = $4, max_attempts = $5, \
+         max_wait_ms = $6, affinity = $7, affinity_ttl_seconds = $8, version = $9, \
          updated_at = clock_timestamp() WHERE workspace_id = $1 AND model_id = $2",
     )
     .bind(workspace)
@@ -161,6 +182,9 @@ pub async fn write(
     .bind(next.enabled)
     .bind(next.cooldown_seconds)
     .bind(next.max_attempts)
+    .bind(next.max_wait_ms)
+    .bind(next.affinity.as_str())
+    .bind(next.affinity_ttl_seconds)
     .bind(next.version)
     .execute(&mut *tx)
     .await?;
@@ -172,8 +196,8 @@ pub async fn write(
             .await?;
         for (position, e) in next.entries.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight, upstream_model) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO lb_entries (id, model_id, workspace_id, position, credential_id, enabled, weight, upstream_model, rpm, tpm) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(e.id)
             .bind(model)
@@ -183,21 +207,23 @@ pub async fn write(
             .bind(e.enabled)
             .bind(e.weight)
             .bind(&e.upstream_model)
+            .bind(e.rpm)
+            .bind(e.tpm)
             .execute(&mut *tx)
             .await?;
         }
     }
-    let mut details = serde_json::json!({
-        "enabled": next.enabled,
-        "cooldown_seconds": next.cooldown_seconds,
-        "max_attempts": next.max_attempts,
-        "version": next.version,
-    });
+    let mut details = settings(&next);
+    details["changes"] = Value::Object(changes(&current, &next));
+    details["version"] = json!(next.version);
     if w.entries.is_some() {
-        details["entries"] = serde_json::json!(next
+        details["entries"] = json!(next
             .entries
             .iter()
-            .map(|e| serde_json::json!({"id": e.id, "credential_id": e.credential_id, "enabled": e.enabled, "weight": e.weight, "upstream_model": e.upstream_model}))
+            .map(
+                |e| json!({"id": e.id, "credential_id": e.credential_id, "enabled": e.enabled,
+                "weight": e.weight, "upstream_model": e.upstream_model, "rpm": e.rpm, "tpm": e.tpm})
+            )
             .collect::<Vec<_>>());
     }
     audit::record(
@@ -208,6 +234,48 @@ pub async fn write(
     .await?;
     tx.commit().await?;
     Ok(next)
+}
+
+/// Records "must be from A to B" for `field` when `value` is outside `range`.
+fn in_range<T: PartialOrd + Display>(
+    fields: &mut BTreeMap<String, String>,
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) {
+    if !range.contains(&value) {
+        fields.insert(
+            field.to_owned(),
+            format!("must be from {} to {}", range.start(), range.end()),
+        );
+    }
+}
+
+/// The pool's settings as the audit log shows them.
+fn settings(c: &Config) -> Value {
+    json!({
+        "enabled": c.enabled,
+        "cooldown_seconds": c.cooldown_seconds,
+        "max_attempts": c.max_attempts,
+        "max_wait_ms": c.max_wait_ms,
+        "affinity": c.affinity,
+        "affinity_ttl_seconds": c.affinity_ttl_seconds,
+    })
+}
+
+/// `{setting: {from, to}}` for every setting a write changed (entries are listed whole).
+fn changes(before: &Config, after: &Config) -> Map<String, Value> {
+    let (Value::Object(before), Value::Object(after)) = (settings(before), settings(after)) else {
+        return Map::new();
+    };
+    after
+        .into_iter()
+        .filter(|(k, v)| before.get(k) != Some(v))
+        .map(|(k, v)| {
+            let from = before.get(&k).cloned().unwrap_or(Value::Null);
+            (k, json!({"from": from, "to": v}))
+        })
+        .collect()
 }
 
 /// Whether a credential of `credential` may serve a model of `model`: any provider of the
