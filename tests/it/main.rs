@@ -19,6 +19,7 @@ mod hardening;
 mod hostile;
 mod keyfiles;
 mod license;
+mod lifecycle;
 mod load;
 mod load_balancing;
 mod metrics;
