@@ -61,3 +61,69 @@ async fn a_success_that_spends_a_limit_cools_the_key_until_the_limit_refills() {
         "one request per answer, no 429 in between"
     );
 }
+
+#[tokio::test]
+async fn max_wait_ms_turns_an_all_cooling_429_into_a_200_a_moment_later() {
+    // Each key's answer spends its requests limit, refilling 2 s later: after one request
+    // each, both are cooling.
+    let w = World::licensed().await;
+    let mut creds = Vec::new();
+    for name in ["wait-a", "wait-b"] {
+        let key = MockKey::new(format!("sk-ant-{name}-0001")).anthropic_limit(
+            AnthropicLimit::Requests,
+            0,
+            2,
+        );
+        let config = json!({"api_key": key.to_string(), "base_url": w.mock.url("")});
+        creds.push(id_of(
+            &w.app
+                .credential(&w.user, w.ws(), "anthropic", name, config)
+                .await,
+        ));
+    }
+    let model = w
+        .model_of("anthropic", "claude", "claude-up", "llm", creds[0])
+        .await;
+    w.pool(&model, &[(Some(creds[0]), 1), (Some(creds[1]), 1)], 1)
+        .await;
+    let send = || {
+        w.app
+            .req(reqwest::Method::POST, "/v1/messages")
+            .header("x-api-key", &w.key)
+            .json(json!({"model": "claude", "max_tokens": 8,
+                         "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    send().await.assert(200);
+    send().await.assert(200);
+    // Without waiting: Anthropic's 429 in Anthropic's shape, with Retry-After.
+    let refused = send().await;
+    refused.assert(429);
+    assert_eq!(
+        refused.code(),
+        "all_credentials_cooling_down",
+        "{}",
+        refused.text
+    );
+    assert!(refused.header("retry-after").is_some());
+
+    let patched = w
+        .app
+        .patch(
+            &w.lb_path(&model),
+            &w.user.token,
+            json!({"max_wait_ms": 5000}),
+        )
+        .await;
+    patched.assert(200);
+    let started = std::time::Instant::now();
+    let waited = send().await;
+    waited.assert(200);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(300)
+            && took < std::time::Duration::from_millis(4500),
+        "waited for the first key to come back: {took:?}"
+    );
+    assert_eq!(w.mock.requests().len(), 3, "no upstream call while waiting");
+}

@@ -260,6 +260,7 @@ mod tests {
             pool_ready: false,
             cooldown_seconds: 60,
             max_attempts: 3,
+            max_wait_ms: 0,
             signature: 0,
             metrics,
         };

@@ -122,6 +122,7 @@ pub async fn resolve(
         entries,
         cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
         max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),
+        max_wait_ms: u32::try_from(config.max_wait_ms).unwrap_or(0),
         signature: hasher.finish(),
         metrics: Arc::new(EntryMetrics::new(state.series(), workspace, &m.name, None)),
     };

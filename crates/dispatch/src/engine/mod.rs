@@ -193,9 +193,15 @@ impl<S: StateBackend> Engine<S> {
         // What the client gets if no later attempt does better.
         let mut last: Option<Result<Relay, Failure>> = None;
 
+        // A request may wait this long (from its start, within its deadline) for a cooling
+        // credential to come back instead of answering 429.
+        let wait_until =
+            (call.started + Duration::from_millis(u64::from(route.max_wait_ms))).min(deadline);
+        let mut attempts = 0;
+
         // One iteration per distinct credential tried (an address refused by the policy counts
-        // as tried, though no upstream call is made).
-        for _ in 0..max_attempts {
+        // as tried, though no upstream call is made), and one per wait.
+        while attempts < max_attempts {
             let request = PickRequest {
                 pool: route.pool,
                 signature: route.signature,
@@ -206,12 +212,20 @@ impl<S: StateBackend> Engine<S> {
             let entry = match self.cooling.state.pick(request).await {
                 Pick::Entry(i) => &candidates[i],
                 Pick::AllCooling { retry_after_ms } if last.is_none() => {
+                    let back = Instant::now() + Duration::from_millis(retry_after_ms);
+                    if back <= wait_until {
+                        // Sleeps until the first credential is back (a timer, no polling).
+                        tokio::time::sleep_until(back.into()).await;
+                        ::metrics::counter!("rotor_pool_waits_total").increment(1);
+                        continue;
+                    }
                     let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
                     return tally.outcome(Err(Failure::AllCooling { retry_after_s }));
                 }
                 Pick::AllCooling { .. } | Pick::Exhausted => break,
             };
             tried.push(entry.credential_id);
+            attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 last = Some(Err(Failure::Timeout));

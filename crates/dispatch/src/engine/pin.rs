@@ -155,6 +155,7 @@ mod tests {
             pool_ready: true,
             cooldown_seconds: 60,
             max_attempts: 3,
+            max_wait_ms: 0,
             signature: 0,
             metrics: Arc::new(EntryMetrics::new(
                 &Registry::default(),

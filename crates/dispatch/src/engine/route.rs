@@ -45,6 +45,8 @@ pub struct Route {
     pub cooldown_seconds: u32,
     /// Most distinct credentials per request.
     pub max_attempts: u32,
+    /// How long a request may wait for a cooling credential instead of answering 429.
+    pub max_wait_ms: u32,
     /// Identifies the pool's composition (a change restarts the rotation).
     pub signature: u64,
     /// Handles for answers no credential gave (credential_id empty).
