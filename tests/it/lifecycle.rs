@@ -126,4 +126,13 @@ async fn max_wait_ms_turns_an_all_cooling_429_into_a_200_a_moment_later() {
         "waited for the first key to come back: {took:?}"
     );
     assert_eq!(w.mock.requests().len(), 3, "no upstream call while waiting");
+    let overhead: f64 = waited
+        .header("x-rotor-overhead-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        overhead < 250.0,
+        "the wait is not Rotor's overhead: {overhead} ms"
+    );
 }

@@ -34,6 +34,11 @@ pub(super) struct Tally {
 }
 
 impl Tally {
+    /// Counts `waited` (for a cooling credential) as time not spent by Rotor itself.
+    pub fn waited(&mut self, waited: Duration) {
+        self.upstream_time += waited;
+    }
+
     /// The request's outcome, `result` with the tally.
     pub fn outcome(self, result: Result<Relay, Failure>) -> Outcome {
         Outcome {

@@ -103,7 +103,8 @@ pub struct Outcome {
     pub result: Result<Relay, Failure>,
     /// Upstream calls made.
     pub attempts: u32,
-    /// Time spent waiting for providers (for the overhead header).
+    /// Time spent waiting for providers, or for a cooling credential (`max_wait_ms`): not
+    /// Rotor's overhead.
     pub upstream_time: Duration,
 }
 
@@ -215,7 +216,9 @@ impl<S: StateBackend> Engine<S> {
                     let back = Instant::now() + Duration::from_millis(retry_after_ms);
                     if back <= wait_until {
                         // Sleeps until the first credential is back (a timer, no polling).
+                        let slept = Instant::now();
                         tokio::time::sleep_until(back.into()).await;
+                        tally.waited(slept.elapsed());
                         ::metrics::counter!("rotor_pool_waits_total").increment(1);
                         continue;
                     }
