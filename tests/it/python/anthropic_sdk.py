@@ -10,6 +10,8 @@ import httpx2
 
 import anthropic
 
+from sdk_common import expect
+
 TEXT = "Hello from the mock."
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -86,14 +88,6 @@ def stream(config):
         "message_delta",
         "message_stop",
     ], kinds
-
-
-def expect(error_class, call):
-    try:
-        call()
-    except error_class as e:
-        return e
-    raise AssertionError(f"expected {error_class.__name__}")
 
 
 def create(c):

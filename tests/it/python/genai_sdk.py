@@ -11,6 +11,8 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
+from sdk_common import expect
+
 TEXT = "Hello from the mock."
 MODEL = "gemini-2.0-flash"
 
@@ -53,14 +55,6 @@ def stream(config):
     assert last.candidates[0].finish_reason == types.FinishReason.STOP, last
     u = last.usage_metadata
     assert (u.prompt_token_count, u.candidates_token_count, u.total_token_count) == (5, 3, 8), u
-
-
-def expect(error_class, call):
-    try:
-        call()
-    except error_class as e:
-        return e
-    raise AssertionError(f"expected {error_class.__name__}")
 
 
 def generate(c):

@@ -9,6 +9,8 @@ import sys
 
 import anthropic
 
+from sdk_common import expect
+
 TEXT = "Hello from the mock."
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -64,14 +66,6 @@ def failover(config):
         assert raw.parse().content[0].text == TEXT, model
         assert raw.headers["x-rotor-attempts"] == "1", (model, raw.headers)
     return {}
-
-
-def expect(error_class, call):
-    try:
-        call()
-    except error_class as e:
-        return e
-    raise AssertionError(f"expected {error_class.__name__}")
 
 
 def create(c, model):

@@ -10,6 +10,8 @@ import sys
 from google import genai
 from google.genai import errors, types
 
+from sdk_common import expect
+
 TEXT = "Hello from the mock."
 
 
@@ -63,14 +65,6 @@ def failover(config):
         assert "".join(ch.text for ch in chunks) == "tok0 tok1 tok2 ", model
         assert c.models.generate_content(model=model, contents="hi").text == TEXT, model
     return {}
-
-
-def expect(error_class, call):
-    try:
-        call()
-    except error_class as e:
-        return e
-    raise AssertionError(f"expected {error_class.__name__}")
 
 
 def generate(c, model):

@@ -6,10 +6,11 @@
 use super::docs::{GeminiErrors, GeminiStreamErrors};
 use super::error::GatewayError;
 use super::Outbound;
-use super::{answer, authenticate_in, body, body_refused, forwarded, read_body, routed, send};
+use super::{answer, authenticate_in, body, body_refused, forwarded, query_has, read_body};
+use super::{routed, send};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use rotor_dispatch::target::{Endpoint, Family};
@@ -121,12 +122,6 @@ async fn relay(state: AppState, model: String, req: Request, endpoint: Endpoint)
     .await
 }
 
-/// Whether the client asked for server-sent events (`alt=sse`).
-fn asks_sse(uri: &Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "alt=sse"))
-}
-
 async fn front(
     state: &AppState,
     model: &str,
@@ -136,7 +131,7 @@ async fn front(
 ) -> Result<Response, GatewayError> {
     let key = authenticate_in(state, Family::Gemini, req.headers(), req.uri())?;
     let stream = endpoint == Endpoint::StreamGenerateContent;
-    if stream && !asks_sse(req.uri()) {
+    if stream && !query_has(req.uri(), "alt=sse") {
         return Err(GatewayError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -155,7 +150,7 @@ async fn front(
     } else {
         raw.clone()
     };
-    let renamed = batch && route.entries.iter().any(|e| e.upstream_model.is_some());
+    let renamed = batch && route.renames();
     // The body was checked above, so a rewrite for another name cannot fail.
     let rename = |name: &str| body::gemini_batch(&raw, name).unwrap_or_else(|_| Bytes::new());
     let out = Outbound {

@@ -73,6 +73,11 @@ const ATTEMPTS: HeaderName = HeaderName::from_static("x-rotor-attempts");
 const CREDENTIAL: HeaderName = HeaderName::from_static("x-rotor-credential-id");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
 
+/// Whether the request's query holds `pair` (`alt=sse`, `stream=true`) as sent.
+fn query_has(uri: &Uri, pair: &str) -> bool {
+    uri.query().is_some_and(|q| q.split('&').any(|p| p == pair))
+}
+
 /// Where a client of `family` puts its Rotor key: OpenAI a bearer token, Anthropic
 /// `x-api-key` (or a bearer token), Gemini `x-goog-api-key` (or `?key=`).
 fn client_key<'a>(family: Family, headers: &'a HeaderMap, uri: &Uri) -> Option<Cow<'a, str>> {
@@ -350,7 +355,7 @@ async fn proxy_json(
     let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
     // The request's bytes are freed before the upstream call, unless an entry of the pool
     // names the model otherwise and needs its own rewrite.
-    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let renamed = route.renames();
     let raw_len = raw.len();
     let rename;
     let rebody: Option<&(dyn Fn(&str) -> Bytes + Sync)> = if renamed {

@@ -131,7 +131,7 @@ async fn form_front(
     }
     let cached = routed(state, &key, Family::OpenAi, &form.model).await?;
     let route = &cached.route;
-    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let renamed = route.renames();
     let rename = |name: &str| form.rewrite(name);
     let out = Outbound {
         endpoint,

@@ -5,12 +5,13 @@
 
 use super::docs::{ResponsesErrors, StoredErrors};
 use super::error::GatewayError;
-use super::{answer, authenticate_in, body, body_refused, forwarded, read_body, routed, send};
+use super::{answer, authenticate_in, body, body_refused, forwarded, query_has, read_body};
+use super::{routed, send};
 use super::{Outbound, CREDENTIAL};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -106,7 +107,7 @@ async fn create_front(
         None => None,
     };
     let stream = scanned.stream;
-    let renamed = route.entries.iter().any(|e| e.upstream_model.is_some());
+    let renamed = route.renames();
     let raw_len = raw.len();
     let rename = |name: &str| Bytes::from(scanned.rewrite(name, raw_len));
     let out = Outbound {
@@ -235,12 +236,6 @@ fn not_found(id: &str) -> GatewayError {
     )
 }
 
-/// Whether the client asked for the stored response's events (`stream=true`).
-fn asks_stream(uri: &Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "stream=true"))
-}
-
 async fn stored(
     state: AppState,
     req: Request,
@@ -294,7 +289,8 @@ async fn stored_front(
             }
         };
     let cached = routed(state, &key, Family::OpenAi, &model.name).await?;
-    let stream = method == reqwest::Method::GET && tail.is_empty() && asks_stream(req.uri());
+    let stream =
+        method == reqwest::Method::GET && tail.is_empty() && query_has(req.uri(), "stream=true");
     let suffix = match req.uri().query() {
         Some(q) if !q.is_empty() => format!("/{id}{tail}?{q}"),
         _ => format!("/{id}{tail}"),

@@ -52,3 +52,10 @@ pub struct Route {
     /// Handles for answers no credential gave (credential_id empty).
     pub metrics: Arc<EntryMetrics>,
 }
+
+impl Route {
+    /// Whether an entry names the model otherwise (so the body is rewritten per entry).
+    pub fn renames(&self) -> bool {
+        self.entries.iter().any(|e| e.upstream_model.is_some())
+    }
+}

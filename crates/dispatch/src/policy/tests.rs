@@ -1,7 +1,8 @@
 //! The policy's rules against every address form: tables of known addresses and property
 //! tests that an embedded IPv4 address is judged like the address itself. Pure: the policy is
 //! a function of the address, and nothing here opens a socket, resolves a name or sends a
-//! request (the end-to-end refusal runs in a private network namespace, `tests/it/netns.rs`).
+//! request (the end-to-end refusal runs in a private network namespace,
+//! `crates/dispatch/tests/it/netns.rs`).
 
 use super::ranges::embedded_ipv4;
 use super::*;

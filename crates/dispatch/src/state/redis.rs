@@ -222,23 +222,25 @@ impl RedisState {
         invocation: redis::ScriptInvocation<'_>,
     ) -> Option<T> {
         let mut conn = self.connection()?;
-        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.down(what, &e);
-                None
-            }
-            Err(_) => {
-                self.down(what, &"timed out");
-                None
-            }
-        }
+        let answer =
+            tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;
+        self.settled(what, answer)
     }
 
     /// Runs one command; `None` (and the switch to in-process state) when Redis does not answer.
     async fn command<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
         let mut conn = self.connection()?;
-        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+        let answer = tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await;
+        self.settled(what, answer)
+    }
+
+    /// The value of a timed Redis call, or `None` after noting that Redis stopped answering.
+    fn settled<T>(
+        &self,
+        what: &str,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match answer {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 self.down(what, &e);
