@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod license;
+pub mod lifecycle;
 pub mod observe;
 pub mod responses;
 pub mod routes;

@@ -109,12 +109,14 @@ impl Application {
             None => AnyState::Memory(MemoryState::default()),
         });
 
+        let (changes, changed) = tokio::sync::mpsc::channel(crate::lifecycle::CHANGES_QUEUE);
         let engine = Engine::new(
             upstream.clone(),
             dispatch_state,
             Arc::new(SystemClock),
             settings,
-        );
+        )
+        .with_changes(changes);
         let metrics = crate::observe::recorder()?;
         let keys = rotor_storage::api_keys::all_live(&db)
             .await
@@ -133,6 +135,8 @@ impl Application {
         state.gateway().load_keys(keys);
         crate::sync::spawn_listener(state.clone());
         crate::observe::spawn_sweeper(state.clone());
+        crate::lifecycle::spawn_auditor(state.clone(), changed);
+        crate::lifecycle::spawn_probes(state.clone());
 
         Ok(Self { listener, state })
     }

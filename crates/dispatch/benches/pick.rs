@@ -6,9 +6,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rotor_dispatch::balancer::Rotation;
-use rotor_dispatch::cooldown::Reason;
+use rotor_dispatch::lifecycle::{Classified, Trigger};
 use rotor_dispatch::state::memory::MemoryState;
-use rotor_dispatch::state::{Candidate, Cooldown, PickRequest, PoolKey, StateBackend};
+use rotor_dispatch::state::{Candidate, PickRequest, PoolKey, Report, StateBackend};
 use uuid::Uuid;
 
 fn pool() -> (PoolKey, Vec<Candidate>) {
@@ -32,14 +32,20 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    let limited = Classified {
+        trigger: Trigger::RateLimited,
+        reset: None,
+        status: Some(429),
+        code: None,
+    };
     for cooled in [&candidates[3], &candidates[11]] {
-        let cd = Cooldown {
-            until_ms: now + 60_000,
-            reason: Reason::RateLimited,
-            status: Some(429),
-            at_ms: now,
+        let report = Report {
+            answer: &limited,
+            cooldown_seconds: 60,
+            quota_cooldown_seconds: 3600,
+            now_ms: now,
         };
-        rt.block_on(state.cool(key, cooled.credential, cd));
+        rt.block_on(state.record(key, cooled.credential, report));
     }
     c.bench_function("pick: in-process state, pool of 16, 2 cooling", |b| {
         b.iter(|| {
@@ -47,8 +53,11 @@ fn bench(c: &mut Criterion) {
                 pool: key,
                 signature: 7,
                 candidates: &candidates,
+                limits: &[],
                 tried: &[],
                 now_ms: now,
+                sticky: None,
+                trial_lease_ms: 300_000,
             })))
         })
     });

@@ -1,8 +1,6 @@
-//! When a credential leaves the rotation, and for how long: 429 →
-//! `max(cooldown_seconds, reset)` where the reset comes from `Retry-After` (seconds or an HTTP
-//! date), `retry-after-ms`, or OpenAI's `x-ratelimit-reset-requests`/`-tokens` (`6m0s`,
-//! `20ms`), capped at an hour; 401/403 → `cooldown_seconds`; 5xx, 529, connect errors and
-//! timeouts → 10 s; anything else → none.
+//! How long a rate-limited credential rests: the reset a provider announces in `Retry-After`
+//! (seconds or an HTTP date), `retry-after-ms`, or OpenAI's `x-ratelimit-reset-requests`/
+//! `-tokens` (`6m0s`, `20ms`), capped at an hour (§5.4); and the first transient cooldown.
 
 use reqwest::header::HeaderMap;
 use std::time::{Duration, SystemTime};
@@ -11,75 +9,6 @@ use std::time::{Duration, SystemTime};
 pub const MAX_RESET: Duration = Duration::from_secs(3600);
 /// Cooldown after a server error, connect error, timeout or broken stream.
 pub const TRANSIENT: Duration = Duration::from_secs(10);
-
-/// Why a credential is cooling down (a metric label and part of the status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// 429.
-    RateLimited,
-    /// 401 or 403: the key is likely revoked.
-    Rejected,
-    /// 5xx or 529.
-    UpstreamError,
-    /// No connection.
-    Unreachable,
-    /// No first byte in time.
-    Timeout,
-    /// The stream broke after it started.
-    StreamError,
-}
-
-impl Reason {
-    /// Every reason, in declaration order (the order of a series' cooldown counters).
-    pub const ALL: [Reason; 6] = [
-        Reason::RateLimited,
-        Reason::Rejected,
-        Reason::UpstreamError,
-        Reason::Unreachable,
-        Reason::Timeout,
-        Reason::StreamError,
-    ];
-
-    /// Stable label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Reason::RateLimited => "rate_limited",
-            Reason::Rejected => "rejected",
-            Reason::UpstreamError => "upstream_error",
-            Reason::Unreachable => "unreachable",
-            Reason::Timeout => "timeout",
-            Reason::StreamError => "stream_error",
-        }
-    }
-
-    /// The reason whose label is `label`.
-    pub fn from_label(label: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == label)
-    }
-
-    /// Its position in [`Reason::ALL`].
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// The cooldown an upstream answer calls for, if any.
-pub fn for_status(
-    status: u16,
-    headers: &HeaderMap,
-    cooldown_seconds: u32,
-) -> Option<(Duration, Reason)> {
-    let configured = Duration::from_secs(u64::from(cooldown_seconds));
-    match status {
-        429 => {
-            let reset = reset_from_headers(headers, SystemTime::now()).unwrap_or_default();
-            Some((configured.max(reset), Reason::RateLimited))
-        }
-        401 | 403 => Some((configured, Reason::Rejected)),
-        500 | 502 | 503 | 504 | 529 => Some((TRANSIENT, Reason::UpstreamError)),
-        _ => None,
-    }
-}
 
 /// The longest reset any of the provider's headers announces, capped at [`MAX_RESET`].
 pub fn reset_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
@@ -208,41 +137,5 @@ mod tests {
         );
 
         assert_eq!(parse_go_duration("x"), None);
-    }
-
-    #[test]
-    fn triggers_and_durations() {
-        let none = HeaderMap::new();
-        assert_eq!(
-            for_status(429, &none, 60),
-            Some((Duration::from_secs(60), Reason::RateLimited))
-        );
-        assert_eq!(
-            for_status(429, &headers(&[("retry-after", "300")]), 60),
-            Some((Duration::from_secs(300), Reason::RateLimited))
-        );
-        assert_eq!(
-            for_status(429, &headers(&[("retry-after", "5")]), 60),
-            Some((Duration::from_secs(60), Reason::RateLimited))
-        );
-        assert_eq!(
-            for_status(401, &none, 60),
-            Some((Duration::from_secs(60), Reason::Rejected))
-        );
-        assert_eq!(
-            for_status(529, &none, 60),
-            Some((TRANSIENT, Reason::UpstreamError))
-        );
-        assert_eq!(for_status(400, &none, 60), None);
-        assert_eq!(for_status(404, &none, 60), None);
-    }
-
-    #[test]
-    fn every_reason_sits_at_its_index_and_parses_back_from_its_label() {
-        for (i, r) in Reason::ALL.into_iter().enumerate() {
-            assert_eq!(r.index(), i, "{r:?}");
-            assert_eq!(Reason::from_label(r.as_str()), Some(r));
-        }
-        assert_eq!(Reason::from_label("nonsense"), None);
     }
 }

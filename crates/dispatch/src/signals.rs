@@ -3,35 +3,10 @@
 //! and `API_KEY_INVALID` in the error body, the `-remaining: 0` limits of any answer, the
 //! quota-exhaustion bodies of every family (§14) and the upstream's own error code.
 
-use crate::cooldown::{self, Reason, MAX_RESET};
+use crate::cooldown::{self, MAX_RESET};
 use crate::target::Family;
 use reqwest::header::HeaderMap;
 use std::time::{Duration, SystemTime};
-
-/// The statuses whose body can change what an answer means (read before deciding).
-pub fn body_matters(family: Family, status: u16) -> bool {
-    family == Family::Gemini && matches!(status, 400 | 429)
-}
-
-/// The cooldown an upstream answer of `family` calls for, if any; `body` is the error body
-/// when [`body_matters`], else empty.
-pub fn for_answer(
-    family: Family,
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    cooldown_seconds: u32,
-) -> Option<(Duration, Reason)> {
-    let configured = Duration::from_secs(u64::from(cooldown_seconds));
-    match (family, status) {
-        (_, 429) => {
-            let reset = reset_of(family, headers, body, SystemTime::now()).unwrap_or_default();
-            Some((configured.max(reset), Reason::RateLimited))
-        }
-        _ if rejects_key(family, status, body) => Some((configured, Reason::Rejected)),
-        _ => cooldown::for_status(status, headers, cooldown_seconds),
-    }
-}
 
 /// The longest reset a 429 of `family` announces (headers, and Gemini's `RetryInfo` in the
 /// body), capped at [`MAX_RESET`]: the cooldown is `max(cooldown_seconds, this)`.
@@ -243,7 +218,6 @@ fn gemini_reason(body: &[u8], reason: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cooldown::TRANSIENT;
     use reqwest::header::{HeaderName, HeaderValue};
 
     fn headers(pairs: &[(&str, String)]) -> HeaderMap {
@@ -266,16 +240,10 @@ mod tests {
             ("anthropic-ratelimit-tokens-remaining", "5000".into()),
             ("anthropic-ratelimit-tokens-reset", at(900)),
         ]);
-        let (d, reason) = for_answer(Family::Anthropic, 429, &h, b"", 60).unwrap();
-        assert_eq!(reason, Reason::RateLimited);
+        let d = reset_of(Family::Anthropic, &h, b"", SystemTime::now()).unwrap();
         assert!((115..=120).contains(&d.as_secs()), "{d:?}");
-        // The same headers mean nothing to another family; the configured cooldown holds.
-        let (d, _) = for_answer(Family::OpenAi, 429, &h, b"", 60).unwrap();
-        assert_eq!(d.as_secs(), 60);
-        assert_eq!(
-            for_answer(Family::Anthropic, 529, &HeaderMap::new(), b"", 60),
-            Some((TRANSIENT, Reason::UpstreamError))
-        );
+        // The same headers mean nothing to another family.
+        assert_eq!(reset_of(Family::OpenAi, &h, b"", SystemTime::now()), None);
     }
 
     #[test]
@@ -283,29 +251,16 @@ mod tests {
         let body = br#"{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED",
             "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
                         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "237s"}]}}"#;
-        assert!(body_matters(Family::Gemini, 429));
-        let (d, reason) = for_answer(Family::Gemini, 429, &HeaderMap::new(), body, 60).unwrap();
-        assert_eq!((d.as_secs(), reason), (237, Reason::RateLimited));
+        let d = reset_of(Family::Gemini, &HeaderMap::new(), body, SystemTime::now()).unwrap();
+        assert_eq!(d.as_secs(), 237);
         let invalid = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
             "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}"#;
-        assert_eq!(
-            for_answer(Family::Gemini, 400, &HeaderMap::new(), invalid, 60),
-            Some((Duration::from_secs(60), Reason::Rejected))
-        );
+        assert!(rejects_key(Family::Gemini, 400, invalid));
         let other =
             br#"{"error": {"code": 400, "message": "bad request", "status": "INVALID_ARGUMENT"}}"#;
-        assert_eq!(
-            for_answer(Family::Gemini, 400, &HeaderMap::new(), other, 60),
-            None
-        );
-        assert_eq!(
-            for_answer(Family::Gemini, 400, &HeaderMap::new(), b"not json", 60),
-            None
-        );
-        assert_eq!(
-            for_answer(Family::Gemini, 503, &HeaderMap::new(), b"", 60),
-            Some((TRANSIENT, Reason::UpstreamError))
-        );
+        assert!(!rejects_key(Family::Gemini, 400, other));
+        assert!(!rejects_key(Family::Gemini, 400, b"not json"));
+        assert!(rejects_key(Family::OpenAi, 401, b""));
     }
 }

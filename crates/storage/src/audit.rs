@@ -60,6 +60,13 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+/// Records an event that belongs to no write (what dispatch observed: a credential's state
+/// changed), on a connection of its own.
+pub async fn record_alone(pool: &PgPool, event: NewEvent<'_>) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    record(&mut conn, event).await
+}
+
 /// Records an event on the caller's connection (normally inside the write's transaction).
 pub async fn record(conn: &mut PgConnection, event: NewEvent<'_>) -> Result<()> {
     sqlx::query(

@@ -121,6 +121,10 @@ pub struct Config {
     /// Longest pause between stream chunks, seconds.
     #[arg(long, env = "ROTOR_STREAM_IDLE_TIMEOUT", default_value = "60", value_parser = Trim(parse::seconds))]
     pub stream_idle_timeout: Duration,
+    /// How often rejected and quota-exhausted credentials are probed (the model list), seconds;
+    /// one replica at a time.
+    #[arg(long, env = "ROTOR_PROBE_INTERVAL", default_value = "300", value_parser = Trim(parse::seconds))]
+    pub probe_interval: Duration,
     /// Largest gateway body (bytes, or with KiB/MiB/GiB).
     #[arg(long, env = "ROTOR_GATEWAY_MAX_BODY", default_value = "32MiB", value_parser = Trim(parse::gateway_size))]
     pub gateway_max_body: usize,

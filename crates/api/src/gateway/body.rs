@@ -194,6 +194,27 @@ impl Scanned<'_> {
             .and_then(|(_, v)| serde_json::from_str(v.get()).ok())
     }
 
+    /// The affinity key the body names (§14): OpenAI's `prompt_cache_key`, else `user`, else
+    /// Anthropic's `metadata.user_id`; hashed (an empty string names nothing).
+    pub fn affinity(&self) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            user_id: Option<String>,
+        }
+        let named = ["prompt_cache_key", "user"]
+            .into_iter()
+            .find_map(|name| self.string(name).filter(|s| !s.is_empty()));
+        let key = match named {
+            Some(key) => key,
+            None => {
+                let (_, meta) = self.fields.iter().find(|(key, _)| key.0 == "metadata")?;
+                let meta: Metadata = serde_json::from_str(meta.get()).ok()?;
+                meta.user_id.filter(|s| !s.is_empty())?
+            }
+        };
+        Some(rotor_dispatch::state::affinity_hash(key.as_bytes()))
+    }
+
     /// The body again, every top-level value as sent, `model` replaced by `upstream_model`.
     pub fn rewrite(&self, upstream_model: &str, size_hint: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(size_hint + upstream_model.len() + 16);
@@ -225,6 +246,28 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rotor_dispatch::state::affinity_hash;
+
+    #[test]
+    fn the_affinity_key_comes_from_the_first_field_that_names_one() {
+        let key = |body: &str| scan(body.as_bytes()).unwrap().affinity();
+        let h = |s: &str| Some(affinity_hash(s.as_bytes()));
+        assert_eq!(
+            key(r#"{"model":"m","prompt_cache_key":"p","user":"u"}"#),
+            h("p")
+        );
+        assert_eq!(
+            key(r#"{"model":"m","user":"u","metadata":{"user_id":"x"}}"#),
+            h("u")
+        );
+        assert_eq!(
+            key(r#"{"model":"m","prompt_cache_key":"","metadata":{"user_id":"x"}}"#),
+            h("x")
+        );
+        assert_eq!(key(r#"{"model":"m","metadata":{"user_id":7}}"#), None);
+        assert_eq!(key(r#"{"model":"m","user":{"id":"u"}}"#), None);
+        assert_eq!(key(r#"{"model":"m"}"#), None);
+    }
 
     fn rewritten(body: &str, to: &str) -> serde_json::Value {
         let s = scan(body.as_bytes()).unwrap();

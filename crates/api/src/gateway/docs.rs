@@ -51,7 +51,7 @@ type Documented = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
 /// The error answers of a proxied endpoint, with bodies of the schema `schema`.
 fn proxy_errors(schema: &str) -> Documented {
     let mut answers = proxy_answers(schema);
-    answers.insert("502".to_owned(), upstream(schema, "upstream_unavailable, upstream_credential_rejected, upstream_address_blocked or upstream_response_too_large"));
+    answers.insert("502".to_owned(), upstream(schema, "upstream_unavailable, upstream_credential_rejected, all_credentials_rejected, upstream_address_blocked or upstream_response_too_large"));
     answers
 }
 
@@ -71,7 +71,7 @@ fn proxy_answers(schema: &str) -> Documented {
             NOT_ALLOWED,
             NOT_FOUND,
             (413, "payload_too_large"),
-            (429, "all_credentials_cooling_down (Retry-After), or the provider's 429"),
+            (429, "all_credentials_cooling_down or all_credentials_at_capacity (Retry-After), or the provider's 429"),
             (500, "credential_unreadable (no credential of the model can be decrypted)"),
             (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
             (504, "upstream_timeout"),
@@ -111,7 +111,7 @@ impl utoipa::IntoResponses for GeminiStreamErrors {
     fn responses() -> Documented {
         let schema = GeminiError::name();
         let mut answers = proxy_answers(&schema);
-        answers.insert("502".to_owned(), upstream(&schema, "upstream_unavailable, upstream_credential_rejected or upstream_address_blocked (a stream that grows too large is cut with an error event)"));
+        answers.insert("502".to_owned(), upstream(&schema, "upstream_unavailable, upstream_credential_rejected, all_credentials_rejected or upstream_address_blocked (a stream that grows too large is cut with an error event)"));
         answers
     }
 }

@@ -112,6 +112,15 @@ impl GatewayError {
                     .retry_after(retry_after_s),
                 AnswerClass::RateLimited,
             ),
+            Failure::AllAtCapacity { retry_after_s } => (
+                Self::new(S::TOO_MANY_REQUESTS, "all_credentials_at_capacity", format!("every credential of `{model}` has reached its requests or tokens per minute; retry in {retry_after_s} s"))
+                    .retry_after(retry_after_s),
+                AnswerClass::RateLimited,
+            ),
+            Failure::AllRejected => (
+                Self::new(S::BAD_GATEWAY, "all_credentials_rejected", format!("the provider rejects every credential of `{model}`; an admin must replace or validate them")),
+                AnswerClass::UpstreamError,
+            ),
             Failure::CredentialRejected { credential_id } => (
                 Self::new(S::BAD_GATEWAY, "upstream_credential_rejected", format!("the provider rejected credential {credential_id}; an admin must replace it")),
                 AnswerClass::UpstreamError,

@@ -6,8 +6,8 @@
 use super::docs::{GeminiErrors, GeminiStreamErrors};
 use super::error::GatewayError;
 use super::Outbound;
+use super::{affinity_header, routed, send};
 use super::{answer, authenticate_in, body, body_refused, forwarded, query_has, read_body};
-use super::{routed, send};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -140,6 +140,7 @@ async fn front(
         .param("alt"));
     }
     let forward = forwarded(req.headers());
+    let affinity = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
     body::object(&raw).map_err(body_refused)?;
     let cached = routed(state, &key, Family::Gemini, model).await?;
@@ -162,6 +163,7 @@ async fn front(
         rebody: renamed.then_some(&rename as &(dyn Fn(&str) -> Bytes + Sync)),
         stream,
         pin: None,
+        affinity,
     };
     Ok(send(state, &cached, out, started).await)
 }

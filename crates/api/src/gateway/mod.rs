@@ -72,6 +72,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-rotor-attempts");
 const CREDENTIAL: HeaderName = HeaderName::from_static("x-rotor-credential-id");
 const OVERHEAD: HeaderName = HeaderName::from_static("x-rotor-overhead-ms");
+const AFFINITY: HeaderName = HeaderName::from_static("x-rotor-affinity");
+const AFFINITY_HIT: HeaderName = HeaderName::from_static("x-rotor-affinity-hit");
 
 /// Whether the request's query holds `pair` (`alt=sse`, `stream=true`) as sent.
 fn query_has(uri: &Uri, pair: &str) -> bool {
@@ -282,6 +284,17 @@ struct Outbound<'a> {
     stream: bool,
     /// The only credential that may serve (a stored response's).
     pin: Option<uuid::Uuid>,
+    /// The request's affinity key, hashed (only sticky routes use it).
+    affinity: Option<u64>,
+}
+
+/// The affinity key a client names in `x-rotor-affinity` (first in precedence), hashed.
+pub(crate) fn affinity_header(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(AFFINITY)
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.is_empty())
+        .map(rotor_dispatch::state::affinity_hash)
 }
 
 /// Dispatches `out` over the route's pool and answers what came back (or why nothing did)
@@ -309,9 +322,11 @@ async fn send(
             stream: out.stream,
             started,
             pin: out.pin,
+            affinity: out.affinity,
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
+    let sticky = balanced && route.affinity_ttl_ms.is_some() && out.pin.is_none();
     let mut response = match outcome.result {
         Ok(relay) => relayed(relay, out.stream, family),
         Err(failure) => {
@@ -321,6 +336,13 @@ async fn send(
         }
     };
     response.headers_mut().insert(ATTEMPTS, attempts);
+    if sticky {
+        let hit = HeaderValue::from_static(match outcome.affinity_hit {
+            Some(true) => "true",
+            _ => "false",
+        });
+        response.headers_mut().insert(AFFINITY_HIT, hit);
+    }
     let overhead = started.elapsed().saturating_sub(outcome.upstream_time);
     route.metrics.overhead(overhead.as_secs_f64());
     set_overhead(&mut response, overhead);
@@ -347,11 +369,16 @@ async fn proxy_json(
 ) -> Result<Response, GatewayError> {
     let key = authenticate_in(state, endpoint.family(), req.headers(), req.uri())?;
     let forward = forwarded(req.headers());
+    let named = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
     let scanned = body::scan(&raw).map_err(body_refused)?;
     let cached = routed(state, &key, endpoint.family(), &scanned.model).await?;
     let route = &cached.route;
     let stream = scanned.stream;
+    let affinity = match route.affinity_ttl_ms {
+        Some(_) => named.or_else(|| scanned.affinity()),
+        None => None,
+    };
     let body = Bytes::from(scanned.rewrite(&route.upstream_model, raw.len()));
     // The request's bytes are freed before the upstream call, unless an entry of the pool
     // names the model otherwise and needs its own rewrite.
@@ -375,6 +402,7 @@ async fn proxy_json(
         rebody,
         stream,
         pin: None,
+        affinity,
     };
     Ok(send(state, &cached, out, started).await)
 }

@@ -4,7 +4,8 @@
 use super::docs::ProxyErrors;
 use super::error::GatewayError;
 use super::Outbound;
-use super::{answer, authenticate_in, forwarded, multipart, proxy, read_body, routed, send};
+use super::{affinity_header, answer, authenticate_in, forwarded, multipart, proxy, read_body};
+use super::{routed, send};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -111,6 +112,7 @@ async fn form_front(
 ) -> Result<Response, GatewayError> {
     let key = authenticate_in(state, Family::OpenAi, req.headers(), req.uri())?;
     let mut forward = forwarded(req.headers());
+    let named = affinity_header(req.headers());
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
     let raw = read_body(state, req).await?;
     let refused = |e: multipart::FormError| {
@@ -142,6 +144,7 @@ async fn form_front(
         rebody: renamed.then_some(&rename as &(dyn Fn(&str) -> Bytes + Sync)),
         stream: form.stream,
         pin: None,
+        affinity: named,
     };
     Ok(send(state, &cached, out, started).await)
 }

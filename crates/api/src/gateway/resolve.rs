@@ -5,10 +5,11 @@
 use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
 use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
+use rotor_dispatch::lifecycle::Limits;
 use rotor_dispatch::state::PoolKey;
 use rotor_dispatch::target::{ModelTarget, Target};
 use rotor_storage::credentials::Credential;
-use rotor_storage::{CredentialId, WorkspaceId};
+use rotor_storage::{Affinity, CredentialId, WorkspaceId};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub async fn resolve(
     );
     wanted.sort();
     wanted.dedup();
-    let mut targets: HashMap<CredentialId, Target> = HashMap::new();
+    let mut targets: HashMap<CredentialId, (Target, u32)> = HashMap::new();
     for id in wanted {
         let credential: Credential =
             match rotor_storage::credentials::get(db, state.keyring(), ws, id).await {
@@ -48,7 +49,9 @@ pub async fn resolve(
             };
         match crate::targets::target(&credential) {
             Some(t) => {
-                targets.insert(id, t);
+                let quota = u32::try_from(credential.quota_cooldown_seconds)
+                    .unwrap_or(rotor_dispatch::lifecycle::DEFAULT_QUOTA_COOLDOWN_S);
+                targets.insert(id, (t, quota));
             }
             None => {
                 tracing::error!(workspace_id = %workspace, credential_id = %id, "credential cannot be decrypted; skipped by dispatch");
@@ -66,9 +69,9 @@ pub async fn resolve(
     // Each (credential, model name) gets its URLs built here, once for the route.
     let mut model_targets: HashMap<(CredentialId, Option<String>), Arc<ModelTarget>> =
         HashMap::new();
-    let mut entry = |credential_id: CredentialId, weight: i32, name: Option<&str>| {
+    let mut entry = |credential_id: CredentialId, weight: i32, name: Option<&str>, limits| {
         let name = name.filter(|n| *n != m.upstream_model);
-        let target = targets.get(&credential_id)?;
+        let (target, quota_cooldown_seconds) = targets.get(&credential_id)?;
         let target = model_targets
             .entry((credential_id, name.map(str::to_owned)))
             .or_insert_with(|| {
@@ -81,6 +84,8 @@ pub async fn resolve(
             weight: u32::try_from(weight).unwrap_or(1).max(1),
             target,
             upstream_model: name.map(Arc::from),
+            limits,
+            quota_cooldown_seconds: *quota_cooldown_seconds,
             metrics: entry_metrics
                 .entry(credential_id)
                 .or_insert_with(|| {
@@ -100,14 +105,18 @@ pub async fn resolve(
         .filter(|e| e.enabled)
         .filter_map(|e| {
             let credential = e.credential_id.unwrap_or(m.credential_id);
-            entry(credential, e.weight, e.upstream_model.as_deref())
+            let limits = Limits {
+                rpm: e.rpm.and_then(|r| u32::try_from(r).ok()),
+                tpm: e.tpm.and_then(|t| u64::try_from(t).ok()),
+            };
+            entry(credential, e.weight, e.upstream_model.as_deref(), limits)
         })
         .collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     config.version.hash(&mut hasher);
     m.credential_id.hash(&mut hasher);
     for e in &entries {
-        (e.credential_id, e.weight, &e.upstream_model).hash(&mut hasher);
+        (e.credential_id, e.weight, &e.upstream_model, e.limits).hash(&mut hasher);
     }
     let route = Route {
         pool: PoolKey {
@@ -118,11 +127,13 @@ pub async fn resolve(
         family: crate::targets::family_of(&m.provider),
         upstream_model: m.upstream_model.clone(),
         pool_ready: config.enabled && config.distinct_enabled() >= 2,
-        default: entry(m.credential_id, 1, None),
+        default: entry(m.credential_id, 1, None, Limits::default()),
         entries,
         cooldown_seconds: u32::try_from(config.cooldown_seconds).unwrap_or(60),
         max_attempts: u32::try_from(config.max_attempts).unwrap_or(3),
         max_wait_ms: u32::try_from(config.max_wait_ms).unwrap_or(0),
+        affinity_ttl_ms: (config.affinity == Affinity::Session)
+            .then(|| u64::try_from(config.affinity_ttl_seconds).unwrap_or(300) * 1000),
         signature: hasher.finish(),
         metrics: Arc::new(EntryMetrics::new(state.series(), workspace, &m.name, None)),
     };

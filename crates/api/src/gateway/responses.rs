@@ -5,8 +5,8 @@
 
 use super::docs::{ResponsesErrors, StoredErrors};
 use super::error::GatewayError;
+use super::{affinity_header, routed, send};
 use super::{answer, authenticate_in, body, body_refused, forwarded, query_has, read_body};
-use super::{routed, send};
 use super::{Outbound, CREDENTIAL};
 use crate::state::AppState;
 use axum::body::Body;
@@ -92,10 +92,15 @@ async fn create_front(
 ) -> Result<Response, GatewayError> {
     let key = authenticate_in(state, Family::OpenAi, req.headers(), req.uri())?;
     let forward = forwarded(req.headers());
+    let named = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
     let scanned = body::scan(&raw).map_err(body_refused)?;
     let cached = routed(state, &key, Family::OpenAi, &scanned.model).await?;
     let route = &cached.route;
+    let affinity = match route.affinity_ttl_ms {
+        Some(_) => named.or_else(|| scanned.affinity()),
+        None => None,
+    };
     // A continuation goes where the response it continues lives (an id Rotor never relayed
     // is the provider's to judge, on whichever credential serves).
     let pin = match scanned.string("previous_response_id") {
@@ -119,6 +124,7 @@ async fn create_front(
         rebody: renamed.then_some(&rename as &(dyn Fn(&str) -> Bytes + Sync)),
         stream,
         pin,
+        affinity,
     };
     let response = send(state, &cached, out, started).await;
     let model = route.pool.model;
@@ -306,6 +312,7 @@ async fn stored_front(
         rebody: None,
         stream,
         pin: Some(binding.credential),
+        affinity: None,
     };
     let response = send(state, &cached, out, started).await;
     if deleting && response.status().is_success() {

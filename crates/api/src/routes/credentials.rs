@@ -3,18 +3,22 @@
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, FieldErrors, List, ListQuery, Manager, Member, PathId, TargetJson};
+use crate::lifecycle::{self, Recovery};
 use crate::responses::{Authed, Body, Managers, Paged, Scoped};
+use crate::routes::load_balancing::{at_ms, LastError};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use rotor_dispatch::client::Validation;
+use rotor_dispatch::lifecycle::CredentialRecord;
+use rotor_dispatch::state::StateBackend;
 use rotor_storage::credentials::{
     self, Credential, CredentialInput, CredentialPatch, DEFAULT_QUOTA_COOLDOWN_SECONDS,
     QUOTA_COOLDOWN_SECONDS,
 };
-use rotor_storage::{providers, CredentialId};
+use rotor_storage::{providers, CredentialId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -48,7 +52,7 @@ pub struct NewCredential {
     #[schema(example = "team-key-1", min_length = 1, max_length = 100)]
     pub name: String,
     /// Seconds the credential leaves every pool after a quota error, 60..=604800 (default
-    /// 3600). Stored and shown; enforced once dispatch tracks credential states.
+    /// 3600).
     #[schema(minimum = 60, maximum = 604800, example = 3600)]
     pub quota_cooldown_seconds: Option<i32>,
     /// Fields of the provider's credential schema.
@@ -86,23 +90,86 @@ pub struct CredentialView {
     /// Config with secrets masked (`sk-…abcd`, or `****` when short).
     #[schema(value_type = Object)]
     pub config: Map<String, Value>,
+    /// Its standing with the provider, in every pool (§14).
+    pub health: Health,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<&Credential> for CredentialView {
-    fn from(c: &Credential) -> Self {
+/// A credential's standing with its provider, the same on every replica.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `available`; `rejected` (the provider refuses the key: out of every pool until the
+    /// credential's config is changed, a validation succeeds or a probe does); or
+    /// `quota_exhausted` (its quota or credit is spent: out of every pool for
+    /// `quota_cooldown_seconds`, or until a probe succeeds).
+    #[schema(example = "available")]
+    pub state: &'static str,
+    /// Since when (the last change of the credential when it never left `available`).
+    pub since: DateTime<Utc>,
+    /// The error that put it in its state (kept once it recovered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+impl CredentialView {
+    fn of(c: &Credential, record: Option<&CredentialRecord>, now_ms: u64) -> Self {
+        let health = record.map(|r| r.health(now_ms));
+        let since = health
+            .as_ref()
+            .and_then(|h| h.since_ms)
+            .map_or(c.updated_at, at_ms);
+        let health = Health {
+            state: health.as_ref().map_or("available", |h| h.state.as_str()),
+            since,
+            last_error: health
+                .as_ref()
+                .and_then(|h| h.last_error.as_ref())
+                .map(LastError::from),
+        };
         CredentialView {
             id: c.id,
             provider: c.provider.clone(),
             name: c.name.clone(),
             quota_cooldown_seconds: c.quota_cooldown_seconds,
             config: c.masked_config(),
+            health,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
+    }
+}
+
+/// The views of `credentials` of `workspace`, each with its health.
+async fn views(
+    state: &AppState,
+    workspace: WorkspaceId,
+    credentials: &[Credential],
+) -> Vec<CredentialView> {
+    let ids: Vec<uuid::Uuid> = credentials.iter().map(|c| c.id.uuid()).collect();
+    let engine = state.engine();
+    let records = engine.state().credentials(workspace.uuid(), &ids).await;
+    let now_ms = engine.clock().now_ms();
+    credentials
+        .iter()
+        .map(|c| {
+            let record = records
+                .iter()
+                .find(|(id, _)| *id == c.id.uuid())
+                .map(|(_, r)| r);
+            CredentialView::of(c, record, now_ms)
+        })
+        .collect()
+}
+
+/// The view of one credential of `workspace`.
+async fn view(state: &AppState, workspace: WorkspaceId, credential: &Credential) -> CredentialView {
+    let mut all = views(state, workspace, std::slice::from_ref(credential)).await;
+    match all.pop() {
+        Some(v) => v,
+        None => CredentialView::of(credential, None, 0),
     }
 }
 
@@ -137,7 +204,7 @@ pub async fn list_credentials(
     .await?;
     let next = List::from(page);
     Ok(Json(List {
-        data: next.data.iter().map(CredentialView::from).collect(),
+        data: views(&state, member.workspace.id, &next.data).await,
         next_cursor: next.next_cursor,
     }))
 }
@@ -193,7 +260,8 @@ pub async fn create_credential(
     )
     .await?;
     state.committed(member.workspace.id).await;
-    Ok((StatusCode::CREATED, Json(CredentialView::from(&created))))
+    let view = view(&state, member.workspace.id, &created).await;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// One credential (secrets masked). 500 `credential_unreadable` if its secrets cannot be decrypted.
@@ -212,7 +280,7 @@ pub async fn get_credential(
     if !c.readable {
         return Err(rotor_storage::Error::Unreadable.into());
     }
-    Ok(Json(CredentialView::from(&c)))
+    Ok(Json(view(&state, member.workspace.id, &c).await))
 }
 
 /// Change a credential's name, quota cooldown or config (owners and admins).
@@ -251,7 +319,13 @@ pub async fn update_credential(
     )
     .await?;
     state.committed(member.workspace.id).await;
-    Ok(Json(CredentialView::from(&updated)))
+    if body.config.is_some() {
+        // A changed key is a new chance: the credential returns to every pool.
+        let (ws, id) = (member.workspace.id.uuid(), updated.id.uuid());
+        let actor = Some(member.user.id);
+        lifecycle::recover(&state, ws, id, actor, Recovery::Changed).await;
+    }
+    Ok(Json(view(&state, member.workspace.id, &updated).await))
 }
 
 /// Delete a credential (owners and admins): refused while a model uses it as its default.
@@ -289,6 +363,10 @@ pub async fn validate_credential(
         .ok_or_else(|| ApiError::from(rotor_storage::Error::Unreadable))?;
     let outcome = state.upstream().validate(&target, VALIDATE_TIMEOUT).await;
     tracing::info!(credential_id = %id, outcome = outcome.code().unwrap_or("valid"), "credential validated");
+    if outcome == Validation::Valid {
+        let (ws, actor) = (member.workspace.id.uuid(), Some(member.user.id));
+        lifecycle::recover(&state, ws, id.uuid(), actor, Recovery::Validated).await;
+    }
     Ok(Json(ValidationResult {
         valid: outcome == Validation::Valid,
         error: outcome.code(),

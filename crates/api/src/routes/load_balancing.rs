@@ -2,7 +2,7 @@
 //! with optional `If-Match`, and clear cooldowns. Switching off keeps every entry; any write
 //! that leaves the pool enabled needs the `load_balancing` feature. The lifecycle settings
 //! (`max_wait_ms`, `affinity`, `affinity_ttl_seconds`, entries' `rpm` and `tpm`) are stored
-//! and shown here; dispatch does not enforce them yet.
+//! and shown here with each entry's live status (§14).
 
 use crate::error::ApiResult;
 use crate::extract::{IfMatch, Manager, Member, PathId, TargetJson};
@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rotor_dispatch::state::{Cooldown, PoolKey, StateBackend};
+use rotor_dispatch::lifecycle::{self, CredentialRecord, EntryRecord, Limits};
+use rotor_dispatch::state::{PoolKey, StateBackend};
 use rotor_storage::load_balancing::{self as lb, Config, EntryInput, Write};
 
 use rotor_storage::{Affinity, CredentialId, EntryId, ModelId};
@@ -28,53 +29,68 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clear_cooldowns))
 }
 
-/// Live state of an entry's credential.
+/// Live state of an entry (§14), the same on every replica.
 #[derive(Serialize, ToSchema)]
 pub struct EntryStatus {
-    /// `available` or `cooling_down`.
+    /// `available`, `cooling_down`, `at_capacity`, `quota_exhausted` (its credential's quota
+    /// or credit is spent: every model) or `rejected` (the provider refuses its credential:
+    /// out of every pool until the credential is changed, validated or probed back).
     #[schema(example = "available")]
     pub state: &'static str,
-    /// Seconds until the credential is back in the rotation.
+    /// With `cooling_down`: `rate_limited` or `transient` (server errors, timeouts: tried
+    /// again by one half-open trial, then with a doubling backoff).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Seconds until the entry serves again by itself (0 when it serves, or never by itself).
     pub cooldown_remaining_s: u64,
-    /// The upstream error that last cooled this credential (kept after the cooldown ends).
+    /// The latest upstream error of the entry or its credential (kept after it recovers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Requests this minute (entries with `rpm` or `tpm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm_used: Option<u32>,
+    /// Tokens this minute (entries with `rpm` or `tpm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm_used: Option<u64>,
 }
 
-/// What last took a credential out of the rotation.
+/// The last upstream error an entry or credential got.
 #[derive(Serialize, ToSchema)]
 pub struct LastError {
-    /// The upstream HTTP status (null for connect errors and timeouts).
+    /// The upstream HTTP status (null for connect errors, timeouts and broken streams).
     pub status: Option<u16>,
-    /// `rate_limited`, `rejected`, `upstream_error`, `unreachable`, `timeout` or `stream_error`.
-    pub reason: &'static str,
+    /// The upstream's error code when its body has one (`insufficient_quota`,
+    /// `rate_limit_exceeded`), else null.
+    pub code: Option<String>,
     /// When it happened.
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-fn entry_status(cooldown: Option<&Cooldown>, now_ms: u64) -> EntryStatus {
-    let Some(cd) = cooldown else {
-        return EntryStatus {
-            state: "available",
-            cooldown_remaining_s: 0,
-            last_error: None,
-        };
-    };
-    let remaining_ms = cd.until_ms.saturating_sub(now_ms);
-    let at = chrono::DateTime::from_timestamp_millis(i64::try_from(cd.at_ms).unwrap_or(0))
-        .unwrap_or_default();
-    EntryStatus {
-        state: if remaining_ms > 0 {
-            "cooling_down"
-        } else {
-            "available"
-        },
-        cooldown_remaining_s: remaining_ms.div_ceil(1000),
-        last_error: Some(LastError {
-            status: cd.status,
-            reason: cd.reason.as_str(),
-            at,
-        }),
+impl From<&lifecycle::LastError> for LastError {
+    fn from(e: &lifecycle::LastError) -> Self {
+        Self {
+            status: e.status,
+            code: e.code.clone(),
+            at: at_ms(e.at_ms),
+        }
+    }
+}
+
+/// A time in ms since the epoch.
+pub fn at_ms(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0)).unwrap_or_default()
+}
+
+impl From<lifecycle::EntryStatus> for EntryStatus {
+    fn from(s: lifecycle::EntryStatus) -> Self {
+        Self {
+            state: s.state.as_str(),
+            reason: s.reason.map(lifecycle::CoolReason::as_str),
+            cooldown_remaining_s: s.cooldown_remaining_s,
+            last_error: s.last_error.as_ref().map(LastError::from),
+            rpm_used: s.rpm_used,
+            tpm_used: s.tpm_used,
+        }
     }
 }
 
@@ -196,9 +212,14 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
         workspace: member.workspace.id.uuid(),
         model: c.model_id.uuid(),
     };
-    let cooldowns = state.engine().state().cooldowns(pool).await;
-    let now_ms = state.engine().clock().now_ms();
     let default_credential = c.default_credential;
+    let credentials = pool_credentials(&c);
+    let dispatch = state.engine().state();
+    let book = dispatch.book(pool).await;
+    let records = dispatch.credentials(pool.workspace, &credentials).await;
+    let now_ms = state.engine().clock().now_ms();
+    let none_entry = EntryRecord::default();
+    let none_credential = CredentialRecord::default();
     let feature = state.has_load_balancing(member.workspace.plan);
     let reason = c.reason(feature);
     let version = c.version;
@@ -224,10 +245,19 @@ async fn view(state: &AppState, member: &Member<impl Sized>, c: Config) -> Respo
                 upstream_model: e.upstream_model,
                 rpm: e.rpm,
                 tpm: e.tpm,
-                status: entry_status(
-                    cooldowns.get(&e.credential_id.unwrap_or(default_credential).uuid()),
-                    now_ms,
-                ),
+                status: {
+                    let credential = e.credential_id.unwrap_or(default_credential).uuid();
+                    let limits = Limits {
+                        rpm: e.rpm.and_then(|r| u32::try_from(r).ok()),
+                        tpm: e.tpm.and_then(|t| u64::try_from(t).ok()),
+                    };
+                    let record = records
+                        .iter()
+                        .find(|(id, _)| *id == credential)
+                        .map_or(&none_credential, |(_, r)| r);
+                    let entry = book.get(credential).unwrap_or(&none_entry);
+                    lifecycle::EntryStatus::of(entry, record, limits, now_ms).into()
+                },
             })
             .collect(),
     };
@@ -343,7 +373,9 @@ async fn save(
     Ok(view(state, member, config).await)
 }
 
-/// Put every credential of the model back in the rotation (owners and admins).
+/// Put every credential of the model back in the rotation (owners and admins): ends cooling
+/// down, half-open backoff, at capacity, and the spent quota of the pool's credentials (an
+/// admin who topped up credit); never `rejected` (change or validate the credential).
 #[utoipa::path(delete, path = "/workspaces/{ws}/models/{id}/load-balancing/cooldowns", tag = "load-balancing", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")), responses(
     (status = 204, description = "cleared"),
@@ -354,17 +386,38 @@ pub async fn clear_cooldowns(
     member: Member<Manager>,
     PathId(id): PathId<ModelId>,
 ) -> ApiResult<StatusCode> {
+    let config = lb::get(state.db(), member.workspace.id, id).await?;
     lb::record_cooldowns_cleared(state.db(), member.workspace.id, id, member.user.id).await?;
-    state
-        .engine()
+    let pool = PoolKey {
+        workspace: member.workspace.id.uuid(),
+        model: id.uuid(),
+    };
+    let engine = state.engine();
+    let now_ms = engine.clock().now_ms();
+    let recovered = engine
         .state()
-        .clear(PoolKey {
-            workspace: member.workspace.id.uuid(),
-            model: id.uuid(),
-        })
+        .reset(pool, &pool_credentials(&config), now_ms)
         .await;
+    for credential in recovered {
+        let actor = Some(member.user.id);
+        let by = crate::lifecycle::Recovery::Reset;
+        crate::lifecycle::recovered(&state, pool.workspace, credential, actor, by).await;
+    }
     state.committed(member.workspace.id).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every credential the pool's entries and the model's default name, once each.
+fn pool_credentials(c: &Config) -> Vec<uuid::Uuid> {
+    let mut ids: Vec<uuid::Uuid> = c
+        .entries
+        .iter()
+        .map(|e| e.credential_id.unwrap_or(c.default_credential).uuid())
+        .chain([c.default_credential.uuid()])
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// `{enabled, effective}` of a model's config, for model answers.

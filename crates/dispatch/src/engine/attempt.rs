@@ -6,14 +6,13 @@ use super::cooling::Cooled;
 use super::relay::{read_bounded, read_limited, Bounded, Relay, RelayBody};
 use super::{Call, Engine, Failure, Outcome, RouteEntry};
 use crate::client::Upstream;
-use crate::cooldown::{Reason, TRANSIENT};
+use crate::lifecycle::{self, Trigger};
 use crate::series::AnswerClass;
-use crate::signals;
 use crate::state::StateBackend;
 use crate::usage;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Largest error body kept from a failed attempt (to relay if it is the last).
 const MAX_ERROR_BODY: usize = 256 * 1024;
@@ -31,6 +30,8 @@ pub(super) enum Step {
 pub(super) struct Tally {
     attempts: u32,
     upstream_time: Duration,
+    /// Whether the serving credential was the affinity key's (sticky routes only).
+    pub affinity_hit: Option<bool>,
 }
 
 impl Tally {
@@ -45,28 +46,35 @@ impl Tally {
             result,
             attempts: self.attempts,
             upstream_time: self.upstream_time,
+            affinity_hit: self.affinity_hit,
         }
     }
 }
 
 impl<S: StateBackend> Engine<S> {
-    /// Counts a call that brought no answer, cools its credential as `verdict` says, and
-    /// moves on.
-    async fn failed(&self, call: &Call<'_>, entry: &RouteEntry, verdict: Verdict) -> Step {
+    /// Counts a call that brought no answer, records it as `verdict` says, and moves on.
+    async fn failed(
+        &self,
+        call: &Call<'_>,
+        entry: &RouteEntry,
+        trial: bool,
+        verdict: Verdict,
+    ) -> Step {
         entry.metrics.attempt(verdict.class);
-        if let Some(trigger) = verdict.cooldown {
-            self.cooling
-                .cool(Cooled::of(call, entry), trigger, None)
-                .await;
+        if verdict.transient {
+            let who = Cooled::of(call, entry, trial);
+            self.cooling.report(who, &lifecycle::transport()).await;
         }
         Step::Next(Err(verdict.failure))
     }
 
-    /// Calls `entry`'s provider once, within `remaining` of the request's `deadline`.
+    /// Calls `entry`'s provider once, within `remaining` of the request's `deadline`; `trial`:
+    /// the request is the entry's half-open trial.
     pub(super) async fn attempt(
         &self,
         call: &Call<'_>,
         entry: &RouteEntry,
+        trial: bool,
         deadline: Instant,
         remaining: Duration,
         tally: &mut Tally,
@@ -105,21 +113,23 @@ impl<S: StateBackend> Engine<S> {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let verdict = Verdict::of(Upstream::classify(&e));
-                let step = self.failed(call, entry, verdict).await;
+                let step = self.failed(call, entry, trial, verdict).await;
                 tracing::warn!(%credential_id, outcome = verdict.class.as_str(), "upstream call failed");
                 return step;
             }
-            Err(_) => return self.failed(call, entry, Verdict::TIMEOUT).await,
+            Err(_) => return self.failed(call, entry, trial, Verdict::TIMEOUT).await,
         };
-        self.answered(call, entry, response, deadline, tally).await
+        self.answered(call, entry, trial, response, deadline, tally)
+            .await
     }
 
     /// What the provider's answer to one attempt means: relayed, kept in case no later
-    /// attempt does better (a cooldown trigger), or refused as too large.
+    /// attempt does better (a trigger of §14), or refused as too large.
     async fn answered(
         &self,
         call: &Call<'_>,
         entry: &RouteEntry,
+        trial: bool,
         response: reqwest::Response,
         deadline: Instant,
         tally: &mut Tally,
@@ -135,31 +145,26 @@ impl<S: StateBackend> Engine<S> {
             credential_id,
             metrics: entry.metrics.clone(),
         };
-        let cooldown_seconds = call.route.cooldown_seconds;
         let family = call.endpoint.family();
         // Some families say in the error body what the answer means for the credential.
         let mut answer = Answer::Open(response);
-        if signals::body_matters(family, status) {
+        if lifecycle::body_matters(family, status) {
             let t1 = Instant::now();
             answer = answer.read(MAX_ERROR_BODY, deadline).await;
             tally.upstream_time += t1.elapsed();
         }
-        let trigger = signals::for_answer(
-            family,
-            status,
-            answer.headers(),
-            answer.body_read(),
-            cooldown_seconds,
-        );
-        if let Some(trigger) = trigger {
-            self.cooling
-                .cool(Cooled::of(call, entry), trigger, Some(status))
-                .await;
+        let now_ms = self.cooling.clock.now_ms();
+        let classified =
+            lifecycle::classify(family, status, answer.headers(), answer.body_read(), now_ms);
+        let who = Cooled::of(call, entry, trial);
+        self.cooling.report(who, &classified).await;
+        let fails_over = !matches!(classified.trigger, Trigger::Success | Trigger::Other);
+        if fails_over {
             let t1 = Instant::now();
             let body = answer.read(MAX_ERROR_BODY, deadline).await.into_body();
             tally.upstream_time += t1.elapsed();
-            return Step::Next(match trigger.1 {
-                Reason::Rejected => Err(Failure::CredentialRejected { credential_id }),
+            return Step::Next(match classified.trigger {
+                Trigger::Rejected => Err(Failure::CredentialRejected { credential_id }),
                 _ => Ok(relay(RelayBody::Full(body))),
             });
         }
@@ -169,18 +174,6 @@ impl<S: StateBackend> Engine<S> {
         };
         // A success, or a client error that is the caller's to see: relay it.
         let success = (200..300).contains(&status);
-        // A success that spends the last of one of the credential's limits (a `-remaining`
-        // header of 0): it leaves the rotation until that limit refills, instead of finding
-        // out by a 429.
-        let spent = success
-            .then(|| signals::spent_limit_reset(family, response.headers(), SystemTime::now()))
-            .flatten();
-        if let Some(reset) = spent {
-            let trigger = (reset, Reason::RateLimited);
-            self.cooling
-                .cool(Cooled::of(call, entry), trigger, Some(status))
-                .await;
-        }
         if call.stream && success {
             let stream = self.relay_stream(call, entry, response);
             return Step::Done(Ok(relay(RelayBody::Stream(stream))));
@@ -197,6 +190,7 @@ impl<S: StateBackend> Engine<S> {
                 let used = success.then(|| usage::of_body(family, &body)).flatten();
                 if let Some(used) = used {
                     entry.metrics.tokens(used);
+                    self.count_tokens(call, entry, used).await;
                 }
                 Step::Done(Ok(relay(RelayBody::Full(body))))
             }
@@ -206,13 +200,29 @@ impl<S: StateBackend> Engine<S> {
                 Step::Done(Err(Failure::TooLarge))
             }
             Ok(Err(Bounded::Broken)) | Err(_) => {
-                let trigger = (TRANSIENT, Reason::Timeout);
-                self.cooling
-                    .cool(Cooled::of(call, entry), trigger, None)
-                    .await;
+                let who = Cooled::of(call, entry, false);
+                self.cooling.report(who, &lifecycle::transport()).await;
                 Step::Next(Err(Failure::Timeout))
             }
         }
+    }
+
+    /// Counts `used` against the entry's `tpm` (only entries with one: the others need no count).
+    pub(super) async fn count_tokens(
+        &self,
+        call: &Call<'_>,
+        entry: &RouteEntry,
+        used: usage::Usage,
+    ) {
+        if entry.limits.tpm.is_none() || !call.balanced {
+            return;
+        }
+        let tokens = used.input + used.output;
+        let now_ms = self.cooling.clock.now_ms();
+        self.cooling
+            .state
+            .count_tokens(call.route.pool, entry.credential_id, tokens, now_ms)
+            .await;
     }
 }
 

@@ -1,19 +1,18 @@
-//! What a call to a provider that brought no answer means: the attempt's `outcome` label, the
-//! cooldown it triggers, and what the client is told if no later attempt does better.
+//! What a call to a provider that brought no answer means: the attempt's `outcome` label,
+//! whether it counts against the credential, and what the client is told if no later attempt does better.
 
 use super::Failure;
 use crate::client::CallError;
-use crate::cooldown::{Reason, TRANSIENT};
 use crate::series::AnswerClass;
-use std::time::Duration;
 
 /// The meaning of a call that failed before an answer arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Verdict {
     /// The attempt's outcome.
     pub class: AnswerClass,
-    /// The cooldown it triggers, if any.
-    pub cooldown: Option<(Duration, Reason)>,
+    /// Whether it is a transient failure of the credential's provider (§14: cooling with a
+    /// half-open trial).
+    pub transient: bool,
     /// What the client gets if this is the last attempt.
     pub failure: Failure,
 }
@@ -22,7 +21,7 @@ impl Verdict {
     /// No first byte within the attempt's timeout.
     pub const TIMEOUT: Verdict = Verdict {
         class: AnswerClass::Timeout,
-        cooldown: Some((TRANSIENT, Reason::Timeout)),
+        transient: true,
         failure: Failure::Timeout,
     };
 
@@ -32,13 +31,13 @@ impl Verdict {
             // Nothing was sent: the credential is fine, the address is not.
             CallError::BlockedAddress => Verdict {
                 class: AnswerClass::Blocked,
-                cooldown: None,
+                transient: false,
                 failure: Failure::Blocked,
             },
             CallError::Timeout => Self::TIMEOUT,
             CallError::Unreachable => Verdict {
                 class: AnswerClass::UpstreamError,
-                cooldown: Some((TRANSIENT, Reason::Unreachable)),
+                transient: true,
                 failure: Failure::Unavailable,
             },
         }

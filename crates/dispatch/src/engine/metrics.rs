@@ -1,6 +1,6 @@
 //! The metric handles of one credential of one route: what the hot path counts into.
 
-use crate::cooldown::Reason;
+use crate::lifecycle::Cause;
 use crate::series::{AnswerClass, Registry, Series};
 use crate::usage::Usage;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ impl EntryMetrics {
         self.series.latency(waited.as_secs_f64());
     }
 
-    pub(super) fn cooldown(&self, reason: Reason) {
+    pub(super) fn cooldown(&self, reason: Cause) {
         self.series.cooldown(reason);
     }
 

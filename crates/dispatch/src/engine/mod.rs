@@ -1,6 +1,6 @@
-//! The failover loop: pick a credential, call the provider, and on a cooldown trigger —
-//! before the first byte reaches the client — cool that credential and try the next, at most
-//! `max_attempts` distinct credentials. Streams are relayed chunk by chunk; a stream that
+//! The failover loop: pick a credential, call the provider, and on a trigger of §14 — before
+//! the first byte reaches the client — record what the answer made of that credential and try
+//! the next, at most `max_attempts` distinct credentials. Streams are relayed chunk by chunk; a stream that
 //! breaks after it started ends with an error event and cools its credential. A request
 //! about a stored response is pinned to the credential that created it instead (no failover).
 
@@ -12,13 +12,16 @@ mod pin;
 mod relay;
 mod route;
 
+pub use cooling::StateChange;
 pub use metrics::EntryMetrics;
 pub use relay::{Relay, RelayBody, RelayStream, StreamCut};
 pub use route::{Route, RouteEntry};
 
 use crate::client::Upstream;
 use crate::clock::Clock;
-use crate::state::{Candidate, Pick, PickRequest, StateBackend};
+use crate::lifecycle::{Limits, DEFAULT_TRIAL_LEASE_MS};
+use crate::pick::Choice;
+use crate::state::{Candidate, PickRequest, StateBackend, Sticky};
 use crate::target::Endpoint;
 use attempt::{Step, Tally};
 use bytes::Bytes;
@@ -66,16 +69,26 @@ pub struct Call<'a> {
     /// Serve with this credential only (the one that created the stored response the request
     /// is about), whatever `balanced`, the weights and the rotation say; no failover.
     pub pin: Option<Uuid>,
+    /// The request's affinity key, hashed ([`crate::state::affinity_hash`]), when the route is
+    /// sticky ([`Route::affinity_ttl_ms`]) and the request names one.
+    pub affinity: Option<u64>,
 }
 
 /// Why no upstream answer can be relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Every credential is cooling down; retry after this many seconds.
+    /// Every credential is cooling down (or its quota is spent); retry after this many seconds.
     AllCooling {
         /// Seconds until the first credential is back (rounded up).
         retry_after_s: u64,
     },
+    /// Every credential's `rpm`/`tpm` is reached for this minute; retry after this many seconds.
+    AllAtCapacity {
+        /// Seconds until the first entry has room (rounded up).
+        retry_after_s: u64,
+    },
+    /// The provider refuses every credential of the pool (until they are changed or validated).
+    AllRejected,
     /// The provider refused the credential (401/403): the caller's key is fine.
     CredentialRejected {
         /// The refused credential.
@@ -106,6 +119,9 @@ pub struct Outcome {
     /// Time spent waiting for providers, or for a cooling credential (`max_wait_ms`): not
     /// Rotor's overhead.
     pub upstream_time: Duration,
+    /// With a sticky route and an affinity key: whether the serving credential was the key's
+    /// (`x-rotor-affinity-hit`).
+    pub affinity_hit: Option<bool>,
 }
 
 /// The dispatcher: shared client, state backend, clock and timeouts.
@@ -125,9 +141,24 @@ impl<S: StateBackend> Engine<S> {
     ) -> Self {
         Self {
             upstream,
-            cooling: Cooling { state, clock },
+            cooling: Cooling {
+                state,
+                clock,
+                changes: None,
+            },
             settings,
         }
+    }
+
+    /// Sends every credential-wide state change this engine makes to `changes` (to audit).
+    pub fn with_changes(mut self, changes: tokio::sync::mpsc::Sender<StateChange>) -> Self {
+        self.cooling.changes = Some(changes);
+        self
+    }
+
+    /// Sends `change` (a recovery made outside dispatch) the way dispatch sends its own.
+    pub fn announce(&self, change: StateChange) {
+        self.cooling.announce(change);
     }
 
     /// The state backend (cooldown status, clearing).
@@ -167,7 +198,7 @@ impl<S: StateBackend> Engine<S> {
             return tally.outcome(Err(Failure::Timeout));
         }
         match self
-            .attempt(call, entry, deadline, remaining, &mut tally)
+            .attempt(call, entry, false, deadline, remaining, &mut tally)
             .await
         {
             Step::Done(result) | Step::Next(result) => tally.outcome(result),
@@ -188,14 +219,25 @@ impl<S: StateBackend> Engine<S> {
                 weight: e.weight,
             })
             .collect();
+        let limits: Vec<Limits> = if candidates.iter().any(|e| e.limits.any()) {
+            candidates.iter().map(|e| e.limits).collect()
+        } else {
+            Vec::new()
+        };
+        let sticky = route
+            .affinity_ttl_ms
+            .zip(call.affinity)
+            .map(|(ttl_ms, key)| Sticky { key, ttl_ms });
         let max_attempts = route.max_attempts.max(1);
         let deadline = call.started + self.settings.request_deadline;
+        let trial_lease_ms = u64::try_from(self.settings.request_deadline.as_millis())
+            .unwrap_or(DEFAULT_TRIAL_LEASE_MS);
         let mut tried: Vec<Uuid> = Vec::new();
         // What the client gets if no later attempt does better.
         let mut last: Option<Result<Relay, Failure>> = None;
 
-        // A request may wait this long (from its start, within its deadline) for a cooling
-        // credential to come back instead of answering 429.
+        // A request may wait this long (from its start, within its deadline) for a credential
+        // to come back instead of answering 429.
         let wait_until =
             (call.started + Duration::from_millis(u64::from(route.max_wait_ms))).min(deadline);
         let mut attempts = 0;
@@ -207,40 +249,61 @@ impl<S: StateBackend> Engine<S> {
                 pool: route.pool,
                 signature: route.signature,
                 candidates: &weights,
+                limits: &limits,
                 tried: &tried,
                 now_ms: self.cooling.clock.now_ms(),
+                sticky,
+                trial_lease_ms,
             };
-            let entry = match self.cooling.state.pick(request).await {
-                Pick::Entry(i) => &candidates[i],
-                Pick::AllCooling { retry_after_ms } if last.is_none() => {
-                    let back = Instant::now() + Duration::from_millis(retry_after_ms);
-                    if back <= wait_until {
-                        // Sleeps until the first credential is back (a timer, no polling).
-                        let slept = Instant::now();
-                        tokio::time::sleep_until(back.into()).await;
-                        tally.waited(slept.elapsed());
-                        ::metrics::counter!("rotor_pool_waits_total").increment(1);
-                        continue;
+            let choice = self.cooling.state.pick(request).await;
+            let (retry_after_ms, full) = match choice {
+                Choice::Serve(served) => {
+                    let entry = &candidates[served.index];
+                    if sticky.is_some() {
+                        tally.affinity_hit = Some(served.sticky_hit);
                     }
-                    let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
-                    return tally.outcome(Err(Failure::AllCooling { retry_after_s }));
+                    tried.push(entry.credential_id);
+                    attempts += 1;
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        last = Some(Err(Failure::Timeout));
+                        break;
+                    }
+                    let step = self
+                        .attempt(call, entry, served.trial, deadline, remaining, &mut tally)
+                        .await;
+                    match step {
+                        Step::Done(result) => return tally.outcome(result),
+                        Step::Next(result) => last = Some(result),
+                    }
+                    continue;
                 }
-                Pick::AllCooling { .. } | Pick::Exhausted => break,
+                // Something will come back by itself; only the first pick may wait or say so.
+                Choice::AllCooling { retry_after_ms } if last.is_none() => (retry_after_ms, false),
+                Choice::AllAtCapacity { retry_after_ms } if last.is_none() => {
+                    (retry_after_ms, true)
+                }
+                Choice::AllRejected if last.is_none() => {
+                    return tally.outcome(Err(Failure::AllRejected));
+                }
+                _ => break,
             };
-            tried.push(entry.credential_id);
-            attempts += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                last = Some(Err(Failure::Timeout));
-                break;
+            let back = Instant::now() + Duration::from_millis(retry_after_ms);
+            if back <= wait_until {
+                // Sleeps until the first credential is back (a timer, no polling).
+                let slept = Instant::now();
+                tokio::time::sleep_until(back.into()).await;
+                tally.waited(slept.elapsed());
+                ::metrics::counter!("rotor_pool_waits_total").increment(1);
+                continue;
             }
-            match self
-                .attempt(call, entry, deadline, remaining, &mut tally)
-                .await
-            {
-                Step::Done(result) => return tally.outcome(result),
-                Step::Next(result) => last = Some(result),
-            }
+            let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
+            let failure = if full {
+                Failure::AllAtCapacity { retry_after_s }
+            } else {
+                Failure::AllCooling { retry_after_s }
+            };
+            return tally.outcome(Err(failure));
         }
         tally.outcome(last.unwrap_or(Err(Failure::Unavailable)))
     }

@@ -3,9 +3,9 @@
 //! another credential could not see the response. And the bindings that say which one it is.
 
 use super::{Call, Engine, Failure, Route, RouteEntry};
-use crate::cooldown::Reason;
+use crate::lifecycle::{CredentialState, EntryRecord, Limits};
 use crate::state::bindings::{Binding, BindingStore};
-use crate::state::{Cooldown, StateBackend};
+use crate::state::StateBackend;
 use uuid::Uuid;
 
 /// The entry of `route` holding `credential`: with load balancing effective a pool entry
@@ -20,27 +20,33 @@ pub(super) fn entry_of(route: &Route, credential: Uuid, balanced: bool) -> Optio
     }
 }
 
-/// Why a pinned credential cannot serve at `now_ms`, given its cooldown: rejected by the
-/// provider (502), or cooling down until the deadline (429 with `Retry-After`).
+/// Why a pinned credential cannot serve at `now_ms`, given its credential state and its entry
+/// record: rejected by the provider (502), or back by itself later — cooling, quota spent
+/// (429 with `Retry-After`). Limits do not stop a pinned request (it has nowhere else to go).
 pub(super) fn refusal(
     credential: Uuid,
-    cooldown: Option<Cooldown>,
+    state: CredentialState,
+    entry: Option<&EntryRecord>,
     now_ms: u64,
 ) -> Option<Failure> {
-    let cooldown = cooldown.filter(|c| c.until_ms > now_ms)?;
-    Some(match cooldown.reason {
-        Reason::Rejected => Failure::CredentialRejected {
+    let retry = |until_ms: u64| Failure::AllCooling {
+        retry_after_s: until_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
+    };
+    match state.at(now_ms) {
+        CredentialState::Rejected { .. } => Some(Failure::CredentialRejected {
             credential_id: credential,
-        },
-        _ => Failure::AllCooling {
-            retry_after_s: (cooldown.until_ms - now_ms).div_ceil(1000).max(1),
-        },
-    })
+        }),
+        CredentialState::QuotaExhausted { until_ms, .. } => Some(retry(until_ms)),
+        CredentialState::Available => entry
+            .filter(|e| !e.can_serve(Limits::default(), now_ms))
+            .and_then(|e| e.back_at(Limits::default(), now_ms))
+            .map(retry),
+    }
 }
 
 impl<S: StateBackend> Engine<S> {
     /// The entry a request pinned to `credential` goes to, or why it goes nowhere. Without
-    /// load balancing no cooldown stops it, as none stops the default credential.
+    /// load balancing no state stops it, as none stops the default credential.
     pub(super) async fn pinned<'a>(
         &self,
         call: &Call<'a>,
@@ -53,13 +59,16 @@ impl<S: StateBackend> Engine<S> {
         let entry =
             entry_of(route, credential, call.balanced).ok_or(Failure::PinnedCredentialGone)?;
         if call.balanced {
-            let cooldown = self
-                .cooling
-                .state
-                .cooldowns(route.pool)
-                .await
-                .remove(&credential);
-            if let Some(failure) = refusal(credential, cooldown, self.cooling.clock.now_ms()) {
+            let state = &self.cooling.state;
+            let book = state.book(route.pool).await;
+            let records = state.credentials(route.pool.workspace, &[credential]).await;
+            let standing = records
+                .into_iter()
+                .next()
+                .map(|(_, r)| r.state)
+                .unwrap_or_default();
+            let now_ms = self.cooling.clock.now_ms();
+            if let Some(failure) = refusal(credential, standing, book.get(credential), now_ms) {
                 return Err(failure);
             }
         }
@@ -100,11 +109,12 @@ mod tests {
     use crate::client::Upstream;
     use crate::clock::{Clock, ManualClock};
     use crate::engine::{EntryMetrics, Settings};
+    use crate::lifecycle::{Circuit, Classified, CoolReason, Trigger};
     use crate::policy::AddressPolicy;
     use crate::series::Registry;
     use crate::state::bindings::BINDING_TTL;
     use crate::state::memory::MemoryState;
-    use crate::state::PoolKey;
+    use crate::state::{PoolKey, Report};
     use crate::target::{Endpoint, Family, ModelTarget, ProviderKind, Target};
     use bytes::Bytes;
     use reqwest::header::HeaderMap;
@@ -132,6 +142,8 @@ mod tests {
             weight: 1,
             target: Arc::new(ModelTarget::new(target, "gpt-4o")),
             upstream_model: upstream_model.map(Arc::from),
+            limits: Limits::default(),
+            quota_cooldown_seconds: 3600,
             metrics: Arc::new(EntryMetrics::new(
                 &Registry::default(),
                 Uuid::nil(),
@@ -156,6 +168,7 @@ mod tests {
             cooldown_seconds: 60,
             max_attempts: 3,
             max_wait_ms: 0,
+            affinity_ttl_ms: None,
             signature: 0,
             metrics: Arc::new(EntryMetrics::new(
                 &Registry::default(),
@@ -189,27 +202,33 @@ mod tests {
     #[test]
     fn a_pinned_credential_cooling_or_rejected_is_refused_not_replaced() {
         let c = Uuid::new_v4();
-        let cd = |until_ms, reason| {
-            Some(Cooldown {
+        let open = |until_ms| EntryRecord {
+            circuit: Circuit::Open {
+                reason: CoolReason::RateLimited,
                 until_ms,
-                reason,
-                status: Some(429),
-                at_ms: 0,
-            })
+                step: 0,
+            },
+            ..EntryRecord::default()
         };
-        assert_eq!(refusal(c, None, 1_000), None);
+        let free = CredentialState::Available;
+        assert_eq!(refusal(c, free, None, 1_000), None);
         // Over: it serves again.
-        assert_eq!(refusal(c, cd(1_000, Reason::RateLimited), 1_000), None);
+        assert_eq!(refusal(c, free, Some(&open(1_000)), 1_000), None);
         assert_eq!(
-            refusal(c, cd(3_500, Reason::RateLimited), 1_000),
+            refusal(c, free, Some(&open(3_500)), 1_000),
             Some(Failure::AllCooling { retry_after_s: 3 })
         );
+        let quota = CredentialState::QuotaExhausted {
+            until_ms: 1_001,
+            since_ms: 0,
+        };
         assert_eq!(
-            refusal(c, cd(1_001, Reason::UpstreamError), 1_000),
+            refusal(c, quota, None, 1_000),
             Some(Failure::AllCooling { retry_after_s: 1 })
         );
+        let rejected = CredentialState::Rejected { since_ms: 0 };
         assert_eq!(
-            refusal(c, cd(9_000, Reason::Rejected), 1_000),
+            refusal(c, rejected, Some(&open(3_500)), 1_000),
             Some(Failure::CredentialRejected { credential_id: c })
         );
     }
@@ -248,17 +267,35 @@ mod tests {
                 stream: false,
                 started: Instant::now(),
                 pin: Some(pin),
+                affinity: None,
             })
             .await;
         (outcome.result.map(|r| r.status), outcome.attempts)
     }
 
-    fn cooldown(until_ms: u64, reason: Reason) -> Cooldown {
-        Cooldown {
-            until_ms,
-            reason,
-            status: None,
-            at_ms: 0,
+    /// Records an answer of `credential` in `route`'s pool at `now_ms`.
+    async fn answer(
+        state: &MemoryState,
+        route: &Route,
+        credential: Uuid,
+        answer: Classified,
+        now_ms: u64,
+    ) {
+        let report = Report {
+            answer: &answer,
+            cooldown_seconds: 2,
+            quota_cooldown_seconds: 3600,
+            now_ms,
+        };
+        state.record(route.pool, credential, report).await;
+    }
+
+    fn status(status: u16, trigger: Trigger) -> Classified {
+        Classified {
+            trigger,
+            reset: None,
+            status: Some(status),
+            code: None,
         }
     }
 
@@ -281,9 +318,11 @@ mod tests {
             (Err(Failure::PinnedCredentialGone), 0)
         );
         let now = clock.now_ms();
-        state
-            .cool(r.pool, a, cooldown(now + 2_500, Reason::RateLimited))
-            .await;
+        let limited = Classified {
+            reset: Some(Duration::from_millis(2_500)),
+            ..status(429, Trigger::RateLimited)
+        };
+        answer(&state, &r, a, limited, now).await;
         assert_eq!(
             send(&engine, &r, true, a).await,
             (Err(Failure::AllCooling { retry_after_s: 3 }), 0)
@@ -293,14 +332,19 @@ mod tests {
             send(&engine, &r, false, a).await,
             (Err(Failure::Blocked), 0)
         );
-        state
-            .cool(r.pool, a, cooldown(now + 60_000, Reason::Rejected))
-            .await;
+        clock.advance(3_000);
+        answer(&state, &r, a, status(401, Trigger::Rejected), now + 3_000).await;
         assert_eq!(
             send(&engine, &r, true, a).await,
             (Err(Failure::CredentialRejected { credential_id: a }), 0)
         );
-        clock.advance(60_000);
+        // Rejected stays until the credential is recovered, however long it waits.
+        clock.advance(3_600_000);
+        assert_eq!(
+            send(&engine, &r, true, a).await,
+            (Err(Failure::CredentialRejected { credential_id: a }), 0)
+        );
+        state.recover(r.pool.workspace, a, clock.now_ms()).await;
         assert_eq!(send(&engine, &r, true, a).await, (Err(Failure::Blocked), 0));
         let empty = route(vec![], None);
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use super::cooling::{Cooled, Cooling};
 use super::{Call, Engine, EntryMetrics, RouteEntry};
-use crate::cooldown::{Reason, TRANSIENT};
+use crate::lifecycle;
 use crate::state::{PoolKey, StateBackend};
 use crate::usage::UsageScanner;
 use bytes::Bytes;
@@ -58,7 +58,8 @@ pub struct Relay {
     pub metrics: Arc<EntryMetrics>,
 }
 
-/// A stream being relayed, with what it needs to cool its credential if it breaks.
+/// A stream being relayed, with what it needs to report its credential if it breaks and to
+/// count its tokens against the entry's `tpm`.
 struct Relaying<S> {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     idle: Duration,
@@ -67,7 +68,10 @@ struct Relaying<S> {
     model: Arc<str>,
     metrics: Arc<EntryMetrics>,
     credential: Uuid,
-    balanced: bool,
+    cooldown_seconds: u32,
+    quota_cooldown_seconds: u32,
+    /// The entry has a `tpm` limit and load balancing is effective: tokens are counted.
+    counts_tokens: bool,
     usage: UsageScanner,
     /// Bytes the stream may still relay.
     left: usize,
@@ -92,8 +96,17 @@ impl<S: StateBackend> Relaying<S> {
                 Some(Ok(chunk))
             }
             Ok(None) => {
+                self.done = true;
                 if let Some(used) = self.usage.totals() {
                     self.metrics.tokens(used);
+                    if self.counts_tokens {
+                        let now_ms = self.cooling.clock.now_ms();
+                        let tokens = used.input + used.output;
+                        self.cooling
+                            .state
+                            .count_tokens(self.pool, self.credential, tokens, now_ms)
+                            .await;
+                    }
                 }
                 None
             }
@@ -104,10 +117,11 @@ impl<S: StateBackend> Relaying<S> {
                     model: &self.model,
                     credential: self.credential,
                     metrics: &self.metrics,
-                    balanced: self.balanced,
+                    cooldown_seconds: self.cooldown_seconds,
+                    quota_cooldown_seconds: self.quota_cooldown_seconds,
+                    trial: false,
                 };
-                let trigger = (TRANSIENT, Reason::StreamError);
-                self.cooling.cool(who, trigger, None).await;
+                self.cooling.report(who, &lifecycle::transport()).await;
                 tracing::warn!(credential_id = %self.credential, "upstream stream broke after it started");
                 Some(Err(StreamCut::Broken))
             }
@@ -131,7 +145,9 @@ impl<S: StateBackend> Engine<S> {
             model: call.route.model.clone(),
             metrics: entry.metrics.clone(),
             credential: entry.credential_id,
-            balanced: call.balanced,
+            cooldown_seconds: call.route.cooldown_seconds,
+            quota_cooldown_seconds: entry.quota_cooldown_seconds,
+            counts_tokens: call.balanced && entry.limits.tpm.is_some(),
             usage: UsageScanner::new(call.endpoint.family()),
             left: self.settings.max_body,
             done: false,

@@ -2,6 +2,7 @@
 //! handles, built once by the gateway when the route resolves and cached.
 
 use super::EntryMetrics;
+use crate::lifecycle::Limits;
 use crate::state::PoolKey;
 use crate::target::{Family, ModelTarget};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub struct RouteEntry {
     /// The model's name at this entry's provider when it is not the route's `upstream_model`
     /// (the body is rewritten for this entry).
     pub upstream_model: Option<Arc<str>>,
+    /// Its `rpm`/`tpm` (none: no limit).
+    pub limits: Limits,
+    /// How long its credential rests when its quota or credit runs out.
+    pub quota_cooldown_seconds: u32,
     /// Its metric handles.
     pub metrics: Arc<EntryMetrics>,
 }
@@ -47,6 +52,9 @@ pub struct Route {
     pub max_attempts: u32,
     /// How long a request may wait for a cooling credential instead of answering 429.
     pub max_wait_ms: u32,
+    /// With `affinity: session`, how long an affinity key stays bound to its credential after
+    /// each use (`affinity_ttl_seconds` in ms); none: no affinity.
+    pub affinity_ttl_ms: Option<u64>,
     /// Identifies the pool's composition (a change restarts the rotation).
     pub signature: u64,
     /// Handles for answers no credential gave (credential_id empty).

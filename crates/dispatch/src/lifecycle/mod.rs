@@ -63,6 +63,53 @@ impl CoolReason {
     }
 }
 
+/// What started a cooldown or a credential-wide state (`rotor_cooldowns_started_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A rate limit (429, or a spent limit announced by `-remaining: 0`).
+    RateLimited,
+    /// A server error, timeout, connection error or broken stream.
+    Transient,
+    /// The credential's quota or credit ran out.
+    QuotaExhausted,
+    /// The provider refused the credential.
+    Rejected,
+}
+
+impl Cause {
+    /// Every cause, in declaration order (the order of a series' counters).
+    pub const ALL: [Cause; 4] = [
+        Cause::RateLimited,
+        Cause::Transient,
+        Cause::QuotaExhausted,
+        Cause::Rejected,
+    ];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::RateLimited => "rate_limited",
+            Cause::Transient => "transient",
+            Cause::QuotaExhausted => "quota_exhausted",
+            Cause::Rejected => "rejected",
+        }
+    }
+
+    /// Its position in [`Cause::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<CoolReason> for Cause {
+    fn from(r: CoolReason) -> Self {
+        match r {
+            CoolReason::RateLimited => Cause::RateLimited,
+            CoolReason::Transient => Cause::Transient,
+        }
+    }
+}
+
 /// The last error an entry or a credential got, shown in its status so an admin sees why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {

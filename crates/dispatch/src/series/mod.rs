@@ -17,7 +17,7 @@ pub use histogram::{LATENCY_BUCKETS, OVERHEAD_BUCKETS};
 pub use outcome::AnswerClass;
 pub use registry::{Census, Registry};
 
-use crate::cooldown::Reason;
+use crate::lifecycle::Cause;
 use histogram::Histogram;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +54,7 @@ pub struct Series {
     handed_out: AtomicU64,
     requests: [AtomicU64; AnswerClass::ALL.len()],
     attempts: [AtomicU64; AnswerClass::ALL.len()],
-    cooldowns: [AtomicU64; Reason::ALL.len()],
+    cooldowns: [AtomicU64; Cause::ALL.len()],
     /// Prompt, completion, cache-read and cache-write tokens (see [`TOKEN_KINDS`]).
     tokens: [AtomicU64; TOKEN_KINDS.len()],
     latency: Histogram,
@@ -104,7 +104,7 @@ impl Series {
     }
 
     /// Counts a cooldown started for `reason`.
-    pub fn cooldown(&self, reason: Reason) {
+    pub fn cooldown(&self, reason: Cause) {
         self.cooldowns[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 

@@ -2,7 +2,7 @@
 //! `HELP`/`TYPE` per family.
 
 use super::{AnswerClass, Registry, Series};
-use crate::cooldown::Reason;
+use crate::lifecycle::Cause;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ impl Registry {
                 "counter",
                 "Cooldowns started on a credential, by reason.",
             );
-            let reasons = Reason::ALL.map(Reason::as_str);
+            let reasons = Cause::ALL.map(Cause::as_str);
             for s in &entries {
                 labelled(
                     out,
@@ -152,7 +152,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::super::AnswerClass;
-    use crate::cooldown::Reason;
+    use crate::lifecycle::Cause;
     use crate::series::Registry;
     use uuid::Uuid;
 
@@ -168,7 +168,7 @@ mod tests {
         s.request(AnswerClass::Ok);
         s.request(AnswerClass::UpstreamError);
         s.attempt(AnswerClass::RateLimited);
-        s.cooldown(Reason::RateLimited);
+        s.cooldown(Cause::RateLimited);
         s.tokens(crate::usage::Usage {
             input: 5,
             output: 7,
@@ -185,7 +185,7 @@ mod tests {
             format!("rotor_requests_total{{{labels},outcome=\"timeout\"}} 0\n"),
             format!("rotor_upstream_attempts_total{{{labels},outcome=\"rate_limited\"}} 1\n"),
             format!("rotor_cooldowns_started_total{{{labels},reason=\"rate_limited\"}} 1\n"),
-            format!("rotor_cooldowns_started_total{{{labels},reason=\"stream_error\"}} 0\n"),
+            format!("rotor_cooldowns_started_total{{{labels},reason=\"rejected\"}} 0\n"),
             format!("rotor_tokens_total{{{labels},kind=\"prompt\"}} 5\n"),
             format!("rotor_tokens_total{{{labels},kind=\"completion\"}} 7\n"),
             format!("rotor_tokens_total{{{labels},kind=\"cache_read\"}} 3\n"),

@@ -1,18 +1,19 @@
-//! Dispatch state: the rotation cursor and the cooldowns of every pool, and which credential
-//! created each stored response. In-process by default; shared through Redis when replicas
-//! must act as one (scale-out).
+//! Dispatch state: the rotation cursor and the §14 lifecycle records of every pool (circuit and
+//! minute window per (model, credential), affinity bindings), the credential-wide states
+//! (rejected, quota exhausted), and which credential created each stored response. In-process
+//! by default; shared through Redis when replicas must act as one (scale-out).
 
 pub mod bindings;
 pub mod memory;
 pub mod redis;
 
-use crate::cooldown::Reason;
+use crate::lifecycle::{Change, Classified, CoolReason, CredentialRecord, Limits};
+use crate::pick::{Book, Choice};
 use bindings::{Binding, BindingStore};
-use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
 
-/// A pool: one model of one workspace. Cooldowns are keyed by (pool, credential).
+/// A pool: one model of one workspace. Entry records are keyed by (pool, credential).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     /// Workspace.
@@ -30,6 +31,23 @@ pub struct Candidate {
     pub weight: u32,
 }
 
+/// A request's affinity key (hashed: clients choose it, the state keeps 8 bytes) and how long
+/// its binding to a credential lasts after each use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sticky {
+    /// Stable hash of the key ([`affinity_hash`]).
+    pub key: u64,
+    /// The pool's `affinity_ttl_seconds`, in ms.
+    pub ttl_ms: u64,
+}
+
+/// A stable 64-bit hash of an affinity key (FNV-1a: the same on every replica and version).
+pub fn affinity_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The question "which entry of this pool serves next?", asked once per attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct PickRequest<'a> {
@@ -39,106 +57,115 @@ pub struct PickRequest<'a> {
     pub signature: u64,
     /// The pool's entries.
     pub candidates: &'a [Candidate],
+    /// Each entry's `rpm`/`tpm`, by index (empty: none has limits).
+    pub limits: &'a [Limits],
     /// Credentials this request tried already (skipped).
     pub tried: &'a [Uuid],
     /// Now, ms since the epoch (what is cooling is judged against it).
     pub now_ms: u64,
+    /// The request's affinity key, when the pool is sticky: its credential is served first
+    /// if it can serve, and the key is bound to whichever entry serves.
+    pub sticky: Option<Sticky>,
+    /// How long a half-open trial handed out keeps others away without an outcome.
+    pub trial_lease_ms: u64,
 }
 
-/// The answer to "which entry serves next?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
-    /// Serve with this entry (an index into the candidates).
-    Entry(usize),
-    /// Every untried credential is cooling down; the first is back in this many ms.
-    AllCooling {
-        /// Milliseconds until the first credential is available again.
-        retry_after_ms: u64,
-    },
-    /// Every credential was tried already.
-    Exhausted,
+/// An answer to report: what it was, the pool's and the credential's cooldown settings, when.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// The classified answer.
+    pub answer: &'a Classified,
+    /// The pool's `cooldown_seconds` (rate limits).
+    pub cooldown_seconds: u32,
+    /// The credential's `quota_cooldown_seconds`.
+    pub quota_cooldown_seconds: u32,
+    /// When it arrived, ms since the epoch.
+    pub now_ms: u64,
 }
 
-/// A running cooldown, with the error that started it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cooldown {
-    /// Deadline, ms since the epoch.
-    pub until_ms: u64,
-    /// Why.
-    pub reason: Reason,
-    /// The upstream status that started it (none for connect errors and timeouts).
-    pub status: Option<u16>,
-    /// When it started, ms since the epoch.
-    pub at_ms: u64,
+/// What recording an answer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The (model, credential) cooldown it called for (counted even when a longer one runs).
+    pub cooled: Option<CoolReason>,
+    /// The credential-wide change it made (an audit event), seen by this call only: when
+    /// replicas race, exactly one of them gets it.
+    pub change: Option<Change>,
 }
 
-/// Where rotation and cooldowns live.
+/// A credential in a credential-wide state (rejected or quota exhausted): what probes visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flagged {
+    /// Its workspace.
+    pub workspace: Uuid,
+    /// The credential.
+    pub credential: Uuid,
+    /// Its record.
+    pub record: CredentialRecord,
+}
+
+/// Where rotation and lifecycle states live.
 pub trait StateBackend: Send + Sync + 'static {
-    /// Picks the next entry of the pool, skipping credentials tried already and those
-    /// cooling down.
-    fn pick(&self, request: PickRequest<'_>) -> impl Future<Output = Pick> + Send;
+    /// Picks the entry that serves (see [`crate::pick::pick`]) and admits the request: counted
+    /// in the entry's minute, handed the half-open trial, the affinity key bound to it.
+    fn pick(&self, request: PickRequest<'_>) -> impl Future<Output = Choice> + Send;
 
-    /// Starts a cooldown; a running one with a later deadline is kept.
-    fn cool(
+    /// Applies an answer of `credential` in `pool` to its entry record and, for a rejection or
+    /// a spent quota, to its credential record (every pool of the workspace sees it).
+    fn record(
         &self,
         pool: PoolKey,
         credential: Uuid,
-        cooldown: Cooldown,
+        report: Report<'_>,
+    ) -> impl Future<Output = Recorded> + Send;
+
+    /// Counts the tokens a finished request reported (for `tpm`).
+    fn count_tokens(
+        &self,
+        pool: PoolKey,
+        credential: Uuid,
+        tokens: u64,
+        now_ms: u64,
     ) -> impl Future<Output = ()> + Send;
 
-    /// The cooldowns of a pool (running or expired-but-remembered, for `last_error`).
-    fn cooldowns(&self, pool: PoolKey) -> impl Future<Output = HashMap<Uuid, Cooldown>> + Send;
+    /// The entry records of a pool (for its status and for pinned requests).
+    fn book(&self, pool: PoolKey) -> impl Future<Output = Book> + Send;
 
-    /// Ends every cooldown of a pool.
-    fn clear(&self, pool: PoolKey) -> impl Future<Output = ()> + Send;
+    /// The credential records of `credentials` in `workspace` (missing: never flagged).
+    fn credentials(
+        &self,
+        workspace: Uuid,
+        credentials: &[Uuid],
+    ) -> impl Future<Output = Vec<(Uuid, CredentialRecord)>> + Send;
+
+    /// `DELETE …/cooldowns`: resets the pool's entry records and ends the spent quota of
+    /// `credentials` (the pool's); never a rejection. Returns the credentials that recovered.
+    fn reset(
+        &self,
+        pool: PoolKey,
+        credentials: &[Uuid],
+        now_ms: u64,
+    ) -> impl Future<Output = Vec<Uuid>> + Send;
+
+    /// The credential was changed, validated or probed back: available in every pool.
+    fn recover(
+        &self,
+        workspace: Uuid,
+        credential: Uuid,
+        now_ms: u64,
+    ) -> impl Future<Output = Option<Change>> + Send;
+
+    /// Every credential currently rejected or quota-exhausted, for the probes.
+    fn flagged(&self) -> impl Future<Output = Vec<Flagged>> + Send;
+
+    /// Whether this replica holds the lock `name` for the next `ttl_ms` (taken when free; in
+    /// process always held): one replica at a time runs the probes.
+    fn lead(&self, name: &str, ttl_ms: u64) -> impl Future<Output = bool> + Send;
 }
 
-/// Merges a new cooldown into an existing one: the later deadline wins, the newer error is kept.
-pub fn merge(existing: Option<Cooldown>, new: Cooldown) -> Cooldown {
-    match existing {
-        Some(old) if old.until_ms > new.until_ms => Cooldown {
-            until_ms: old.until_ms,
-            reason: old.reason,
-            ..new
-        },
-        _ => new,
-    }
-}
-
-/// The pick over candidates given which credentials are cooling (shared by every backend).
-pub fn choose(
-    rotation: &mut crate::balancer::Rotation,
-    request: PickRequest<'_>,
-    cooling_until: impl Fn(Uuid) -> Option<u64>,
-) -> Pick {
-    let PickRequest {
-        candidates,
-        tried,
-        now_ms,
-        ..
-    } = request;
-    let untried = |i: usize| !tried.contains(&candidates[i].credential);
-    let cooling = |i: usize| cooling_until(candidates[i].credential).filter(|u| *u > now_ms);
-    if let Some(i) = rotation.pick_with(
-        candidates.len(),
-        |i| candidates[i].weight,
-        |i| untried(i) && cooling(i).is_none(),
-    ) {
-        return Pick::Entry(i);
-    }
-    let soonest = (0..candidates.len())
-        .filter(|i| untried(*i))
-        .filter_map(cooling)
-        .min();
-    match soonest {
-        Some(until) => Pick::AllCooling {
-            retry_after_ms: until - now_ms,
-        },
-        None => Pick::Exhausted,
-    }
-}
-
-/// The configured backend (static dispatch over the available kinds).
+/// The configured backend (static dispatch over the available kinds). One per process, behind an
+/// `Arc`: the size of its in-process variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyState {
     /// In-process state.
     Memory(memory::MemoryState),
@@ -146,117 +173,81 @@ pub enum AnyState {
     Redis(std::sync::Arc<redis::RedisState>),
 }
 
+/// Calls the same method on whichever backend is configured.
+macro_rules! either {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyState::Memory($s) => $call,
+            AnyState::Redis($s) => $call,
+        }
+    };
+}
+
 impl StateBackend for AnyState {
-    async fn pick(&self, request: PickRequest<'_>) -> Pick {
-        match self {
-            AnyState::Memory(m) => m.pick(request).await,
-            AnyState::Redis(r) => r.pick(request).await,
-        }
+    async fn pick(&self, request: PickRequest<'_>) -> Choice {
+        either!(self, s => s.pick(request).await)
     }
 
-    async fn cool(&self, pool: PoolKey, credential: Uuid, cooldown: Cooldown) {
-        match self {
-            AnyState::Memory(m) => m.cool(pool, credential, cooldown).await,
-            AnyState::Redis(r) => r.cool(pool, credential, cooldown).await,
-        }
+    async fn record(&self, pool: PoolKey, credential: Uuid, report: Report<'_>) -> Recorded {
+        either!(self, s => s.record(pool, credential, report).await)
     }
 
-    async fn cooldowns(&self, pool: PoolKey) -> HashMap<Uuid, Cooldown> {
-        match self {
-            AnyState::Memory(m) => m.cooldowns(pool).await,
-            AnyState::Redis(r) => r.cooldowns(pool).await,
-        }
+    async fn count_tokens(&self, pool: PoolKey, credential: Uuid, tokens: u64, now_ms: u64) {
+        either!(self, s => s.count_tokens(pool, credential, tokens, now_ms).await)
     }
 
-    async fn clear(&self, pool: PoolKey) {
-        match self {
-            AnyState::Memory(m) => m.clear(pool).await,
-            AnyState::Redis(r) => r.clear(pool).await,
-        }
+    async fn book(&self, pool: PoolKey) -> Book {
+        either!(self, s => s.book(pool).await)
+    }
+
+    async fn credentials(
+        &self,
+        workspace: Uuid,
+        credentials: &[Uuid],
+    ) -> Vec<(Uuid, CredentialRecord)> {
+        either!(self, s => s.credentials(workspace, credentials).await)
+    }
+
+    async fn reset(&self, pool: PoolKey, credentials: &[Uuid], now_ms: u64) -> Vec<Uuid> {
+        either!(self, s => s.reset(pool, credentials, now_ms).await)
+    }
+
+    async fn recover(&self, workspace: Uuid, credential: Uuid, now_ms: u64) -> Option<Change> {
+        either!(self, s => s.recover(workspace, credential, now_ms).await)
+    }
+
+    async fn flagged(&self) -> Vec<Flagged> {
+        either!(self, s => s.flagged().await)
+    }
+
+    async fn lead(&self, name: &str, ttl_ms: u64) -> bool {
+        either!(self, s => s.lead(name, ttl_ms).await)
     }
 }
 
 impl BindingStore for AnyState {
     async fn bind(&self, workspace: Uuid, response_id: &str, binding: Binding, now_ms: u64) {
-        match self {
-            AnyState::Memory(m) => m.bind(workspace, response_id, binding, now_ms).await,
-            AnyState::Redis(r) => r.bind(workspace, response_id, binding, now_ms).await,
-        }
+        either!(self, s => s.bind(workspace, response_id, binding, now_ms).await)
     }
 
     async fn binding(&self, workspace: Uuid, response_id: &str, now_ms: u64) -> Option<Binding> {
-        match self {
-            AnyState::Memory(m) => m.binding(workspace, response_id, now_ms).await,
-            AnyState::Redis(r) => r.binding(workspace, response_id, now_ms).await,
-        }
+        either!(self, s => s.binding(workspace, response_id, now_ms).await)
     }
 
     async fn unbind(&self, workspace: Uuid, response_id: &str) {
-        match self {
-            AnyState::Memory(m) => m.unbind(workspace, response_id).await,
-            AnyState::Redis(r) => r.unbind(workspace, response_id).await,
-        }
+        either!(self, s => s.unbind(workspace, response_id).await)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balancer::Rotation;
-    use proptest::prelude::*;
 
-    fn ask<'a>(candidates: &'a [Candidate], tried: &'a [Uuid], now_ms: u64) -> PickRequest<'a> {
-        PickRequest {
-            pool: PoolKey {
-                workspace: Uuid::nil(),
-                model: Uuid::nil(),
-            },
-            signature: 0,
-            candidates,
-            tried,
-            now_ms,
-        }
-    }
-
-    fn cd(until_ms: u64, reason: Reason) -> Cooldown {
-        Cooldown {
-            until_ms,
-            reason,
-            status: None,
-            at_ms: 0,
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn the_later_deadline_always_wins(a in 0u64..10_000, b in 0u64..10_000) {
-            let merged = merge(Some(cd(a, Reason::RateLimited)), cd(b, Reason::UpstreamError));
-            prop_assert_eq!(merged.until_ms, a.max(b));
-        }
-
-        #[test]
-        fn all_cooling_reports_the_first_return(untils in prop::collection::vec(1_001u64..100_000, 1..8)) {
-            let candidates: Vec<Candidate> = untils.iter().map(|_| Candidate { credential: Uuid::new_v4(), weight: 1 }).collect();
-            let until = |c: Uuid| candidates.iter().position(|x| x.credential == c).map(|i| untils[i]);
-            let pick = choose(&mut Rotation::default(), ask(&candidates, &[], 1_000), until);
-            prop_assert_eq!(pick, Pick::AllCooling { retry_after_ms: untils.iter().min().unwrap() - 1_000 });
-        }
-
-        #[test]
-        fn cooled_and_tried_credentials_are_skipped(n in 2usize..8, cooled in 0usize..8, tried in 0usize..8) {
-            let candidates: Vec<Candidate> = (0..n).map(|_| Candidate { credential: Uuid::new_v4(), weight: 2 }).collect();
-            let cooled_cred = candidates[cooled % n].credential;
-            let tried_cred = candidates[tried % n].credential;
-            let mut r = Rotation::default();
-            for _ in 0..20 {
-                match choose(&mut r, ask(&candidates, &[tried_cred], 1_000), |c| (c == cooled_cred).then_some(5_000)) {
-                    Pick::Entry(i) => {
-                        prop_assert_ne!(candidates[i].credential, cooled_cred);
-                        prop_assert_ne!(candidates[i].credential, tried_cred);
-                    }
-                    other => prop_assert!(n <= 2 && cooled % n != tried % n || n == 1, "{:?}", other),
-                }
-            }
-        }
+    #[test]
+    fn affinity_hashes_are_stable_and_distinct() {
+        // FNV-1a's published test vectors: replicas and versions must agree on every key.
+        assert_eq!(affinity_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(affinity_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(affinity_hash(b"session-1"), affinity_hash(b"session-2"));
     }
 }

@@ -11,11 +11,11 @@
 
 use super::bindings::{bindable, Binding, BindingStore, BINDING_TTL_MS};
 use super::memory::MemoryState;
-use super::{Cooldown, Pick, PickRequest, PoolKey, StateBackend};
-use crate::cooldown::Reason;
+use super::{Flagged, PickRequest, PoolKey, Recorded, Report, StateBackend};
+use crate::lifecycle::{Change, CredentialRecord};
+use crate::pick::{Book, Choice};
 use redis::aio::ConnectionManager;
 use redis::Script;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -119,21 +119,6 @@ fn parse_binding(v: &str) -> Option<Binding> {
     Some(Binding {
         credential: Uuid::parse_str(credential).ok()?,
         model: Uuid::parse_str(model).ok()?,
-    })
-}
-
-fn parse_cooldown(v: &str) -> Option<Cooldown> {
-    let mut parts = v.split('|');
-    let until_ms = parts.next()?.parse().ok()?;
-    // An unknown label (written by another version) reads as a rate limit.
-    let reason = Reason::from_label(parts.next()?).unwrap_or(Reason::RateLimited);
-    let status = parts.next().and_then(|s| s.parse().ok());
-    let at_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    Some(Cooldown {
-        until_ms,
-        reason,
-        status,
-        at_ms,
     })
 }
 
@@ -301,97 +286,48 @@ impl BindingStore for RedisState {
     }
 }
 
+// TODO(lifecycle in Redis): until the scripts land, the lifecycle lives in process here.
 impl StateBackend for RedisState {
-    async fn pick(&self, request: PickRequest<'_>) -> Pick {
-        let PickRequest {
-            pool,
-            signature,
-            candidates,
-            tried,
-            now_ms,
-        } = request;
-        let (rot, cd) = keys(pool);
-        let mut inv = self.pick.prepare_invoke();
-        inv.key(&rot)
-            .key(&cd)
-            .arg(signature.to_string())
-            .arg(now_ms)
-            .arg(candidates.len());
-        for c in candidates {
-            inv.arg(c.credential.simple().to_string())
-                .arg(c.weight)
-                .arg(if tried.contains(&c.credential) {
-                    "1"
-                } else {
-                    "0"
-                });
-        }
-        inv.arg(TTL_MS);
-        match self.call::<(i64, i64)>("pick", inv).await {
-            Some((i, _)) if i >= 0 => Pick::Entry(usize::try_from(i).unwrap_or(0)),
-            Some((-1, retry)) => Pick::AllCooling {
-                retry_after_ms: u64::try_from(retry).unwrap_or(0),
-            },
-            Some(_) => Pick::Exhausted,
-            None => self.fallback.pick(request).await,
-        }
+    async fn pick(&self, request: PickRequest<'_>) -> Choice {
+        self.fallback.pick(request).await
     }
 
-    async fn cool(&self, pool: PoolKey, credential: Uuid, cooldown: Cooldown) {
-        // Kept locally too, so a fallback honours cooldowns started while Redis was up.
-        self.fallback.cool(pool, credential, cooldown).await;
-        let (_, cd) = keys(pool);
-        let mut inv = self.cool.prepare_invoke();
-        inv.key(&cd)
-            .arg(credential.simple().to_string())
-            .arg(cooldown.until_ms)
-            .arg(cooldown.reason.as_str())
-            .arg(cooldown.status.map(|s| s.to_string()).unwrap_or_default())
-            .arg(cooldown.at_ms)
-            .arg(TTL_MS.max(cooldown.until_ms.saturating_sub(cooldown.at_ms) + TTL_MS));
-        let _ = self.call::<i64>("cool", inv).await;
+    async fn record(&self, pool: PoolKey, credential: Uuid, report: Report<'_>) -> Recorded {
+        self.fallback.record(pool, credential, report).await
     }
 
-    async fn cooldowns(&self, pool: PoolKey) -> HashMap<Uuid, Cooldown> {
-        let Some(mut conn) = self.connection() else {
-            return self.fallback.cooldowns(pool).await;
-        };
-        let (_, cd) = keys(pool);
-        let fetched: Result<Result<HashMap<String, String>, _>, _> = tokio::time::timeout(
-            CALL_TIMEOUT,
-            redis::cmd("HGETALL").arg(&cd).query_async(&mut conn),
-        )
-        .await;
-        match fetched {
-            Ok(Ok(map)) => map
-                .into_iter()
-                .filter_map(|(k, v)| Some((Uuid::parse_str(&k).ok()?, parse_cooldown(&v)?)))
-                .collect(),
-            Ok(Err(e)) => {
-                self.down("cooldowns", &e);
-                self.fallback.cooldowns(pool).await
-            }
-            Err(_) => {
-                self.down("cooldowns", &"timed out");
-                self.fallback.cooldowns(pool).await
-            }
-        }
+    async fn count_tokens(&self, pool: PoolKey, credential: Uuid, tokens: u64, now_ms: u64) {
+        self.fallback
+            .count_tokens(pool, credential, tokens, now_ms)
+            .await
     }
 
-    async fn clear(&self, pool: PoolKey) {
-        self.fallback.clear(pool).await;
-        let Some(mut conn) = self.connection() else {
-            return;
-        };
-        let (_, cd) = keys(pool);
-        let done: Result<Result<i64, _>, _> = tokio::time::timeout(
-            CALL_TIMEOUT,
-            redis::cmd("DEL").arg(&cd).query_async(&mut conn),
-        )
-        .await;
-        if !matches!(done, Ok(Ok(_))) {
-            self.down("clear", &"failed");
-        }
+    async fn book(&self, pool: PoolKey) -> Book {
+        self.fallback.book(pool).await
+    }
+
+    async fn credentials(
+        &self,
+        workspace: Uuid,
+        credentials: &[Uuid],
+    ) -> Vec<(Uuid, CredentialRecord)> {
+        self.fallback.credentials(workspace, credentials).await
+    }
+
+    async fn reset(&self, pool: PoolKey, credentials: &[Uuid], now_ms: u64) -> Vec<Uuid> {
+        self.fallback.reset(pool, credentials, now_ms).await
+    }
+
+    async fn recover(&self, workspace: Uuid, credential: Uuid, now_ms: u64) -> Option<Change> {
+        self.fallback.recover(workspace, credential, now_ms).await
+    }
+
+    async fn flagged(&self) -> Vec<Flagged> {
+        self.fallback.flagged().await
+    }
+
+    async fn lead(&self, name: &str, ttl_ms: u64) -> bool {
+        self.fallback.lead(name, ttl_ms).await
     }
 }
 
