@@ -186,7 +186,8 @@ async fn a_reset_mid_headers_cools_the_credential_and_fails_over() {
     let status = w.lb(&model).await;
     let entry = &status["entries"][0]["status"];
     assert_eq!(entry["state"], "cooling_down");
-    assert_eq!(entry["last_error"]["reason"], "unreachable");
+    assert_eq!(entry["reason"], "transient");
+    assert!(entry["last_error"]["status"].is_null(), "{entry}");
     let remaining = entry["cooldown_remaining_s"].as_u64().unwrap();
     assert!((9..=10).contains(&remaining), "{remaining}");
 }

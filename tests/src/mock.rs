@@ -39,6 +39,7 @@ use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -115,7 +116,12 @@ type Log = Arc<Mutex<Vec<Recorded>>>;
 struct Shared {
     log: Log,
     responses: Store,
+    /// Keys the provider answers with a status now, whatever their script (a key revoked at
+    /// the provider: 401; an outage: 500).
+    forced: Forced,
 }
+
+type Forced = Arc<Mutex<HashMap<String, u16>>>;
 
 /// A running mock provider.
 #[derive(Clone)]
@@ -124,6 +130,7 @@ pub struct MockUpstream {
     pub addr: SocketAddr,
     log: Log,
     responses: Store,
+    forced: Forced,
 }
 
 impl MockUpstream {
@@ -137,6 +144,7 @@ impl MockUpstream {
         let shared = Shared {
             log: Arc::new(Mutex::new(Vec::new())),
             responses: Store::default(),
+            forced: Forced::default(),
         };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -151,6 +159,7 @@ impl MockUpstream {
             addr,
             log: shared.log,
             responses: shared.responses,
+            forced: shared.forced,
         })
     }
 
@@ -174,6 +183,27 @@ impl MockUpstream {
     pub fn reset(&self) {
         if let Ok(mut l) = self.log.lock() {
             l.clear();
+        }
+    }
+
+    /// From now on every request with `key` is answered `status` (a non-2xx one) with the
+    /// family's error body, on every endpoint: 401 for a key revoked at the provider, 500 for
+    /// an outage, 429 for a limit hit.
+    pub fn force(&self, key: &str, status: u16) {
+        if let Ok(mut f) = self.forced.lock() {
+            f.insert(key.to_owned(), status);
+        }
+    }
+
+    /// From now on the provider refuses `key` with 401 (it was revoked).
+    pub fn refuse(&self, key: &str) {
+        self.force(key, 401);
+    }
+
+    /// The provider answers `key` as its script says again.
+    pub fn accept(&self, key: &str) {
+        if let Ok(mut f) = self.forced.lock() {
+            f.remove(key);
         }
     }
 
@@ -480,6 +510,20 @@ async fn handle(
     if let Some(r) = refused {
         return r;
     }
+    let forced = req.key.as_ref().and_then(|k| {
+        shared
+            .forced
+            .lock()
+            .ok()
+            .and_then(|f| f.get(k).copied())
+    });
+    let mut req = req;
+    if let Some(status) = forced {
+        req.script = Script {
+            status: Some(status),
+            ..Script::default()
+        };
+    }
     let status = req
         .script
         .status
@@ -503,7 +547,13 @@ async fn handle(
         return openai::huge_response(mib, req.stream());
     }
     match family {
-        Family::OpenAi => openai::answer(&req, &shared.responses),
+        Family::OpenAi => {
+            let mut r = openai::answer(&req, &shared.responses);
+            if req.script.spent_requests {
+                openai::spend_requests(&mut r, &req.script);
+            }
+            r
+        }
         Family::Anthropic => anthropic::answer(&req),
         Family::Gemini => gemini::answer(&req),
     }

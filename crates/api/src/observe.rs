@@ -9,6 +9,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rotor_dispatch::lifecycle::CredentialLabel;
+use rotor_dispatch::state::StateBackend;
 use secrecy::ExposeSecret;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -71,6 +73,19 @@ pub async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Re
         text.push('\n');
     }
     state.series().render(&mut text);
+    let engine = state.engine();
+    let now_ms = engine.clock().now_ms();
+    let flagged = engine
+        .state()
+        .flagged()
+        .await
+        .into_iter()
+        .filter_map(|f| {
+            let label = f.record.health(now_ms).state;
+            (label != CredentialLabel::Available).then_some(((f.workspace, f.credential), label))
+        })
+        .collect();
+    state.series().render_states(&mut text, &flagged);
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -21,6 +21,24 @@ use bytes::Bytes;
 use responses::Store;
 use std::time::{Duration, SystemTime};
 
+/// OpenAI's 429 message when the account's quota is spent, word for word.
+const QUOTA: &str = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.";
+
+/// The request-limit headers of a success that spent the limit (`x-ratelimit-*-requests`).
+pub(super) fn spend_requests(r: &mut Response, script: &Script) {
+    let reset = script.reset_requests.as_deref().unwrap_or("1s");
+    let headers = [
+        ("x-ratelimit-limit-requests", "100"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", reset),
+    ];
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+}
+
 /// Usage the mock reports for a prompt.
 const PROMPT_TOKENS: u64 = 5;
 
@@ -30,18 +48,21 @@ const NOT_JSON: &str = "We could not parse the JSON body of your request. (HINT:
 /// An OpenAI error answer (`{"error": {"message", "type", "param", "code"}}`) with the
 /// rate-limit headers the script asks for.
 pub(super) fn error_answer(status: StatusCode, script: &Script) -> Response {
-    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limit_exceeded"
+    let body = if script.insufficient_quota {
+        format!(
+            r#"{{"error": {{"message": "{BODY_CANARY} {QUOTA}", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}}}"#
+        )
     } else {
-        "mock_error"
-    };
-    let mut r = respond(
-        status,
-        "application/json",
+        let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+            "rate_limit_exceeded"
+        } else {
+            "mock_error"
+        };
         format!(
             r#"{{"error": {{"message": "{BODY_CANARY} {kind}", "type": "{kind}", "param": null, "code": "{kind}"}}}}"#
-        ),
-    );
+        )
+    };
+    let mut r = respond(status, "application/json", body);
     let date = script
         .retry_after_date
         .map(|n| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(n)));

@@ -55,6 +55,11 @@ pub(crate) struct Script {
     pub gemini_retry_delay_ms: Option<u64>,
     /// End the stream with the family's error event after this many events.
     pub error_after: Option<u64>,
+    /// OpenAI: the 429 `insufficient_quota` answer (with `status` 429).
+    pub insufficient_quota: bool,
+    /// OpenAI: successes say the request limit is spent (`x-ratelimit-remaining-requests: 0`,
+    /// resetting per `reset_requests`).
+    pub spent_requests: bool,
 }
 
 /// One of Anthropic's rate limits, each reported in `anthropic-ratelimit-<name>-*` headers.
@@ -129,6 +134,8 @@ enum Word {
     ApiKeyInvalid,
     GeminiRetryDelayMs(u64),
     ErrorAfter(u64),
+    InsufficientQuota,
+    SpentRequests,
 }
 
 /// Makes a word of its number.
@@ -156,6 +163,8 @@ impl Word {
             "redirect" => return Some(Word::Redirect),
             "credit" => return Some(Word::CreditTooLow),
             "keyinvalid" => return Some(Word::ApiKeyInvalid),
+            "noquota" => return Some(Word::InsufficientQuota),
+            "spent" => return Some(Word::SpentRequests),
             _ => {}
         }
         if let Some(limit) = Word::anthropic_limit(word) {
@@ -212,6 +221,8 @@ impl Word {
             Word::ApiKeyInvalid => "keyinvalid".to_owned(),
             Word::GeminiRetryDelayMs(n) => format!("grd{n}"),
             Word::ErrorAfter(n) => format!("errafter{n}"),
+            Word::InsufficientQuota => "noquota".to_owned(),
+            Word::SpentRequests => "spent".to_owned(),
         }
     }
 }
@@ -267,6 +278,8 @@ impl Script {
                 Word::ErrorAfter(n) => {
                     s.error_after.get_or_insert(n);
                 }
+                Word::InsufficientQuota => s.insufficient_quota = true,
+                Word::SpentRequests => s.spent_requests = true,
             }
         }
         s
@@ -301,6 +314,12 @@ impl Script {
         }
         w.extend(self.gemini_retry_delay_ms.map(Word::GeminiRetryDelayMs));
         w.extend(self.error_after.map(Word::ErrorAfter));
+        if self.insufficient_quota {
+            w.push(Word::InsufficientQuota);
+        }
+        if self.spent_requests {
+            w.push(Word::SpentRequests);
+        }
         w
     }
 }
@@ -426,6 +445,20 @@ impl MockKey {
         self.script.gemini_retry_delay_ms = Some(ms);
         self
     }
+    /// OpenAI: answer 429 `insufficient_quota` ("You exceeded your current quota …").
+    pub fn insufficient_quota(mut self) -> Self {
+        self.script.status = Some(429);
+        self.script.insufficient_quota = true;
+        self
+    }
+
+    /// OpenAI: every success says the request limit is spent (`x-ratelimit-remaining-requests:
+    /// 0`) and resets in `duration` (`x-ratelimit-reset-requests`, e.g. `"30s"`).
+    pub fn spent_requests(mut self, duration: &str) -> Self {
+        self.script.spent_requests = true;
+        self.reset_requests(duration)
+    }
+
     /// End the stream after `n` events with the family's error event (Anthropic
     /// `event: error` overloaded, Gemini and OpenAI a `data: {"error": ...}` chunk).
     pub fn error_after(mut self, n: u64) -> Self {
@@ -466,7 +499,9 @@ mod tests {
             .anthropic_limit(AnthropicLimit::InputTokens, 0, 40)
             .anthropic_limit(AnthropicLimit::Requests, 7, 3600)
             .gemini_retry_delay_ms(1500)
-            .error_after(3);
+            .error_after(3)
+            .insufficient_quota()
+            .spent_requests("30s");
         let rendered = full.to_string();
         assert_eq!(
             rendered,

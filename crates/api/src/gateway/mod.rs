@@ -337,11 +337,11 @@ async fn send(
     };
     response.headers_mut().insert(ATTEMPTS, attempts);
     if sticky {
-        let hit = HeaderValue::from_static(match outcome.affinity_hit {
-            Some(true) => "true",
-            _ => "false",
-        });
-        response.headers_mut().insert(AFFINITY_HIT, hit);
+        let hit = outcome.affinity_hit == Some(true);
+        let result = if hit { "hit" } else { "miss" };
+        metrics::counter!("rotor_affinity_total", "result" => result).increment(1);
+        let value = HeaderValue::from_static(if hit { "true" } else { "false" });
+        response.headers_mut().insert(AFFINITY_HIT, value);
     }
     let overhead = started.elapsed().saturating_sub(outcome.upstream_time);
     route.metrics.overhead(overhead.as_secs_f64());

@@ -12,6 +12,7 @@ mod histogram;
 mod outcome;
 mod registry;
 mod render;
+mod states;
 
 pub use histogram::{LATENCY_BUCKETS, OVERHEAD_BUCKETS};
 pub use outcome::AnswerClass;
