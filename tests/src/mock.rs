@@ -38,8 +38,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
-use std::net::SocketAddr;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -510,13 +510,10 @@ async fn handle(
     if let Some(r) = refused {
         return r;
     }
-    let forced = req.key.as_ref().and_then(|k| {
-        shared
-            .forced
-            .lock()
-            .ok()
-            .and_then(|f| f.get(k).copied())
-    });
+    let forced = req
+        .key
+        .as_ref()
+        .and_then(|k| shared.forced.lock().ok().and_then(|f| f.get(k).copied()));
     let mut req = req;
     if let Some(status) = forced {
         req.script = Script {

@@ -261,6 +261,7 @@ mod tests {
             cooldown_seconds: 60,
             max_attempts: 3,
             max_wait_ms: 0,
+            affinity_ttl_ms: None,
             signature: 0,
             metrics,
         };

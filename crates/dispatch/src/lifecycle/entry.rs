@@ -230,6 +230,12 @@ impl EntryRecord {
     /// A pick sends it a request: counted in the minute; true when it is the half-open trial.
     pub fn admit(&mut self, now_ms: u64, trial_lease_ms: u64) -> bool {
         self.window.count_request(now_ms);
+        self.take_trial(now_ms, trial_lease_ms)
+    }
+
+    /// A pick sends it a request it does not count (the entry has no limits): true when it is
+    /// the half-open trial, whose lease then keeps other requests away.
+    pub fn take_trial(&mut self, now_ms: u64, trial_lease_ms: u64) -> bool {
         match self.circuit.at(now_ms) {
             Circuit::HalfOpen {
                 step,

@@ -164,9 +164,13 @@ pub fn pick(
             }
         }
     };
-    let trial = book
-        .entry(ask.credential(index))
-        .admit(ask.now_ms, ask.trial_lease_ms);
+    // Only entries with limits count their requests: the others need no window.
+    let record = book.entry(ask.credential(index));
+    let trial = if ask.limits(index).any() {
+        record.admit(ask.now_ms, ask.trial_lease_ms)
+    } else {
+        record.take_trial(ask.now_ms, ask.trial_lease_ms)
+    };
     Choice::Serve(Served {
         index,
         trial,
