@@ -408,6 +408,8 @@ impl Fx {
         )
         .await;
         let rejected = cred("rejected", MockKey::new("sk_rejected").status(401)).await;
+        let dead_a = cred("dead-a", MockKey::new("sk_deada").status(401)).await;
+        let dead_b = cred("dead-b", MockKey::new("sk_deadb").status(403)).await;
         let slow = cred("slow", MockKey::new("sk").delay_ms(6000)).await;
         let huge = cred("huge", MockKey::new("sk").huge_mib(4)).await;
         let closed_port = format!("http://127.0.0.1:{}/v1", free_port());
@@ -431,6 +433,7 @@ impl Fx {
         let spare_model = model("spare-model", c1).await;
         let doomed_model = model("doomed", c1).await;
         let cool = model("cool", cool_a).await;
+        let dead = model("dead", dead_a).await;
         model("limited", limited).await;
         model("rejected", rejected).await;
         model("slow", slow).await;
@@ -440,14 +443,16 @@ impl Fx {
         // Its only credential is tampered with below: the gateway cannot decrypt it.
         model("broken", tampered_credential).await;
         let family_tampered = proxied::twins(&main, &owner, &mock.url("")).await;
-        main.put(
-            &TestApp::lb_path(ws, &cool.to_string()),
-            &owner.token,
-            json!({"enabled": true, "cooldown_seconds": 60,
-                   "entries": [{"credential_id": cool_a}, {"credential_id": cool_b}]}),
-        )
-        .await
-        .assert(200);
+        for (pool, a, b) in [(cool, cool_a, cool_b), (dead, dead_a, dead_b)] {
+            main.put(
+                &TestApp::lb_path(ws, &pool.to_string()),
+                &owner.token,
+                json!({"enabled": true, "cooldown_seconds": 60,
+                       "entries": [{"credential_id": a}, {"credential_id": b}]}),
+            )
+            .await
+            .assert(200);
+        }
 
         // main: keys and tokens.
         let (key_id, key) = main.api_key(&owner, ws, "all").await;
@@ -468,7 +473,7 @@ impl Fx {
         let doomed_token = token.body["id"].as_str().unwrap().parse().unwrap();
 
         // Every credential of each family's `cool` answers 429 with Retry-After: 60 and is
-        // cooling now.
+        // cooling now; every credential of each `dead` is rejected.
         proxied::cool_down(&main, &key).await;
 
         let stored = stored::setup(&main, &owner, &key, &mock_url, c2).await;
@@ -1687,10 +1692,12 @@ fn the_table_covers_every_documented_status() {
     let mut table: BTreeMap<Key, BTreeSet<&str>> = BTreeMap::new();
     let live = live_cases();
     let outage = outage_cases();
+    let capacity = proxied::capacity_cases();
     let keys = live
         .iter()
         .map(|c| (c.key(), c.code))
-        .chain(outage.iter().map(|c| (c.key(), c.code)));
+        .chain(outage.iter().map(|c| (c.key(), c.code)))
+        .chain(capacity.iter().map(|c| (c.key(), c.code)));
     for (key, code) in keys {
         table.entry(key).or_default().insert(code);
     }
@@ -1759,6 +1766,24 @@ async fn every_documented_status_is_reachable() {
         .collect()
         .await;
     let failures: Vec<String> = answers.into_iter().flatten().collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios did not get their documented answer:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_at_capacity_status_is_reachable() {
+    // Limits count per UTC minute: the pools are filled and every case sent in one.
+    let cap = proxied::Cap::new().await;
+    let cases = proxied::capacity_cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        failures.extend(run(&cap, case).await);
+    }
     assert!(
         failures.is_empty(),
         "{} of {} scenarios did not get their documented answer:\n{}",

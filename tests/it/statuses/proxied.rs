@@ -264,6 +264,14 @@ pub(super) fn live_cases() -> Vec<Case<Fx>> {
             "upstream_credential_rejected",
             to("rejected"),
         ));
+        // Both credentials were refused (401, 403) during the setup: out of the pool.
+        cases.push(live(
+            "POST",
+            path,
+            502,
+            "all_credentials_rejected",
+            to("dead"),
+        ));
         cases.push(live(
             "POST",
             path,
@@ -322,6 +330,9 @@ pub(super) async fn twins(main: &TestApp, owner: &TestUser, mock_base: &str) -> 
         model("limited", cred("limited", mock_base, limited).await).await;
         let rejected = MockKey::new("sk_rejected").status(401);
         model("rejected", cred("rejected", mock_base, rejected).await).await;
+        let dead_a = cred("dead-a", mock_base, MockKey::new("sk_deada").status(401)).await;
+        let dead_b = cred("dead-b", mock_base, MockKey::new("sk_deadb").status(403)).await;
+        let dead = model("dead", dead_a).await;
         let slow = MockKey::new("sk").delay_ms(6000);
         model("slow", cred("slow", mock_base, slow).await).await;
         let huge = MockKey::new("sk").huge_mib(4);
@@ -333,28 +344,117 @@ pub(super) async fn twins(main: &TestApp, owner: &TestUser, mock_base: &str) -> 
         let broken = cred("tampered", mock_base, MockKey::new("sk_tampered")).await;
         model("broken", broken).await;
         tampered.push(broken);
-        main.put(
-            &TestApp::lb_path(ws, &cool.to_string()),
-            &owner.token,
-            json!({"enabled": true, "cooldown_seconds": 60,
-                   "entries": [{"credential_id": cool_a}, {"credential_id": cool_b}]}),
-        )
-        .await
-        .assert(200);
+        for (pool, a, b) in [(cool, cool_a, cool_b), (dead, dead_a, dead_b)] {
+            main.put(
+                &TestApp::lb_path(ws, &pool.to_string()),
+                &owner.token,
+                json!({"enabled": true, "cooldown_seconds": 60,
+                       "entries": [{"credential_id": a}, {"credential_id": b}]}),
+            )
+            .await
+            .assert(200);
+        }
     }
     tampered
 }
 
-/// Cools every credential of each family's `cool` pool (each answers 429 with Retry-After: 60).
-pub(super) async fn cool_down(main: &TestApp, key: &str) {
-    for p in PROXIED.iter().filter(|p| {
+/// One endpoint per family, to set pools up through.
+fn first_of_each_family() -> impl Iterator<Item = &'static Proxied> {
+    PROXIED.iter().filter(|p| {
         p.path.ends_with("chat/completions")
             || p.path == "/v1/messages"
             || p.path.ends_with(":generateContent")
-    }) {
-        p.req(main, key, &twin(p.family, "cool"))
-            .send()
-            .await
-            .assert(429);
+    })
+}
+
+/// Cools every credential of each family's `cool` pool (each answers 429 with Retry-After: 60)
+/// and gets both of each `dead` pool refused (401 and 403).
+pub(super) async fn cool_down(main: &TestApp, key: &str) {
+    for p in first_of_each_family() {
+        let cool = p.req(main, key, &twin(p.family, "cool")).send().await;
+        cool.assert(429);
+        let dead = p.req(main, key, &twin(p.family, "dead")).send().await;
+        dead.assert(502);
     }
+}
+
+/// A server whose `full` pools (one per family, two entries of `rpm: 1`) are full for the
+/// current UTC minute.
+pub(super) struct Cap {
+    app: TestApp,
+    key: String,
+}
+
+impl Cap {
+    /// Sets the pools up, waits for a minute with time left, and fills them.
+    pub(super) async fn new() -> Cap {
+        let w = World::licensed().await;
+        let ws = w.ws();
+        for (fam, provider, base) in [
+            (Fam::OpenAi, "openai_compatible", w.mock.url("/v1")),
+            (Fam::Anthropic, "anthropic", w.mock.url("")),
+            (Fam::Gemini, "gemini", w.mock.url("")),
+        ] {
+            let mut ids = Vec::new();
+            for n in ["a", "b"] {
+                let name = twin(fam, &format!("full-{n}"));
+                let config = json!({"api_key": format!("sk_full{n}"), "base_url": base});
+                ids.push(id_of(
+                    &w.app.credential(&w.user, ws, provider, &name, config).await,
+                ));
+            }
+            let m = w
+                .app
+                .model(&w.user, ws, provider, &twin(fam, "full"), ids[0])
+                .await;
+            let entries: Vec<Value> = ids
+                .iter()
+                .map(|c| json!({"credential_id": c, "enabled": true, "rpm": 1}))
+                .collect();
+            w.app
+                .put(
+                    &TestApp::lb_path(ws, m["id"].as_str().unwrap()),
+                    &w.user.token,
+                    json!({"enabled": true, "entries": entries}),
+                )
+                .await
+                .assert(200);
+        }
+        let into = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 60_000;
+        if into > 40_000 {
+            let left = u64::try_from(60_000 - into).unwrap() + 200;
+            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+        }
+        for p in first_of_each_family() {
+            for _ in 0..2 {
+                p.req(&w.app, &w.key, &twin(p.family, "full"))
+                    .send()
+                    .await
+                    .assert(200);
+            }
+        }
+        Cap {
+            app: w.app.clone(),
+            key: w.key.clone(),
+        }
+    }
+}
+
+/// Every proxied endpoint's 429 `all_credentials_at_capacity`, against [`Cap`].
+pub(super) fn capacity_cases() -> Vec<Case<Cap>> {
+    PROXIED
+        .iter()
+        .map(|p| Case {
+            method: "POST",
+            path: p.path,
+            status: 429,
+            code: "all_credentials_at_capacity",
+            build: Box::new(move |c: &Cap| p.req(&c.app, &c.key, &twin(p.family, "full"))),
+            check: Some(has_retry_after),
+        })
+        .collect()
 }

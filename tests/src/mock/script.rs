@@ -501,11 +501,11 @@ mod tests {
             .gemini_retry_delay_ms(1500)
             .error_after(3)
             .insufficient_quota()
-            .spent_requests("30s");
+            .spent_requests("6m0s");
         let rendered = full.to_string();
         assert_eq!(
             rendered,
-            "sk_all_s429_ra30_rad20_rams5000_rr6m0s_rt20ms_delay1500_gap100_chunks5_drop2_huge4_redirect_alr7x3600_ali0x40_grd1500_errafter3"
+            "sk_all_s429_ra30_rad20_rams5000_rr6m0s_rt20ms_delay1500_gap100_chunks5_drop2_huge4_redirect_alr7x3600_ali0x40_grd1500_errafter3_noquota_spent"
         );
         assert_eq!(Script::of(&rendered), full.script);
         let plain = MockKey::new("sk-live-PLAINTEXT-CANARY-x-0123abcd");

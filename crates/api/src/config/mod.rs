@@ -70,7 +70,7 @@ pub struct Config {
     /// Default: — (embedded default).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = Trim(parse::postgres_url))]
     pub database_url: Option<SecretUrl>,
-    /// Shared dispatch state (rotation and cooldowns) for several replicas.
+    /// Shared dispatch state (rotation, credential states, limits, affinity) for several replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = Trim(parse::redis_url))]
     pub redis_url: Option<SecretUrl>,
     /// Listen address.
@@ -121,8 +121,8 @@ pub struct Config {
     /// Longest pause between stream chunks, seconds.
     #[arg(long, env = "ROTOR_STREAM_IDLE_TIMEOUT", default_value = "60", value_parser = Trim(parse::seconds))]
     pub stream_idle_timeout: Duration,
-    /// How often rejected and quota-exhausted credentials are probed (the model list), seconds;
-    /// one replica at a time.
+    /// How often rejected and quota-exhausted credentials are probed (the provider's model
+    /// list), seconds; one replica at a time.
     #[arg(long, env = "ROTOR_PROBE_INTERVAL", default_value = "300", value_parser = Trim(parse::seconds))]
     pub probe_interval: Duration,
     /// Largest gateway body (bytes, or with KiB/MiB/GiB).
