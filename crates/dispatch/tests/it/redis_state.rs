@@ -534,6 +534,54 @@ async fn one_replica_leads_at_a_time() {
     assert!(!a.lead(&name, 200).await);
 }
 
+#[tokio::test]
+async fn garbled_values_in_redis_read_as_available() {
+    let server = RedisServer::start();
+    let state = replica(&server).await;
+    let pool = pool();
+    let credential = Uuid::new_v4();
+    let candidates = [Candidate {
+        credential,
+        weight: 1,
+    }];
+    let limits = [Limits {
+        rpm: Some(1),
+        tpm: Some(1),
+    }];
+    let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
+    let c = credential.simple().to_string();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(format!("rotor:{tag}:rot"))
+        .arg("7|x,,y");
+    pipe.cmd("HSET")
+        .arg(format!("rotor:{tag}:ent"))
+        .arg(&c)
+        .arg("t:zz:1|nonsense");
+    pipe.cmd("HSET")
+        .arg(format!("rotor:{tag}:win"))
+        .arg(&c)
+        .arg("what");
+    pipe.cmd("SET")
+        .arg(format!("rotor:{tag}:aff:0000000000000001"))
+        .arg("|||");
+    pipe.cmd("HSET")
+        .arg(format!("rotor:{{{}}}:cred", pool.workspace.simple()))
+        .arg(&c)
+        .arg("x:notanumber");
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let mut request = ask(pool, &candidates, &limits, 1_800_000_000_000);
+    request.sticky = Some(Sticky {
+        key: 1,
+        ttl_ms: 1_000,
+    });
+    let choice = state.pick(request).await;
+    assert_eq!(served(choice), Some(0), "{choice:?}");
+    assert!(state.is_shared(), "garbage is no reason to leave Redis");
+}
+
 // ---- fallback -------------------------------------------------------------------------------
 
 #[tokio::test]
