@@ -1,21 +1,34 @@
-//! Shared dispatch state in Redis: one rotation and one set of cooldowns for every replica.
-//! A pick is one round trip (a Lua script that reads the cooldowns, advances the smooth
-//! weighted round-robin and stores it); keys carry a `{workspace:model}` hash tag so a pick
-//! touches one slot (Redis Cluster works too) and expire after a day of disuse. Response-id
-//! bindings are plain strings, `rotor:{workspace}:resp:<id>` = `<credential>|<model>`, set
-//! with the 30-day TTL.
+//! Shared dispatch state in Redis: one rotation, one set of lifecycle records (§14) and one
+//! count of each minute for every replica, so several replicas on one Redis act as one.
+//!
+//! - A pick is one round trip: a Lua script ([`scripts`]) reads the cursor, the pool's entry
+//!   records, minute windows and affinity binding, decides as [`crate::pick::pick`] does,
+//!   admits the request and stores the cursor. A pool's keys carry the hash tag
+//!   `{workspace:model}` ([`keys`]), so a pick touches one slot (Redis Cluster works too),
+//!   and expire after a day of disuse.
+//! - Credential-wide states (rejected, quota) live in `rotor:{workspace}:cred`, another slot:
+//!   the pick gets them as arguments from this replica's copy ([`cache`]), at most 500 ms old.
+//! - Answers are applied in Rust ([`crate::lifecycle`]) and written by compare-and-set, so
+//!   racing replicas serialise and exactly one of them sees each credential-wide change.
+//! - Response-id bindings are plain strings, `rotor:{workspace}:resp:<id>` =
+//!   `<credential>|<model>`, set with the 30-day TTL.
 //!
 //! Fail-open: when Redis stops answering, dispatch continues on in-process state (logged
 //! once, counted in `rotor_redis_fallback_total`), and a background probe switches back as soon
-//! as Redis answers again.
+//! as Redis answers again. Writes also go to the in-process state, so a fallback honours what
+//! was recorded while Redis was up.
+
+mod cache;
+mod codec;
+mod keys;
+mod lifecycle;
+mod scripts;
 
 use super::bindings::{bindable, Binding, BindingStore, BINDING_TTL_MS};
 use super::memory::MemoryState;
-use super::{Flagged, PickRequest, PoolKey, Recorded, Report, StateBackend};
-use crate::lifecycle::{Change, CredentialRecord};
-use crate::pick::{Book, Choice};
+use cache::CredentialCache;
 use redis::aio::ConnectionManager;
-use redis::Script;
+use scripts::Scripts;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -27,91 +40,23 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Idle lifetime of a pool's keys.
 const TTL_MS: u64 = 24 * 3600 * 1000;
+/// Idle lifetime of a workspace's credential records (a rejection must outlive quiet days).
+const CREDENTIAL_TTL_MS: u64 = BINDING_TTL_MS;
+/// Lifetime of the minute windows after their last count.
+const WINDOW_TTL_MS: u64 = 120_000;
+/// Tries of a compare-and-set before giving up on a record another replica keeps changing.
+const CAS_TRIES: usize = 16;
 
-const PICK: &str = r#"
-local sig = ARGV[1]
-local now = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local cur = {}
-local state = redis.call('GET', KEYS[1])
-if state then
-  local s, rest = string.match(state, '^([^|]*)|(.*)$')
-  if s == sig then
-    for v in string.gmatch(rest, '[^,]+') do cur[#cur + 1] = tonumber(v) end
-  end
-end
-if #cur ~= n then
-  cur = {}
-  for i = 1, n do cur[i] = 0 end
-end
-local cds = redis.call('HGETALL', KEYS[2])
-local until_by = {}
-for i = 1, #cds, 2 do
-  until_by[cds[i]] = tonumber(string.match(cds[i + 1], '^(%d+)'))
-end
-local total = 0
-local best = -1
-local soonest = -1
-for i = 1, n do
-  local base = 3 + (i - 1) * 3
-  local cred = ARGV[base + 1]
-  local w = tonumber(ARGV[base + 2])
-  if ARGV[base + 3] ~= '1' then
-    local u = until_by[cred]
-    if u and u > now then
-      if soonest < 0 or u < soonest then soonest = u end
-    else
-      cur[i] = cur[i] + w
-      total = total + w
-      if best < 0 or cur[i] > cur[best] then best = i end
-    end
-  end
-end
-if best < 0 then
-  if soonest >= 0 then return {-1, soonest - now} end
-  return {-2, 0}
-end
-cur[best] = cur[best] - total
-local parts = {}
-for i = 1, n do parts[i] = string.format('%.0f', cur[i]) end
-redis.call('SET', KEYS[1], sig .. '|' .. table.concat(parts, ','), 'PX', ARGV[#ARGV])
-return {best - 1, 0}
-"#;
-
-const COOL: &str = r#"
-local new_until = tonumber(ARGV[2])
-local reason = ARGV[3]
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local ou, oreason = string.match(old, '^(%d+)|([^|]*)|')
-  if ou and tonumber(ou) > new_until then
-    new_until = tonumber(ou)
-    reason = oreason
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', new_until) .. '|' .. reason .. '|' .. ARGV[4] .. '|' .. ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return 1
-"#;
-
-/// Rotation and cooldowns in Redis, with in-process fallback.
+/// Rotation and lifecycle records in Redis, with in-process fallback.
 pub struct RedisState {
     client: redis::Client,
     conn: RwLock<Option<ConnectionManager>>,
     healthy: AtomicBool,
     fallback: MemoryState,
-    pick: Script,
-    cool: Script,
-}
-
-fn keys(pool: PoolKey) -> (String, String) {
-    let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
-    (format!("rotor:{tag}:rot"), format!("rotor:{tag}:cd"))
-}
-
-/// The key of a response-id binding (the workspace is the hash tag).
-fn binding_key(workspace: Uuid, response_id: &str) -> String {
-    format!("rotor:{{{}}}:resp:{response_id}", workspace.simple())
+    scripts: Scripts,
+    cache: CredentialCache,
+    /// This replica's id, the value of the locks it holds.
+    id: String,
 }
 
 fn parse_binding(v: &str) -> Option<Binding> {
@@ -132,8 +77,9 @@ impl RedisState {
             conn: RwLock::new(None),
             healthy: AtomicBool::new(false),
             fallback: MemoryState::default(),
-            pick: Script::new(PICK),
-            cool: Script::new(COOL),
+            scripts: Scripts::default(),
+            cache: CredentialCache::default(),
+            id: Uuid::new_v4().simple().to_string(),
         });
         state.probe().await;
         let weak = Arc::downgrade(&state);
@@ -219,6 +165,17 @@ impl RedisState {
         self.settled(what, answer)
     }
 
+    /// Runs a pipeline (one round trip); `None` when Redis does not answer.
+    async fn piped<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Option<T> {
+        let mut conn = self.connection()?;
+        let answer = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await;
+        self.settled(what, answer)
+    }
+
     /// The value of a timed Redis call, or `None` after noting that Redis stopped answering.
     fn settled<T>(
         &self,
@@ -249,7 +206,7 @@ impl BindingStore for RedisState {
             return;
         }
         let mut cmd = redis::cmd("SET");
-        cmd.arg(binding_key(workspace, response_id))
+        cmd.arg(keys::binding(workspace, response_id))
             .arg(format!(
                 "{}|{}",
                 binding.credential.simple(),
@@ -265,7 +222,7 @@ impl BindingStore for RedisState {
             return None;
         }
         let mut cmd = redis::cmd("GET");
-        cmd.arg(binding_key(workspace, response_id));
+        cmd.arg(keys::binding(workspace, response_id));
         let shared = self.command::<Option<String>>("binding", &cmd).await;
         match shared {
             // Redis answered: it is the truth, also when another replica deleted the response
@@ -281,53 +238,8 @@ impl BindingStore for RedisState {
             return;
         }
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(binding_key(workspace, response_id));
+        cmd.arg(keys::binding(workspace, response_id));
         let _ = self.command::<i64>("unbind", &cmd).await;
-    }
-}
-
-// TODO(lifecycle in Redis): until the scripts land, the lifecycle lives in process here.
-impl StateBackend for RedisState {
-    async fn pick(&self, request: PickRequest<'_>) -> Choice {
-        self.fallback.pick(request).await
-    }
-
-    async fn record(&self, pool: PoolKey, credential: Uuid, report: Report<'_>) -> Recorded {
-        self.fallback.record(pool, credential, report).await
-    }
-
-    async fn count_tokens(&self, pool: PoolKey, credential: Uuid, tokens: u64, now_ms: u64) {
-        self.fallback
-            .count_tokens(pool, credential, tokens, now_ms)
-            .await
-    }
-
-    async fn book(&self, pool: PoolKey) -> Book {
-        self.fallback.book(pool).await
-    }
-
-    async fn credentials(
-        &self,
-        workspace: Uuid,
-        credentials: &[Uuid],
-    ) -> Vec<(Uuid, CredentialRecord)> {
-        self.fallback.credentials(workspace, credentials).await
-    }
-
-    async fn reset(&self, pool: PoolKey, credentials: &[Uuid], now_ms: u64) -> Vec<Uuid> {
-        self.fallback.reset(pool, credentials, now_ms).await
-    }
-
-    async fn recover(&self, workspace: Uuid, credential: Uuid, now_ms: u64) -> Option<Change> {
-        self.fallback.recover(workspace, credential, now_ms).await
-    }
-
-    async fn flagged(&self) -> Vec<Flagged> {
-        self.fallback.flagged().await
-    }
-
-    async fn lead(&self, name: &str, ttl_ms: u64) -> bool {
-        self.fallback.lead(name, ttl_ms).await
     }
 }
 
@@ -340,7 +252,7 @@ mod tests {
     fn binding_keys_carry_the_workspace_as_hash_tag() {
         let ws = Uuid::from_u128(0xab);
         assert_eq!(
-            binding_key(ws, "resp_1"),
+            keys::binding(ws, "resp_1"),
             "rotor:{000000000000000000000000000000ab}:resp:resp_1"
         );
         let b = Binding {

@@ -1,0 +1,257 @@
+//! The Lua scripts of the Redis backend. The pick is the only one with logic: it mirrors
+//! [`crate::pick::pick`] and its `why_not` step for step (the equivalence test runs both on the
+//! same operations); the others are a compare-and-set, a token count and a lock, so every
+//! state transition stays in Rust ([`crate::lifecycle`]).
+
+use redis::Script;
+
+/// One pick, atomically: cursor, entry records, minute windows and affinity binding in; the
+/// choice out, the request admitted.
+///
+/// KEYS: 1 cursor (`sig|w1,w2,…`), 2 entry records (hash by credential), 3 minute windows (hash
+/// by credential), 4 the affinity key (only when sticky).
+/// ARGV: 1 signature, 2 now, 3 n, 4 trial lease (≥ 1), 5 idle TTL, 6 window TTL, 7 affinity TTL
+/// (empty: not sticky), then 7 per candidate from 8: credential, weight, tried (`1`), the
+/// credential's state at now (`0` available, `r` rejected, else the quota's end), rpm, tpm
+/// (empty: none), counted (`1`: the credential has limits in this pool).
+/// Reply: `{0, index, trial, sticky_hit}`, `{1, retry_ms}` all cooling, `{2, retry_ms}` all at
+/// capacity, `{3}` all rejected, `{4}` exhausted.
+const PICK: &str = r#"
+local sig = ARGV[1]
+local now = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local sticky_ttl = tonumber(ARGV[7])
+local minute = math.floor(now / 60000)
+local function arg(i, f) return ARGV[7 + (i - 1) * 7 + f] end
+local function fmt(x) return string.format('%.0f', x) end
+if n == 0 then return {4} end
+
+local cur = {}
+local reset = true
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local s, rest = string.match(stored, '^([^|]*)|(.*)$')
+  if s == sig then
+    for v in string.gmatch(rest, '[^,]+') do cur[#cur + 1] = tonumber(v) or 0 end
+    reset = false
+  end
+end
+if #cur ~= n then
+  cur = {}
+  for i = 1, n do cur[i] = 0 end
+  reset = true
+end
+
+local creds = {}
+for i = 1, n do creds[i] = arg(i, 1) end
+local recs = redis.call('HMGET', KEYS[2], unpack(creds))
+local wins = redis.call('HMGET', KEYS[3], unpack(creds))
+
+-- circuit (kind, x, y): c; r/t open (until, step); h half-open (step, trial until)
+local kind, cx, cy = {}, {}, {}
+local req, tok = {}, {}
+for i = 1, n do
+  kind[i], cx[i], cy[i] = 'c', 0, 0
+  local v = recs[i]
+  if v then
+    local k, x, y = string.match(v, '^([rth]):(%d+):(%d+)[|]')
+    if not k then k, x, y = string.match(v, '^([rth]):(%d+):(%d+)$') end
+    if k then
+      x, y = tonumber(x), tonumber(y)
+      local step = (k == 'h') and x or y
+      if step <= 255 then kind[i], cx[i], cy[i] = k, x, y end
+    end
+  end
+  req[i], tok[i] = 0, 0
+  local w = wins[i]
+  if w then
+    local m, r, t = string.match(w, '^(%d+):(%d+):(%d+)$')
+    if m and tonumber(m) == minute then req[i], tok[i] = tonumber(r), tonumber(t) end
+  end
+end
+
+local function at(i)
+  local k, x, y = kind[i], cx[i], cy[i]
+  if (k == 'r' or k == 't') and x <= now then
+    if y == 0 then return 'c', 0, 0 end
+    return 'h', y, 0
+  end
+  if k == 'h' and y <= now then return 'h', x, 0 end
+  return k, x, y
+end
+
+local function full(i)
+  local rpm, tpm = tonumber(arg(i, 5)), tonumber(arg(i, 6))
+  return (rpm ~= nil and req[i] >= rpm) or (tpm ~= nil and tok[i] >= tpm)
+end
+
+local function serves(i)
+  if arg(i, 3) == '1' or arg(i, 4) ~= '0' then return false end
+  local k, _, y = at(i)
+  if k == 'r' or k == 't' then return false end
+  if full(i) then return false end
+  if k == 'h' and y ~= 0 then return false end
+  return true
+end
+
+local hit = nil
+if sticky_ttl then
+  local v = redis.call('GET', KEYS[4])
+  if v then
+    local c, exp = string.match(v, '^([^|]*)|(%d+)$')
+    if c and tonumber(exp) > now then
+      for i = 1, n do
+        if arg(i, 1) == c and serves(i) then
+          hit = i
+          break
+        end
+      end
+    end
+  end
+end
+
+local best = nil
+if not hit then
+  local total = 0
+  for i = 1, n do
+    if serves(i) then
+      local w = math.max(tonumber(arg(i, 2)) or 1, 1)
+      cur[i] = cur[i] + w
+      total = total + w
+      if not best or cur[i] > cur[best] then best = i end
+    end
+  end
+  if best then cur[best] = cur[best] - total end
+end
+if reset or best then
+  local parts = {}
+  for i = 1, n do parts[i] = fmt(cur[i]) end
+  redis.call('SET', KEYS[1], sig .. '|' .. table.concat(parts, ','), 'PX', ARGV[5])
+end
+
+local idx = hit or best
+if not idx then
+  local untried, soonest, caponly = false, nil, true
+  for i = 1, n do
+    if arg(i, 3) ~= '1' then
+      untried = true
+      local cs = arg(i, 4)
+      if cs ~= 'r' then
+        local quota = nil
+        if cs ~= '0' then quota = tonumber(cs) end
+        local k, x, y = at(i)
+        local circuit = nil
+        if k == 'r' or k == 't' then
+          circuit = x
+        elseif k == 'h' and y ~= 0 then
+          circuit = math.min(y, now + 1000)
+        end
+        local cap = nil
+        if full(i) then cap = (minute + 1) * 60000 end
+        if quota or circuit then caponly = false end
+        local back = quota
+        if circuit and (not back or circuit > back) then back = circuit end
+        if cap and (not back or cap > back) then back = cap end
+        if not back then back = now end
+        if not soonest or back < soonest then soonest = back end
+      end
+    end
+  end
+  if not untried then return {4} end
+  if not soonest then return {3} end
+  local retry = math.max(soonest - now, 1)
+  if caponly then return {2, retry} end
+  return {1, retry}
+end
+
+local cred = arg(idx, 1)
+if arg(idx, 7) == '1' then
+  redis.call('HSET', KEYS[3], cred, fmt(minute) .. ':' .. fmt(req[idx] + 1) .. ':' .. fmt(tok[idx]))
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+local trial = 0
+local k, x, y = at(idx)
+if k == 'h' and y == 0 then
+  local rest = string.match(recs[idx] or '', '([|].*)$') or '|'
+  redis.call('HSET', KEYS[2], cred, 'h:' .. fmt(x) .. ':' .. fmt(now + lease) .. rest)
+  trial = 1
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local sticky_hit = 0
+if hit then sticky_hit = 1 end
+if sticky_ttl then
+  redis.call('SET', KEYS[4], cred .. '|' .. fmt(now + sticky_ttl), 'PX', math.max(sticky_ttl, 1))
+end
+return {0, idx - 1, trial, sticky_hit}
+"#;
+
+/// Writes a hash field only if it still holds what the caller read.
+///
+/// KEYS: 1 the hash. ARGV: 1 field, 2 `1` if it was present (else `0`), 3 the value read,
+/// 4 the new value, 5 the hash's TTL. Reply: 1 written, 0 changed meanwhile.
+const CAS: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if cur ~= ARGV[3] then return 0 end
+elseif cur then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"#;
+
+/// Counts a finished request's tokens in its credential's minute window.
+///
+/// KEYS: 1 the windows hash. ARGV: 1 credential, 2 minute, 3 tokens, 4 TTL.
+const TOKENS: &str = r#"
+local minute = tonumber(ARGV[2])
+local r, t = 0, 0
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
+  if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
+end
+t = t + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%.0f', r) .. ':' .. string.format('%.0f', t))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"#;
+
+/// Takes a lock when free, extends it when this replica holds it.
+///
+/// KEYS: 1 the lock. ARGV: 1 this replica's id, 2 TTL (≥ 1). Reply: 1 held, 0 held elsewhere.
+const LEAD: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if v then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// The scripts, hashed once (invoked by EVALSHA, loaded on first use).
+pub struct Scripts {
+    /// See [`PICK`].
+    pub pick: Script,
+    /// See [`CAS`].
+    pub cas: Script,
+    /// See [`TOKENS`].
+    pub tokens: Script,
+    /// See [`LEAD`].
+    pub lead: Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self {
+            pick: Script::new(PICK),
+            cas: Script::new(CAS),
+            tokens: Script::new(TOKENS),
+            lead: Script::new(LEAD),
+        }
+    }
+}
