@@ -214,6 +214,7 @@ async fn serial_a_pick_is_one_redis_round_trip() {
         assert_eq!(c.chat(&c.w.app).await, 200);
     }
     redis.cli(&["CONFIG", "RESETSTAT"]);
+    let started = Instant::now();
     let n = 25;
     for _ in 0..n {
         assert_eq!(c.chat(&c.w.app).await, 200);
@@ -229,11 +230,21 @@ async fn serial_a_pick_is_one_redis_round_trip() {
             .unwrap_or(0)
     };
     // Commands run inside the script are counted too; everything else a client sent would
-    // show up as extra calls or other commands.
+    // show up as extra calls or other commands. Inside a pick: the cursor (GET, SET), the
+    // entry records and minute windows (HMGET each) and the keys' lifetime (PEXPIRE).
     assert_eq!(calls("evalsha"), n, "one EVALSHA per pick: {stats}");
-    for inner in ["get", "hgetall", "set"] {
-        assert_eq!(calls(inner), n, "{inner} inside the pick script: {stats}");
+    for (inner, per_pick) in [("get", 1), ("set", 1), ("hmget", 2), ("pexpire", 1)] {
+        assert_eq!(
+            calls(inner),
+            per_pick * n,
+            "{inner} inside the pick script: {stats}"
+        );
     }
+    // Outside the picks, at most the credential states' refresh (HGETALL, twice a second).
+    assert!(
+        calls("hgetall") <= 2 + 2 * started.elapsed().as_secs(),
+        "{stats}"
+    );
     let others: Vec<&str> = stats
         .lines()
         .filter(|l| l.starts_with("cmdstat_"))
@@ -241,7 +252,9 @@ async fn serial_a_pick_is_one_redis_round_trip() {
             ![
                 "cmdstat_evalsha:",
                 "cmdstat_get:",
+                "cmdstat_hmget:",
                 "cmdstat_hgetall:",
+                "cmdstat_pexpire:",
                 "cmdstat_set:",
                 "cmdstat_config|resetstat:",
                 "cmdstat_info:",
@@ -335,4 +348,85 @@ async fn responses_stay_on_their_credential_across_replicas() {
     // the cancel of the background one.
     assert_eq!(checked, 3 * 3 + 1, "requests about a response");
     assert!(creators.len() >= 2, "new responses rotate: {creators:?}");
+}
+
+#[tokio::test]
+async fn a_key_rejected_through_one_replica_is_out_on_the_other_within_a_second() {
+    let keys = ["sk_rj_a", "sk_rj_b"];
+    let c = cluster(&shared_redis_url(), &keys).await;
+    let mock = &c.w.mock;
+    mock.refuse("sk_rj_a");
+    // Through A, until the refused key has been met (the rotation may start with either).
+    for _ in 0..2 {
+        assert_eq!(c.chat(&c.w.app).await, 200);
+    }
+    assert_eq!(key_counts(mock).get("sk_rj_a"), Some(&1));
+    let met = Instant::now();
+    // B stops sending to it within a second: one more request at most reaches it, and only
+    // in that first second.
+    tokio::time::sleep(Duration::from_millis(1_000).saturating_sub(met.elapsed())).await;
+    for _ in 0..6 {
+        assert_eq!(c.chat(&c.via_b).await, 200);
+    }
+    let seen = key_counts(mock);
+    assert_eq!(seen.get("sk_rj_a"), Some(&1), "B never tried it: {seen:?}");
+    // Both replicas show it rejected, and a validation through B brings it back on A.
+    for replica in c.replicas() {
+        let lb = replica.get(&c.model_path, &c.w.user.token).await;
+        lb.assert(200);
+        assert_eq!(
+            lb.body["entries"][0]["status"]["state"], "rejected",
+            "{}",
+            lb.body
+        );
+    }
+    mock.accept("sk_rj_a");
+    let validate = c.w.w(&format!("/credentials/{}/validate", c.creds[0]));
+    let v = c.via_b.post(&validate, &c.w.user.token, json!({})).await;
+    assert_eq!(v.body["valid"], true, "{}", v.body);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    for _ in 0..4 {
+        assert_eq!(c.chat(&c.w.app).await, 200);
+    }
+    assert!(
+        key_counts(mock)["sk_rj_a"] >= 2,
+        "back on A after B's validation"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_rpm_holds_across_replicas() {
+    let keys = ["sk_rpm_a", "sk_rpm_b"];
+    let c = cluster(&shared_redis_url(), &keys).await;
+    let entries = json!([
+        {"credential_id": c.creds[0], "enabled": true, "weight": 50, "rpm": 4},
+        {"credential_id": c.creds[1], "enabled": true, "weight": 1},
+    ]);
+    c.w.app
+        .put(
+            &c.model_path,
+            &c.w.user.token,
+            json!({"enabled": true, "entries": entries}),
+        )
+        .await
+        .assert(200);
+    // Both replicas see the new pool (a change reaches the other within a second).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 60_000;
+    if into > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into as u64 + 200)).await;
+    }
+    c.w.mock.reset();
+    c.chats(12, "no client error: the full entry is steered around")
+        .await;
+    let seen = key_counts(&c.w.mock);
+    assert_eq!(
+        (seen.get("sk_rpm_a"), seen.get("sk_rpm_b")),
+        (Some(&4), Some(&8)),
+        "4 a minute in total, not per replica: {seen:?}"
+    );
 }
