@@ -91,7 +91,7 @@ pub struct CredentialView {
     #[schema(value_type = Object)]
     pub config: Map<String, Value>,
     /// Its standing with the provider, in every pool (§14).
-    pub health: Health,
+    pub health: CredentialHealth,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -100,7 +100,7 @@ pub struct CredentialView {
 
 /// A credential's standing with its provider, the same on every replica.
 #[derive(Serialize, ToSchema)]
-pub struct Health {
+pub struct CredentialHealth {
     /// `available`; `rejected` (the provider refuses the key: out of every pool until the
     /// credential's config is changed, a validation succeeds or a probe does); or
     /// `quota_exhausted` (its quota or credit is spent: out of every pool for
@@ -121,7 +121,7 @@ impl CredentialView {
             .as_ref()
             .and_then(|h| h.since_ms)
             .map_or(c.updated_at, at_ms);
-        let health = Health {
+        let health = CredentialHealth {
             state: health.as_ref().map_or("available", |h| h.state.as_str()),
             since,
             last_error: health
