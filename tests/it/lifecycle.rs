@@ -160,15 +160,23 @@ async fn health(w: &World, credential: uuid::Uuid) -> serde_json::Value {
 
 /// The workspace's audit events with `action` about `credential`, newest first.
 async fn events(w: &World, action: &str, credential: uuid::Uuid) -> Vec<serde_json::Value> {
-    let r = w.app.get(&w.w("/audit-events"), &w.user.token).await;
-    r.assert(200);
-    r.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == action && e["target_id"] == credential.to_string())
-        .cloned()
-        .collect()
+    // A state change is audited just after it takes effect: wait (up to 3 s) for the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let r = w.app.get(&w.w("/audit-events"), &w.user.token).await;
+        r.assert(200);
+        let found: Vec<_> = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["target_id"] == credential.to_string())
+            .cloned()
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls `check` every 100 ms until it holds or `within` passes; whether it held.
