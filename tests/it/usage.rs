@@ -111,12 +111,12 @@ async fn usage_rows_per_key_model_credential_and_day_match_what_was_served() {
     .await;
     let bad = w.cred("bad", MockKey::new("sk_x").status(400)).await;
     w.model("bad", "bad", bad).await;
-    let hot = w
-        .creds([
-            MockKey::new("sk_h1").status(429).retry_after(60),
-            MockKey::new("sk_h2").status(429).retry_after(60),
-        ])
-        .await;
+    let hot = vec![
+        w.cred("hot-1", MockKey::new("sk_h1").status(429).retry_after(60))
+            .await,
+        w.cred("hot-2", MockKey::new("sk_h2").status(429).retry_after(60))
+            .await,
+    ];
     w.pooled_model("hot", &hot, 60).await;
     let ant = app
         .credential(

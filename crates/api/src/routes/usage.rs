@@ -200,7 +200,8 @@ fn view(by: Grouping, r: UsageRow) -> UsageView {
 /// The workspace's usage (every member).
 #[utoipa::path(get, path = "/workspaces/{ws}/usage", tag = "usage", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), UsageQuery), responses(
-    (status = 200, body = UsageReport, description = "the report (or `text/csv` with `format=csv`)"),
+    (status = 200, description = "the report; with `format=csv`, CSV with a header row",
+        content((UsageReport = "application/json"), (String = "text/csv"))),
     (status = 422, body = crate::error::ErrorBody, description = "validation_failed (from, to, group_by or format)"),
     Authed, Scoped,
 ))]
