@@ -30,3 +30,4 @@ mod sdk;
 mod settings;
 mod statuses;
 mod tenancy;
+mod usage;

@@ -37,6 +37,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "credentials", description = "Provider credentials (encrypted, masked)"),
         (name = "models", description = "Models and their default credential"),
         (name = "load-balancing", description = "A model's credential pool"),
+        (name = "usage", description = "The usage ledger: requests, errors, tokens and costs"),
         (name = "admin", description = "Instance administration"),
         (name = "health", description = "Probes"),
         (name = "gateway", description = "The gateway: OpenAI, Anthropic and Gemini APIs (API key auth)"),

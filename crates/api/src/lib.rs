@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod ledger;
 pub mod license;
 pub mod lifecycle;
 pub mod observe;

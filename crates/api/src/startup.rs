@@ -110,13 +110,15 @@ impl Application {
         });
 
         let (changes, changed) = tokio::sync::mpsc::channel(crate::lifecycle::CHANGES_QUEUE);
+        let ledger = Arc::new(crate::ledger::Ledger::default());
         let engine = Engine::new(
             upstream.clone(),
             dispatch_state,
             Arc::new(SystemClock),
             settings,
         )
-        .with_changes(changes);
+        .with_changes(changes)
+        .with_usage(ledger.clone());
         let metrics = crate::observe::recorder()?;
         let keys = rotor_storage::api_keys::all_live(&db)
             .await
@@ -131,12 +133,14 @@ impl Application {
             license,
             engine,
             metrics,
+            ledger,
         });
         state.gateway().load_keys(keys);
         crate::sync::spawn_listener(state.clone());
         crate::observe::spawn_sweeper(state.clone());
         crate::lifecycle::spawn_auditor(state.clone(), changed);
         crate::lifecycle::spawn_probes(state.clone());
+        crate::ledger::spawn_flusher(state.clone());
 
         Ok(Self { listener, state })
     }
@@ -151,8 +155,8 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
-    /// up to [`SHUTDOWN_GRACE`] to finish.
+    /// Serves until `shutdown` completes, then stops accepting, gives in-flight requests up
+    /// to [`SHUTDOWN_GRACE`] to finish and writes the usage they made.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -160,6 +164,7 @@ impl Application {
         let app = crate::app::router(self.state.clone());
         let max = self.state.config().max_connections;
         crate::serve::serve(self.listener, app, max, shutdown, SHUTDOWN_GRACE).await;
+        crate::ledger::flush_at_shutdown(&self.state).await;
         self.state.db().close().await;
         Ok(())
     }

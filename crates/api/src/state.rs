@@ -49,6 +49,8 @@ pub struct Parts {
     pub engine: Engine<AnyState>,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
+    /// The usage ledger's counters (also the engine's usage sink).
+    pub ledger: Arc<crate::ledger::Ledger>,
 }
 
 struct Inner {
@@ -133,6 +135,11 @@ impl AppState {
     /// The Prometheus renderer.
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.parts.metrics
+    }
+
+    /// The usage ledger's counters not yet written.
+    pub fn ledger(&self) -> &crate::ledger::Ledger {
+        &self.inner.parts.ledger
     }
 
     /// The per-(workspace, model, credential) metric series of this server.

@@ -19,6 +19,18 @@ pub struct Usage {
     pub cache_write: u64,
 }
 
+impl Usage {
+    /// Input tokens with the cached ones included (what the usage ledger counts): OpenAI's
+    /// `prompt_tokens`/`input_tokens` and Gemini's `promptTokenCount` include them already;
+    /// Anthropic's `input_tokens` excludes both cache reads and cache writes, so they are added.
+    pub fn input_with_cache(&self, family: Family) -> u64 {
+        match family {
+            Family::Anthropic => self.input + self.cache_read + self.cache_write,
+            Family::OpenAi | Family::Gemini => self.input,
+        }
+    }
+}
+
 /// Every field a family may report; an event carries some of them.
 #[derive(Debug, Default, serde::Deserialize)]
 struct Counts {
@@ -198,6 +210,19 @@ mod tests {
             cache_read,
             cache_write,
         })
+    }
+
+    #[test]
+    fn anthropic_input_counts_its_cache_reads_and_writes_the_others_include_them() {
+        let used = Usage {
+            input: 5,
+            output: 7,
+            cache_read: 13,
+            cache_write: 11,
+        };
+        assert_eq!(used.input_with_cache(Family::Anthropic), 29);
+        assert_eq!(used.input_with_cache(Family::OpenAi), 5);
+        assert_eq!(used.input_with_cache(Family::Gemini), 5);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod page;
 pub mod providers;
 pub mod tokens;
 pub mod types;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 

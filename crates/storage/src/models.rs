@@ -88,6 +88,10 @@ pub struct Model {
     pub model_type: ModelType,
     /// The default credential ("Default Config").
     pub credential_id: CredentialId,
+    /// Price of a million input tokens (cached ones too), US dollars.
+    pub input_usd_per_mtok: Option<f64>,
+    /// Price of a million output tokens, US dollars.
+    pub output_usd_per_mtok: Option<f64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -108,6 +112,8 @@ struct Row {
     upstream_model: String,
     model_type: String,
     credential_id: CredentialId,
+    input_usd_per_mtok: Option<f64>,
+    output_usd_per_mtok: Option<f64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -121,14 +127,31 @@ impl From<Row> for Model {
             upstream_model: r.upstream_model,
             model_type: ModelType::from_stored(&r.model_type),
             credential_id: r.credential_id,
+            input_usd_per_mtok: r.input_usd_per_mtok,
+            output_usd_per_mtok: r.output_usd_per_mtok,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
     }
 }
 
-const COLUMNS: &str =
-    "id, provider, name, upstream_model, model_type, credential_id, created_at, updated_at";
+const COLUMNS: &str = "id, provider, name, upstream_model, model_type, credential_id, \
+     input_usd_per_mtok::float8 AS input_usd_per_mtok, \
+     output_usd_per_mtok::float8 AS output_usd_per_mtok, created_at, updated_at";
+
+/// A price as PostgreSQL reads it into `numeric` exactly (the shortest decimal of the float).
+fn price(p: Option<f64>) -> Option<String> {
+    p.map(|p| p.to_string())
+}
+
+/// A model's optional prices, US dollars per million tokens (validated by the API).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    /// Input tokens, cached ones too.
+    pub input_usd_per_mtok: Option<f64>,
+    /// Output tokens.
+    pub output_usd_per_mtok: Option<f64>,
+}
 
 /// A model to create (validated by the API).
 #[derive(Debug)]
@@ -143,6 +166,8 @@ pub struct NewModel<'a> {
     pub model_type: ModelType,
     /// Default credential.
     pub credential_id: CredentialId,
+    /// Prices.
+    pub prices: Prices,
 }
 
 /// 422 unless `credential` is a credential of `workspace` for `provider`.
@@ -182,8 +207,9 @@ pub async fn create(
     check_credential(&mut tx, workspace, new.provider, new.credential_id).await?;
     let id = ModelId::new();
     let row: Row = sqlx::query_as(&format!(
-        "INSERT INTO models (id, workspace_id, provider, name, upstream_model, model_type, credential_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO models (id, workspace_id, provider, name, upstream_model, model_type, credential_id, \
+           input_usd_per_mtok, output_usd_per_mtok) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9::numeric) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(workspace)
@@ -192,6 +218,8 @@ pub async fn create(
     .bind(new.upstream_model)
     .bind(new.model_type.as_str())
     .bind(new.credential_id)
+    .bind(price(new.prices.input_usd_per_mtok))
+    .bind(price(new.prices.output_usd_per_mtok))
     .fetch_one(&mut *tx)
     .await?;
     crate::load_balancing::create_default(&mut tx, workspace, id).await?;
@@ -204,6 +232,8 @@ pub async fn create(
                 "upstream_model": new.upstream_model,
                 "model_type": new.model_type.as_str(),
                 "credential_id": new.credential_id,
+                "input_usd_per_mtok": new.prices.input_usd_per_mtok,
+                "output_usd_per_mtok": new.prices.output_usd_per_mtok,
             }),
         ),
     )
@@ -231,15 +261,33 @@ pub async fn get(pool: &PgPool, workspace: WorkspaceId, id: ModelId) -> Result<M
     row.map(Model::from).ok_or(Error::NotFound)
 }
 
-/// Changes a model's default credential and/or upstream name; records `model.updated`.
+/// What a PATCH changes on a model (`None`: kept).
+#[derive(Debug, Default)]
+pub struct ModelChange<'a> {
+    /// New default credential.
+    pub credential_id: Option<CredentialId>,
+    /// New upstream name.
+    pub upstream_model: Option<&'a str>,
+    /// New input price (`Some(None)`: removed).
+    pub input_usd_per_mtok: Option<Option<f64>>,
+    /// New output price (`Some(None)`: removed).
+    pub output_usd_per_mtok: Option<Option<f64>>,
+}
+
+/// Changes a model's default credential, upstream name and/or prices; records `model.updated`.
 pub async fn update(
     pool: &PgPool,
     workspace: WorkspaceId,
     id: ModelId,
     actor: UserId,
-    credential_id: Option<CredentialId>,
-    upstream_model: Option<&str>,
+    change: ModelChange<'_>,
 ) -> Result<Model> {
+    let ModelChange {
+        credential_id,
+        upstream_model,
+        input_usd_per_mtok,
+        output_usd_per_mtok,
+    } = change;
     let mut tx = pool.begin().await?;
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
@@ -254,14 +302,19 @@ pub async fn update(
     }
     let new_credential = credential_id.unwrap_or(current.credential_id);
     let new_upstream = upstream_model.unwrap_or(&current.upstream_model);
+    let new_input = input_usd_per_mtok.unwrap_or(current.input_usd_per_mtok);
+    let new_output = output_usd_per_mtok.unwrap_or(current.output_usd_per_mtok);
     let row: Row = sqlx::query_as(&format!(
-        "UPDATE models SET credential_id = $3, upstream_model = $4, updated_at = clock_timestamp() \
+        "UPDATE models SET credential_id = $3, upstream_model = $4, input_usd_per_mtok = $5::numeric, \
+           output_usd_per_mtok = $6::numeric, updated_at = clock_timestamp() \
          WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(workspace)
     .bind(id)
     .bind(new_credential)
     .bind(new_upstream)
+    .bind(price(new_input))
+    .bind(price(new_output))
     .fetch_one(&mut *tx)
     .await?;
     let mut details = serde_json::Map::new();
@@ -276,6 +329,18 @@ pub async fn update(
             "upstream_model".into(),
             serde_json::json!({"from": current.upstream_model, "to": new_upstream}),
         );
+    }
+    for (field, from, to) in [
+        ("input_usd_per_mtok", current.input_usd_per_mtok, new_input),
+        (
+            "output_usd_per_mtok",
+            current.output_usd_per_mtok,
+            new_output,
+        ),
+    ] {
+        if from != to {
+            details.insert(field.into(), serde_json::json!({"from": from, "to": to}));
+        }
     }
     audit::record(
         &mut tx,

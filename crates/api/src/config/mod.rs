@@ -125,6 +125,9 @@ pub struct Config {
     /// list), seconds; one replica at a time.
     #[arg(long, env = "ROTOR_PROBE_INTERVAL", default_value = "300", value_parser = Trim(parse::seconds))]
     pub probe_interval: Duration,
+    /// Days of usage kept in the ledger (older rows are deleted hourly), 1 to 36500.
+    #[arg(long, env = "ROTOR_USAGE_RETENTION_DAYS", default_value = "400", value_parser = Trim(parse::retention_days))]
+    pub usage_retention_days: u32,
     /// Largest gateway body (bytes, or with KiB/MiB/GiB).
     #[arg(long, env = "ROTOR_GATEWAY_MAX_BODY", default_value = "32MiB", value_parser = Trim(parse::gateway_size))]
     pub gateway_max_body: usize,

@@ -210,6 +210,14 @@ fn parse_size(v: &str) -> Option<usize> {
     n.checked_mul(mult).filter(|&s| s > 0)
 }
 
+/// `ROTOR_USAGE_RETENTION_DAYS`: 1 to 36500 (a hundred years).
+pub fn retention_days(v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=36_500).contains(n))
+        .ok_or_else(|| "expected a number of days from 1 to 36500".into())
+}
+
 /// `ROTOR_MAX_CONNECTIONS`: 1 to 1000000.
 pub fn connections(v: &str) -> Result<usize, String> {
     v.parse::<usize>()

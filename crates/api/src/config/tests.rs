@@ -24,6 +24,7 @@ fn defaults_without_database_url_are_the_embedded_mode() {
     assert_eq!(c.request_deadline, Duration::from_secs(300));
     assert_eq!(c.stream_idle_timeout, Duration::from_secs(60));
     assert_eq!(c.probe_interval, Duration::from_secs(300));
+    assert_eq!(c.usage_retention_days, 400);
     assert_eq!(c.gateway_max_body, 32 * 1024 * 1024);
     assert_eq!(c.upstream_max_body, 64 * 1024 * 1024);
     assert_eq!(c.max_connections, 10_000);
@@ -58,6 +59,8 @@ fn malformed_values_name_their_variable_in_one_line() {
         ("ROTOR_UPSTREAM_TIMEOUT", "-1", "greater than 0"),
         ("ROTOR_STREAM_IDLE_TIMEOUT", "90000", "at most 86400"),
         ("ROTOR_PROBE_INTERVAL", "0", "greater than 0"),
+        ("ROTOR_USAGE_RETENTION_DAYS", "0", "from 1 to 36500"),
+        ("ROTOR_USAGE_RETENTION_DAYS", "a year", "from 1 to 36500"),
         ("ROTOR_REQUEST_DEADLINE", "soon", "a number of seconds"),
         ("ROTOR_GATEWAY_MAX_BODY", "12XB", "32MiB"),
         ("ROTOR_UPSTREAM_MAX_BODY", "0", "64MiB"),

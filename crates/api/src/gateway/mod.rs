@@ -275,6 +275,8 @@ async fn routed(
 
 /// What goes upstream for a routed request.
 struct Outbound<'a> {
+    /// The API key that asked (whose usage the request is).
+    client: uuid::Uuid,
     endpoint: Endpoint,
     method: reqwest::Method,
     suffix: Option<&'a str>,
@@ -308,6 +310,7 @@ async fn send(
     let route = &cached.route;
     let family = out.endpoint.family();
     let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
+    let tag = crate::ledger::tag(route, out.client);
     let outcome = state
         .engine()
         .dispatch(Call {
@@ -323,13 +326,23 @@ async fn send(
             started,
             pin: out.pin,
             affinity: out.affinity,
+            usage: Some(&tag),
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
     let sticky = balanced && route.affinity_ttl_ms.is_some() && out.pin.is_none();
     let mut response = match outcome.result {
-        Ok(relay) => relayed(relay, out.stream, family),
+        Ok(relay) => {
+            let error = relay.status >= 400;
+            state
+                .ledger()
+                .request(&tag, Some(relay.credential_id), error);
+            relayed(relay, out.stream, family)
+        }
         Err(failure) => {
+            state
+                .ledger()
+                .request(&tag, failed_credential(failure), true);
             let (e, class) = GatewayError::of_failure(failure, &route.model);
             route.metrics.request(class);
             shapes::render(e, family)
@@ -347,6 +360,16 @@ async fn send(
     route.metrics.overhead(overhead.as_secs_f64());
     set_overhead(&mut response, overhead);
     response
+}
+
+/// The credential a failure is about, when one answered (the provider refused its key).
+fn failed_credential(failure: rotor_dispatch::engine::Failure) -> Option<uuid::Uuid> {
+    match failure {
+        rotor_dispatch::engine::Failure::CredentialRejected { credential_id } => {
+            Some(credential_id)
+        }
+        _ => None,
+    }
 }
 
 /// An endpoint whose JSON body names the model (`model`, and `stream` for server-sent
@@ -394,6 +417,7 @@ async fn proxy_json(
         None
     };
     let out = Outbound {
+        client: key.id,
         endpoint,
         method: reqwest::Method::POST,
         suffix: None,

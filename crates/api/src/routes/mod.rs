@@ -11,6 +11,7 @@ pub mod me;
 pub mod members;
 pub mod models;
 pub mod providers;
+pub mod usage;
 pub mod workspaces;
 
 use crate::state::AppState;
@@ -28,6 +29,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(credentials::router())
         .merge(models::router())
+        .merge(usage::router())
         .merge(load_balancing::router())
         .merge(admin::router())
         .layer(axum::extract::DefaultBodyLimit::max(

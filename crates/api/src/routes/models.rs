@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use rotor_storage::models::{self, Model, ModelType, NewModel};
+use rotor_storage::models::{self, Model, ModelChange, ModelType, NewModel, Prices};
 use rotor_storage::providers;
 use rotor_storage::{CredentialId, ModelId};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,6 +40,27 @@ pub struct NewModelRequest {
     pub model_type: ModelType,
     /// The default credential: same workspace and provider.
     pub credential_id: CredentialId,
+    /// Price of a million input tokens (cached ones too), US dollars: 0 to 100000.
+    #[schema(example = 2.5, minimum = 0, maximum = 100000)]
+    pub input_usd_per_mtok: Option<f64>,
+    /// Price of a million output tokens, US dollars: 0 to 100000.
+    #[schema(example = 10, minimum = 0, maximum = 100000)]
+    pub output_usd_per_mtok: Option<f64>,
+}
+
+/// Highest price per million tokens a model may carry (a guard against typos, not a market view).
+const MAX_PRICE: f64 = 100_000.0;
+
+/// A field that may be absent (kept), `null` (removed) or a value.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
+}
+
+/// 422 for a price out of bounds.
+fn check_price(errors: &mut FieldErrors, field: &str, price: Option<f64>) {
+    if price.is_some_and(|p| !(0.0..=MAX_PRICE).contains(&p)) {
+        errors.add(field, "must be a number from 0 to 100000");
+    }
 }
 
 /// Changes to a model.
@@ -50,6 +71,14 @@ pub struct ModelUpdate {
     pub credential_id: Option<CredentialId>,
     /// New upstream model name.
     pub upstream_model: Option<String>,
+    /// New input price per million tokens, US dollars (`null` removes it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
+    pub input_usd_per_mtok: Option<Option<f64>>,
+    /// New output price per million tokens, US dollars (`null` removes it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
+    pub output_usd_per_mtok: Option<Option<f64>>,
 }
 
 /// Whether the model balances across a pool.
@@ -78,6 +107,10 @@ pub struct ModelView {
     pub credential_id: CredentialId,
     /// Load-balancing state (the "special icon").
     pub load_balancing: LoadBalancingSummary,
+    /// Price of a million input tokens (cached ones too), US dollars; null when unpriced.
+    pub input_usd_per_mtok: Option<f64>,
+    /// Price of a million output tokens, US dollars; null when unpriced.
+    pub output_usd_per_mtok: Option<f64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -93,6 +126,8 @@ fn view(m: Model, load_balancing: LoadBalancingSummary) -> ModelView {
         model_type: m.model_type,
         credential_id: m.credential_id,
         load_balancing,
+        input_usd_per_mtok: m.input_usd_per_mtok,
+        output_usd_per_mtok: m.output_usd_per_mtok,
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
@@ -164,6 +199,8 @@ pub async fn create_model(
     if providers::find(&body.provider).is_none() {
         errors.add("provider", "unknown provider (see GET /api/v1/providers)");
     }
+    check_price(&mut errors, "input_usd_per_mtok", body.input_usd_per_mtok);
+    check_price(&mut errors, "output_usd_per_mtok", body.output_usd_per_mtok);
     errors.finish()?;
     let new = NewModel {
         provider: &body.provider,
@@ -171,6 +208,10 @@ pub async fn create_model(
         upstream_model: &upstream,
         model_type: body.model_type,
         credential_id: body.credential_id,
+        prices: Prices {
+            input_usd_per_mtok: body.input_usd_per_mtok,
+            output_usd_per_mtok: body.output_usd_per_mtok,
+        },
     };
     let model = models::create(state.db(), member.workspace.id, member.user.id, new).await?;
     state.committed(member.workspace.id).await;
@@ -196,7 +237,7 @@ pub async fn get_model(
     Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }
 
-/// Change a model's default credential or upstream name (owners and admins).
+/// Change a model's default credential, upstream name or prices (owners and admins).
 #[utoipa::path(patch, path = "/workspaces/{ws}/models/{id}", tag = "models", security(("bearer" = [])),
     params(("ws" = Uuid, Path, description = "workspace id"), ("id" = Uuid, Path, description = "model id")),
     request_body = ModelUpdate, responses(
@@ -213,16 +254,24 @@ pub async fn update_model(
         .upstream_model
         .as_deref()
         .map(|u| model_name(&mut errors, "upstream_model", u));
+    check_price(
+        &mut errors,
+        "input_usd_per_mtok",
+        body.input_usd_per_mtok.flatten(),
+    );
+    check_price(
+        &mut errors,
+        "output_usd_per_mtok",
+        body.output_usd_per_mtok.flatten(),
+    );
     errors.finish()?;
-    let model = models::update(
-        state.db(),
-        member.workspace.id,
-        id,
-        member.user.id,
-        body.credential_id,
-        upstream.as_deref(),
-    )
-    .await?;
+    let change = ModelChange {
+        credential_id: body.credential_id,
+        upstream_model: upstream.as_deref(),
+        input_usd_per_mtok: body.input_usd_per_mtok,
+        output_usd_per_mtok: body.output_usd_per_mtok,
+    };
+    let model = models::update(state.db(), member.workspace.id, id, member.user.id, change).await?;
     state.committed(member.workspace.id).await;
     Ok(Json(with_summary(&state, &member.workspace, model).await?))
 }

@@ -190,6 +190,9 @@ impl<S: StateBackend> Engine<S> {
                 let used = success.then(|| usage::of_body(family, &body)).flatten();
                 if let Some(used) = used {
                     entry.metrics.tokens(used);
+                    if let (Some(sink), Some(tag)) = (&self.sink, call.usage) {
+                        sink.used(tag, credential_id, used);
+                    }
                     self.count_tokens(call, entry, used).await;
                 }
                 Step::Done(Ok(relay(RelayBody::Full(body))))

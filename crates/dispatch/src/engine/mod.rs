@@ -11,11 +11,13 @@ mod metrics;
 mod pin;
 mod relay;
 mod route;
+mod sink;
 
 pub use cooling::StateChange;
 pub use metrics::EntryMetrics;
 pub use relay::{Relay, RelayBody, RelayStream, StreamCut};
 pub use route::{Route, RouteEntry};
+pub use sink::{UsageSink, UsageTag};
 
 use crate::client::Upstream;
 use crate::clock::Clock;
@@ -72,6 +74,8 @@ pub struct Call<'a> {
     /// The request's affinity key, hashed ([`crate::state::affinity_hash`]), when the route is
     /// sticky ([`Route::affinity_ttl_ms`]) and the request names one.
     pub affinity: Option<u64>,
+    /// Whose usage the answer's tokens are, for the engine's [`UsageSink`] (none: not counted).
+    pub usage: Option<&'a UsageTag>,
 }
 
 /// Why no upstream answer can be relayed.
@@ -129,6 +133,7 @@ pub struct Engine<S> {
     upstream: Upstream,
     cooling: Cooling<S>,
     settings: Settings,
+    sink: Option<Arc<dyn UsageSink>>,
 }
 
 impl<S: StateBackend> Engine<S> {
@@ -147,7 +152,14 @@ impl<S: StateBackend> Engine<S> {
                 changes: None,
             },
             settings,
+            sink: None,
         }
+    }
+
+    /// Sends the token usage of every tagged request's answer to `sink` (the usage ledger).
+    pub fn with_usage(mut self, sink: Arc<dyn UsageSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Sends every credential-wide state change this engine makes to `changes` (to audit).

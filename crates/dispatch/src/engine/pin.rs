@@ -268,6 +268,7 @@ mod tests {
                 started: Instant::now(),
                 pin: Some(pin),
                 affinity: None,
+                usage: None,
             })
             .await;
         (outcome.result.map(|r| r.status), outcome.attempts)

@@ -2,7 +2,7 @@
 //! stream relayed chunk by chunk until it ends, breaks, stalls or grows too large.
 
 use super::cooling::{Cooled, Cooling};
-use super::{Call, Engine, EntryMetrics, RouteEntry};
+use super::{Call, Engine, EntryMetrics, RouteEntry, UsageSink, UsageTag};
 use crate::lifecycle;
 use crate::state::{PoolKey, StateBackend};
 use crate::usage::UsageScanner;
@@ -73,6 +73,8 @@ struct Relaying<S> {
     /// The entry has a `tpm` limit and load balancing is effective: tokens are counted.
     counts_tokens: bool,
     usage: UsageScanner,
+    /// Where the stream's usage goes when it ends (the usage ledger), with the request's tag.
+    ledger: Option<(Arc<dyn UsageSink>, UsageTag)>,
     /// Bytes the stream may still relay.
     left: usize,
     done: bool,
@@ -99,6 +101,9 @@ impl<S: StateBackend> Relaying<S> {
                 self.done = true;
                 if let Some(used) = self.usage.totals() {
                     self.metrics.tokens(used);
+                    if let Some((sink, tag)) = &self.ledger {
+                        sink.used(tag, self.credential, used);
+                    }
                     if self.counts_tokens {
                         let now_ms = self.cooling.clock.now_ms();
                         let tokens = used.input + used.output;
@@ -149,6 +154,7 @@ impl<S: StateBackend> Engine<S> {
             quota_cooldown_seconds: entry.quota_cooldown_seconds,
             counts_tokens: call.balanced && entry.limits.tpm.is_some(),
             usage: UsageScanner::new(call.endpoint.family()),
+            ledger: self.sink.clone().zip(call.usage.cloned()),
             left: self.settings.max_body,
             done: false,
         };
