@@ -17,6 +17,7 @@ mod faults;
 mod gateway;
 mod hardening;
 mod hostile;
+mod key_limits;
 mod keyfiles;
 mod license;
 mod lifecycle;

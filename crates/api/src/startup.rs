@@ -135,6 +135,7 @@ impl Application {
             metrics,
             ledger,
         });
+        state.refresh_budgets(&keys).await;
         state.gateway().load_keys(keys);
         crate::sync::spawn_listener(state.clone());
         crate::observe::spawn_sweeper(state.clone());

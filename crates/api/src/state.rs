@@ -193,12 +193,31 @@ impl AppState {
         }
     }
 
+    /// Reads the month's spend of the budgeted ones of `keys` before they are served, so a
+    /// budget set or raised applies to the next request (logged when the read fails: the
+    /// next flush reads it again).
+    pub async fn refresh_budgets(&self, keys: &[rotor_storage::api_keys::LiveKey]) {
+        let budgeted: Vec<(Uuid, Uuid)> = keys
+            .iter()
+            .filter(|k| {
+                k.limits.monthly_token_budget.is_some() || k.limits.monthly_budget_usd.is_some()
+            })
+            .map(|k| (k.workspace_id.uuid(), k.id.uuid()))
+            .collect();
+        if let Err(e) = self.ledger().refresh(self.db(), &budgeted).await {
+            tracing::warn!(error = %e, "cannot read the month's spend of budgeted API keys");
+        }
+    }
+
     /// Applies a change to a workspace: its routes are dropped and its keys reloaded, so the
     /// next gateway request sees the change. If the keys cannot be reloaded, the workspace's
     /// keys are refused and the reload retried until it succeeds (fail closed).
     pub async fn invalidate_workspace(&self, workspace: Uuid) {
         match rotor_storage::api_keys::live_for_workspace(self.db(), workspace.into()).await {
-            Ok(keys) => self.gateway().invalidate_workspace(workspace, Some(keys)),
+            Ok(keys) => {
+                self.refresh_budgets(&keys).await;
+                self.gateway().invalidate_workspace(workspace, Some(keys));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, workspace_id = %workspace, "could not reload API keys after a change: refusing them until a reload succeeds");
                 self.gateway().invalidate_workspace(workspace, None);
@@ -215,6 +234,7 @@ impl AppState {
             tokio::time::sleep(RELOAD_RETRY).await;
             match rotor_storage::api_keys::live_for_workspace(self.db(), workspace.into()).await {
                 Ok(keys) => {
+                    self.refresh_budgets(&keys).await;
                     self.gateway().invalidate_workspace(workspace, Some(keys));
                     tracing::info!(workspace_id = %workspace, "API keys reloaded");
                     return;
@@ -233,6 +253,7 @@ impl AppState {
         loop {
             match rotor_storage::api_keys::all_live(self.db()).await {
                 Ok(keys) => {
+                    self.refresh_budgets(&keys).await;
                     self.gateway().load_keys(keys);
                     return;
                 }

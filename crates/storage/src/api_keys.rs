@@ -3,12 +3,13 @@
 use crate::audit::{self, NewEvent};
 use crate::ids::*;
 use crate::page::{Keyset, Page, Paged};
-use crate::types::ApiKey;
+use crate::types::{ApiKey, KeyLimits};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-const COLUMNS: &str = "id, name, prefix, allowed_models, expires_at, created_at, last_used_at";
+const COLUMNS: &str = "id, name, prefix, allowed_models, expires_at, rpm, tpm, \
+     monthly_token_budget, monthly_budget_usd::float8 AS monthly_budget_usd, created_at, last_used_at";
 
 /// A key to store: everything but the secret itself.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct NewApiKey<'a> {
     pub allowed_models: Option<&'a [String]>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Limits.
+    pub limits: KeyLimits,
 }
 
 /// Stores a new key and records `api_key.created`.
@@ -35,8 +38,9 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     let id = ApiKeyId::new();
     let row: ApiKey = sqlx::query_as(&format!(
-        "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, allowed_models, expires_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, allowed_models, expires_at, \
+           created_by, rpm, tpm, monthly_token_budget, monthly_budget_usd) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(workspace_id)
@@ -46,6 +50,10 @@ pub async fn create(
     .bind(key.allowed_models)
     .bind(key.expires_at)
     .bind(actor)
+    .bind(key.limits.rpm)
+    .bind(key.limits.tpm)
+    .bind(key.limits.monthly_token_budget)
+    .bind(key.limits.monthly_budget_usd)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
@@ -56,6 +64,7 @@ pub async fn create(
                 "prefix": key.prefix,
                 "allowed_models": key.allowed_models,
                 "expires_at": key.expires_at,
+                "limits": key.limits,
             }),
         ),
     )
@@ -69,6 +78,123 @@ pub async fn list(pool: &PgPool, workspace_id: WorkspaceId, page: Page) -> Resul
     let select = format!("SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1");
     page.list::<ApiKey, _, _>(pool, &select, workspace_id, Keyset::OLDEST_FIRST)
         .await
+}
+
+/// One key of this workspace.
+pub async fn get(pool: &PgPool, workspace_id: WorkspaceId, id: ApiKeyId) -> Result<ApiKey> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(Error::NotFound)
+}
+
+/// Changes a key of this workspace (locked, so concurrent changes apply one after the other)
+/// and records `api_key.updated` with what changed; `merge` builds the new state from the old.
+pub async fn update<F>(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    id: ApiKeyId,
+    actor: UserId,
+    merge: F,
+) -> Result<ApiKey>
+where
+    F: FnOnce(&ApiKey) -> Result<KeyUpdate>,
+{
+    let mut tx = pool.begin().await?;
+    let current: ApiKey = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    let next = merge(&current)?;
+    let row: ApiKey = sqlx::query_as(&format!(
+        "UPDATE api_keys SET name = $3, allowed_models = $4, expires_at = $5, rpm = $6, tpm = $7, \
+           monthly_token_budget = $8, monthly_budget_usd = $9 \
+         WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .bind(&next.name)
+    .bind(next.allowed_models.as_deref())
+    .bind(next.expires_at)
+    .bind(next.limits.rpm)
+    .bind(next.limits.tpm)
+    .bind(next.limits.monthly_token_budget)
+    .bind(next.limits.monthly_budget_usd)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut changed = serde_json::Map::new();
+    let mut diff = |field: &str, before: serde_json::Value, after: serde_json::Value| {
+        if before != after {
+            changed.insert(
+                field.to_owned(),
+                serde_json::json!({"from": before, "to": after}),
+            );
+        }
+    };
+    diff(
+        "name",
+        serde_json::json!(&current.name),
+        serde_json::json!(&row.name),
+    );
+    diff(
+        "allowed_models",
+        serde_json::json!(&current.allowed_models),
+        serde_json::json!(&row.allowed_models),
+    );
+    diff(
+        "expires_at",
+        serde_json::json!(&current.expires_at),
+        serde_json::json!(&row.expires_at),
+    );
+    diff(
+        "rpm",
+        serde_json::json!(&current.limits.rpm),
+        serde_json::json!(&row.limits.rpm),
+    );
+    diff(
+        "tpm",
+        serde_json::json!(&current.limits.tpm),
+        serde_json::json!(&row.limits.tpm),
+    );
+    diff(
+        "monthly_token_budget",
+        serde_json::json!(&current.limits.monthly_token_budget),
+        serde_json::json!(&row.limits.monthly_token_budget),
+    );
+    diff(
+        "monthly_budget_usd",
+        serde_json::json!(&current.limits.monthly_budget_usd),
+        serde_json::json!(&row.limits.monthly_budget_usd),
+    );
+    if !changed.is_empty() {
+        let details =
+            serde_json::json!({"name": row.name, "prefix": row.prefix, "changes": changed});
+        let event = NewEvent::workspace(workspace_id, actor, "api_key.updated", "api_key", id);
+        audit::record(&mut tx, event.with_details(details)).await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The whole new state of a key's changeable fields (the caller merged the request into it).
+#[derive(Debug)]
+pub struct KeyUpdate {
+    /// Name.
+    pub name: String,
+    /// Allowed model names, `None` for all.
+    pub allowed_models: Option<Vec<String>>,
+    /// Expiry, `None` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Limits.
+    pub limits: KeyLimits,
 }
 
 /// Deletes (revokes) a key of this workspace and records `api_key.revoked`.
@@ -110,9 +236,13 @@ pub struct LiveKey {
     pub allowed_models: Option<Vec<String>>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Limits.
+    #[sqlx(flatten)]
+    pub limits: KeyLimits,
 }
 
-const LIVE: &str = "SELECT id, workspace_id, key_hash, allowed_models, expires_at FROM api_keys";
+const LIVE: &str = "SELECT id, workspace_id, key_hash, allowed_models, expires_at, rpm, tpm, \
+     monthly_token_budget, monthly_budget_usd::float8 AS monthly_budget_usd FROM api_keys";
 
 /// Every key of the instance (the gateway's in-memory table).
 pub async fn all_live(pool: &PgPool) -> Result<Vec<LiveKey>> {

@@ -278,10 +278,31 @@ pub struct ApiKey {
     pub allowed_models: Option<Vec<String>>,
     /// After this instant the key is refused.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Its limits (each null: none).
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub limits: KeyLimits,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last time the gateway accepted it (written at most once a minute).
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// What one API key may use, so one application cannot eat a workspace's pool (null: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct KeyLimits {
+    /// Requests per UTC minute (1–1,000,000).
+    #[schema(example = 600, minimum = 1, maximum = 1000000)]
+    pub rpm: Option<i32>,
+    /// Input plus output tokens per UTC minute (1–1,000,000,000).
+    #[schema(example = 200000, minimum = 1, maximum = 1000000000)]
+    pub tpm: Option<i64>,
+    /// Input plus output tokens per UTC month (1–10^15).
+    #[schema(example = 50000000, minimum = 1, maximum = 1000000000000000_i64)]
+    pub monthly_token_budget: Option<i64>,
+    /// US dollars per UTC month at the models' prices (0.01–1,000,000,000).
+    #[schema(example = 250.0, minimum = 0.01, maximum = 1000000000)]
+    pub monthly_budget_usd: Option<f64>,
 }
 
 impl Keyed for ApiKey {

@@ -248,6 +248,59 @@ fn whole_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTi
     (at(first), at(floor(to)))
 }
 
+/// What a key used in a month (`usage_this_month`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow,
+)]
+pub struct MonthUsage {
+    /// Requests.
+    pub requests: i64,
+    /// Input tokens, cached ones included.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Cost at the models' current prices; null when none of the models it used is priced.
+    pub cost_usd: Option<f64>,
+}
+
+/// The usage of each of `keys` (workspace, key) since `since` (a month's start: whole hours),
+/// from the hourly rollup. Keys without usage are missing.
+pub async fn since(
+    pool: &PgPool,
+    keys: &[(WorkspaceId, ApiKeyId)],
+    since: DateTime<Utc>,
+) -> Result<Vec<(ApiKeyId, MonthUsage)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workspaces: Vec<Uuid> = keys.iter().map(|k| k.0.uuid()).collect();
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.1.uuid()).collect();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        api_key_id: ApiKeyId,
+        #[sqlx(flatten)]
+        usage: MonthUsage,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT h.api_key_id, sum(h.requests)::bigint AS requests, \
+           sum(h.input_tokens)::bigint AS input_tokens, sum(h.output_tokens)::bigint AS output_tokens, \
+           CASE WHEN bool_or(m.input_usd_per_mtok IS NOT NULL OR m.output_usd_per_mtok IS NOT NULL) \
+             THEN (sum(h.input_tokens * coalesce(m.input_usd_per_mtok, 0) \
+                     + h.output_tokens * coalesce(m.output_usd_per_mtok, 0)) / 1000000)::float8 \
+           END AS cost_usd \
+         FROM unnest($1::uuid[], $2::uuid[]) AS k (w, id) \
+         JOIN usage_hours h ON h.workspace_id = k.w AND h.hour >= $3 AND h.api_key_id = k.id \
+         LEFT JOIN models m ON m.workspace_id = h.workspace_id AND m.id = h.model_id \
+         GROUP BY h.api_key_id",
+    )
+    .bind(&workspaces)
+    .bind(&ids)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.api_key_id, r.usage)).collect())
+}
+
 /// Deletes rows older than `before`, a bounded batch at a time; returns how many went.
 pub async fn purge(pool: &PgPool, before: DateTime<Utc>) -> Result<u64> {
     let mut gone = 0;

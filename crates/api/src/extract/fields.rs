@@ -52,3 +52,13 @@ impl FieldErrors {
         }
     }
 }
+
+/// Reads a field that may be absent (`None`: kept), `null` (`Some(None)`: removed) or a value;
+/// for `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>`.
+pub fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

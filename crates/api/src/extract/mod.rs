@@ -15,7 +15,7 @@ mod target;
 
 pub use auth::{AnyRole, AuthUser, InstanceAdmin, Manager, Member, RoleRequirement};
 pub use client::ClientAddr;
-pub use fields::FieldErrors;
+pub use fields::{present, FieldErrors};
 pub use headers::{bearer, IfMatch};
 pub use json::{nul_field, parse_json, parse_value, ApiJson, JsonBody, BODY_TIMEOUT, MAX_BODY};
 pub use list::{List, ListQuery};

@@ -6,9 +6,9 @@
 //! are refused (fail closed) until a reload succeeds: a revocation is never missed silently.
 
 use chrono::{DateTime, Utc};
-use rotor_dispatch::engine::Route;
+use rotor_dispatch::engine::{Price, Route};
 use rotor_storage::api_keys::LiveKey;
-use rotor_storage::Plan;
+use rotor_storage::{KeyLimits, Plan};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
@@ -24,6 +24,15 @@ pub struct KeyInfo {
     pub allowed_models: Option<HashSet<String>>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Its limits and budgets.
+    pub limits: KeyLimits,
+}
+
+impl KeyInfo {
+    /// Whether the key has a monthly budget (its month's spend is kept up to date).
+    pub fn budgeted(&self) -> bool {
+        self.limits.monthly_token_budget.is_some() || self.limits.monthly_budget_usd.is_some()
+    }
 }
 
 /// A resolved model with the plan its workspace had when resolved.
@@ -33,6 +42,8 @@ pub struct CachedRoute {
     pub route: Route,
     /// The workspace's plan (a plan change invalidates the workspace).
     pub plan: Plan,
+    /// The model's prices (zero when unpriced), for the budgets.
+    pub price: Price,
 }
 
 /// One workspace's part of the tables: what its invalidation touches, and nothing else.
@@ -102,6 +113,7 @@ fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
         workspace_id: k.workspace_id.into(),
         allowed_models: k.allowed_models.map(|m| m.into_iter().collect()),
         expires_at: k.expires_at,
+        limits: k.limits,
     };
     (k.key_hash, Arc::new(info))
 }
@@ -134,6 +146,18 @@ impl GatewayCache {
             }
             Some(k) => KeyLookup::Live(k.clone()),
         }
+    }
+
+    /// The keys with a monthly budget, with their workspaces (of `workspace` only, if given).
+    pub fn budgeted(&self, workspace: Option<Uuid>) -> Vec<(Uuid, Uuid)> {
+        let Ok(t) = self.tables.read() else {
+            return Vec::new();
+        };
+        t.keys
+            .values()
+            .filter(|k| k.budgeted() && workspace.is_none_or(|w| w == k.workspace_id))
+            .map(|k| (k.workspace_id, k.id))
+            .collect()
     }
 
     /// Forgets one key at once (its revocation committed here), before any reload.
@@ -235,6 +259,7 @@ mod tests {
             key_hash: vec![hash],
             allowed_models: None,
             expires_at: None,
+            limits: KeyLimits::default(),
         }
     }
 
@@ -268,6 +293,7 @@ mod tests {
         Arc::new(CachedRoute {
             route,
             plan: Plan::Sandbox,
+            price: Price::default(),
         })
     }
 

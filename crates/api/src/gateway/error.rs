@@ -40,6 +40,7 @@ pub struct GatewayError {
     param: Option<&'static str>,
     message: String,
     retry_after: Option<u64>,
+    no_retry: bool,
 }
 
 impl GatewayError {
@@ -59,6 +60,7 @@ impl GatewayError {
             param: None,
             message: message.into(),
             retry_after: None,
+            no_retry: false,
         }
     }
 
@@ -71,6 +73,12 @@ impl GatewayError {
     /// Asks the client to retry after `seconds` (`Retry-After`).
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Tells the official SDKs not to retry (`x-should-retry: false`): nothing changes soon.
+    pub fn no_retry(mut self) -> Self {
+        self.no_retry = true;
         self
     }
 
@@ -172,6 +180,11 @@ impl GatewayError {
         self.retry_after
     }
 
+    /// Whether the client is told not to retry.
+    pub fn final_answer(&self) -> bool {
+        self.no_retry
+    }
+
     fn body(self) -> OpenAiError {
         OpenAiError {
             error: OpenAiErrorDetail {
@@ -186,17 +199,27 @@ impl GatewayError {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        let (status, retry_after) = (self.status, self.retry_after);
+        let (status, retry_after, no_retry) = (self.status, self.retry_after, self.no_retry);
         let mut r = (status, Json(self.body())).into_response();
-        if let Some(s) = retry_after {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        r.headers_mut()
-            .insert(super::ATTEMPTS, HeaderValue::from_static("0"));
+        decorate(&mut r, retry_after, no_retry);
         r
     }
 }
+
+/// The headers of every gateway refusal: `Retry-After`, whether to retry at all, no attempt.
+pub fn decorate(r: &mut Response, retry_after: Option<u64>, no_retry: bool) {
+    let h = r.headers_mut();
+    if let Some(s) = retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    if no_retry {
+        h.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
+    }
+    h.insert(super::ATTEMPTS, HeaderValue::from_static("0"));
+}
+
+/// The header the OpenAI and Anthropic SDKs obey over their own retry rules.
+const SHOULD_RETRY: header::HeaderName = header::HeaderName::from_static("x-should-retry");
 
 /// The server-sent event that ends a stream cut after it started (no `[DONE]` follows, so
 /// the OpenAI SDKs raise it as an error).

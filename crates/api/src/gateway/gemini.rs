@@ -155,7 +155,7 @@ async fn front(
     // The body was checked above, so a rewrite for another name cannot fail.
     let rename = |name: &str| body::gemini_batch(&raw, name).unwrap_or_else(|_| Bytes::new());
     let out = Outbound {
-        client: key.id,
+        client: &key,
         endpoint,
         method: reqwest::Method::POST,
         suffix: None,

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod docs;
 pub mod error;
 pub mod gemini;
+pub mod limits;
 pub mod listing;
 pub mod models;
 pub mod multipart;
@@ -275,8 +276,8 @@ async fn routed(
 
 /// What goes upstream for a routed request.
 struct Outbound<'a> {
-    /// The API key that asked (whose usage the request is).
-    client: uuid::Uuid,
+    /// The API key that asked (whose usage the request is, under whose limits).
+    client: &'a KeyInfo,
     endpoint: Endpoint,
     method: reqwest::Method,
     suffix: Option<&'a str>,
@@ -310,7 +311,14 @@ async fn send(
     let route = &cached.route;
     let family = out.endpoint.family();
     let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
-    let tag = crate::ledger::tag(route, out.client);
+    let tag = crate::ledger::tag(cached, out.client);
+    if let Err(e) = limits::admit(state, out.client, &tag).await {
+        state.ledger().request(&tag, None, true);
+        route.metrics.request(AnswerClass::RateLimited);
+        let mut response = shapes::render(e, family);
+        set_overhead(&mut response, started.elapsed());
+        return response;
+    }
     let outcome = state
         .engine()
         .dispatch(Call {
@@ -417,7 +425,7 @@ async fn proxy_json(
         None
     };
     let out = Outbound {
-        client: key.id,
+        client: &key,
         endpoint,
         method: reqwest::Method::POST,
         suffix: None,

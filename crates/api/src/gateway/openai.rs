@@ -136,7 +136,7 @@ async fn form_front(
     let renamed = route.renames();
     let rename = |name: &str| form.rewrite(name);
     let out = Outbound {
-        client: key.id,
+        client: &key,
         endpoint,
         method: reqwest::Method::POST,
         suffix: None,

@@ -4,7 +4,7 @@
 
 use crate::gateway::cache::CachedRoute;
 use crate::state::AppState;
-use rotor_dispatch::engine::{EntryMetrics, Route, RouteEntry};
+use rotor_dispatch::engine::{EntryMetrics, Price, Route, RouteEntry};
 use rotor_dispatch::lifecycle::Limits;
 use rotor_dispatch::state::PoolKey;
 use rotor_dispatch::target::{ModelTarget, Target};
@@ -137,5 +137,9 @@ pub async fn resolve(
         signature: hasher.finish(),
         metrics: Arc::new(EntryMetrics::new(state.series(), workspace, &m.name, None)),
     };
-    Ok(Some(CachedRoute { route, plan }))
+    let price = Price {
+        input: m.input_usd_per_mtok.unwrap_or(0.0),
+        output: m.output_usd_per_mtok.unwrap_or(0.0),
+    };
+    Ok(Some(CachedRoute { route, plan, price }))
 }

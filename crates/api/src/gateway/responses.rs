@@ -116,7 +116,7 @@ async fn create_front(
     let raw_len = raw.len();
     let rename = |name: &str| Bytes::from(scanned.rewrite(name, raw_len));
     let out = Outbound {
-        client: key.id,
+        client: &key,
         endpoint: Endpoint::Responses,
         method: reqwest::Method::POST,
         suffix: None,
@@ -305,7 +305,7 @@ async fn stored_front(
     let forward = forwarded(req.headers());
     let deleting = method == reqwest::Method::DELETE;
     let out = Outbound {
-        client: key.id,
+        client: &key,
         endpoint: Endpoint::Responses,
         method,
         suffix: Some(&suffix),

@@ -4,7 +4,7 @@
 //! and the event that ends a stream cut after it started.
 
 use super::error::GatewayError;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -102,19 +102,14 @@ fn gemini_body(status: StatusCode, message: String) -> GeminiError {
 /// `err` as an answer in `family`'s shape (the message keeps Rotor's code in front, so the
 /// reason stays visible to programs that only read the message).
 pub fn render(err: GatewayError, family: Family) -> Response {
-    let (status, retry_after) = (err.status(), err.retry_after_s());
+    let (status, retry_after, no_retry) = (err.status(), err.retry_after_s(), err.final_answer());
     let message = || format!("{}: {}", err.code(), err.message());
     let mut r = match family {
         Family::OpenAi => return err.into_response(),
         Family::Anthropic => (status, Json(anthropic_body(status, message()))).into_response(),
         Family::Gemini => (status, Json(gemini_body(status, message()))).into_response(),
     };
-    if let Some(s) = retry_after {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(s));
-    }
-    r.headers_mut()
-        .insert(super::ATTEMPTS, HeaderValue::from_static("0"));
+    super::error::decorate(&mut r, retry_after, no_retry);
     r
 }
 
@@ -160,6 +155,7 @@ pub fn stream_event(family: Family, cut: StreamCut) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     async fn body_of(r: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();

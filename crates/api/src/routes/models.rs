@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use rotor_storage::models::{self, Model, ModelChange, ModelType, NewModel, Prices};
 use rotor_storage::providers;
 use rotor_storage::{CredentialId, ModelId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,11 +51,6 @@ pub struct NewModelRequest {
 /// Highest price per million tokens a model may carry (a guard against typos, not a market view).
 const MAX_PRICE: f64 = 100_000.0;
 
-/// A field that may be absent (kept), `null` (removed) or a value.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
-    Option::<f64>::deserialize(d).map(Some)
-}
-
 /// 422 for a price out of bounds.
 fn check_price(errors: &mut FieldErrors, field: &str, price: Option<f64>) {
     if price.is_some_and(|p| !(0.0..=MAX_PRICE).contains(&p)) {
@@ -72,11 +67,11 @@ pub struct ModelUpdate {
     /// New upstream model name.
     pub upstream_model: Option<String>,
     /// New input price per million tokens, US dollars (`null` removes it).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
     pub input_usd_per_mtok: Option<Option<f64>>,
     /// New output price per million tokens, US dollars (`null` removes it).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 100000)]
     pub output_usd_per_mtok: Option<Option<f64>>,
 }

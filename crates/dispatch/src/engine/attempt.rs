@@ -210,18 +210,24 @@ impl<S: StateBackend> Engine<S> {
         }
     }
 
-    /// Counts `used` against the entry's `tpm` (only entries with one: the others need no count).
+    /// Counts `used` against the entry's `tpm` and the client's (only those with one: the
+    /// others need no count).
     pub(super) async fn count_tokens(
         &self,
         call: &Call<'_>,
         entry: &RouteEntry,
         used: usage::Usage,
     ) {
+        let now_ms = self.cooling.clock.now_ms();
+        if let Some(tag) = call.usage.filter(|t| t.client_tpm) {
+            let tokens = used.input_with_cache(tag.family) + used.output;
+            let state = &self.cooling.state;
+            state.count_client_tokens(tag.client, tokens, now_ms).await;
+        }
         if entry.limits.tpm.is_none() || !call.balanced {
             return;
         }
         let tokens = used.input + used.output;
-        let now_ms = self.cooling.clock.now_ms();
         self.cooling
             .state
             .count_tokens(call.route.pool, entry.credential_id, tokens, now_ms)

@@ -17,7 +17,7 @@ pub use cooling::StateChange;
 pub use metrics::EntryMetrics;
 pub use relay::{Relay, RelayBody, RelayStream, StreamCut};
 pub use route::{Route, RouteEntry};
-pub use sink::{UsageSink, UsageTag};
+pub use sink::{Price, UsageSink, UsageTag};
 
 use crate::client::Upstream;
 use crate::clock::Clock;

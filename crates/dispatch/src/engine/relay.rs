@@ -101,11 +101,16 @@ impl<S: StateBackend> Relaying<S> {
                 self.done = true;
                 if let Some(used) = self.usage.totals() {
                     self.metrics.tokens(used);
+                    let now_ms = self.cooling.clock.now_ms();
                     if let Some((sink, tag)) = &self.ledger {
                         sink.used(tag, self.credential, used);
+                        if tag.client_tpm {
+                            let tokens = used.input_with_cache(tag.family) + used.output;
+                            let state = &self.cooling.state;
+                            state.count_client_tokens(tag.client, tokens, now_ms).await;
+                        }
                     }
                     if self.counts_tokens {
-                        let now_ms = self.cooling.clock.now_ms();
                         let tokens = used.input + used.output;
                         self.cooling
                             .state

@@ -27,4 +27,25 @@ pub struct UsageTag {
     pub client: Uuid,
     /// The UTC minute the request arrived in (seconds since the epoch / 60).
     pub minute: i64,
+    /// The client has a `tpm`: the answer's tokens count in its minute window.
+    pub client_tpm: bool,
+    /// What the model's tokens cost, so the ledger can charge budgets as it counts.
+    pub price: Price,
+}
+
+/// A model's prices, US dollars per million tokens (0 when unpriced; cached input at the
+/// input price).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Price {
+    /// Per million input tokens.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+}
+
+impl Price {
+    /// What `input` (cached ones included) and `output` tokens cost, US dollars.
+    pub fn of(self, input: u64, output: u64) -> f64 {
+        (input as f64 * self.input + output as f64 * self.output) / 1_000_000.0
+    }
 }

@@ -4,6 +4,7 @@
 //! by default; shared through Redis when replicas must act as one (scale-out).
 
 pub mod bindings;
+pub mod clients;
 pub mod memory;
 pub mod redis;
 
@@ -105,7 +106,7 @@ pub struct Flagged {
 }
 
 /// Where rotation and lifecycle states live.
-pub trait StateBackend: Send + Sync + 'static {
+pub trait StateBackend: clients::ClientWindows + Send + Sync + 'static {
     /// Picks the entry that serves (see [`crate::pick::pick`]) and admits the request: counted
     /// in the entry's minute, handed the half-open trial, the affinity key bound to it.
     fn pick(&self, request: PickRequest<'_>) -> impl Future<Output = Choice> + Send;
@@ -222,6 +223,16 @@ impl StateBackend for AnyState {
 
     async fn lead(&self, name: &str, ttl_ms: u64) -> bool {
         either!(self, s => s.lead(name, ttl_ms).await)
+    }
+}
+
+impl clients::ClientWindows for AnyState {
+    async fn admit(&self, client: Uuid, limits: Limits, now_ms: u64) -> Result<(), u64> {
+        either!(self, s => s.admit(client, limits, now_ms).await)
+    }
+
+    async fn count_client_tokens(&self, client: Uuid, tokens: u64, now_ms: u64) {
+        either!(self, s => s.count_client_tokens(client, tokens, now_ms).await)
     }
 }
 

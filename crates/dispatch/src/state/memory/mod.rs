@@ -2,6 +2,7 @@
 //! bindings) per model, one map of credential-wide records, and the response-id bindings.
 
 use super::bindings::{Binding, BindingStore, MemoryBindings};
+use super::clients::{ClientWindows, MemoryClients};
 use super::{Flagged, PickRequest, PoolKey, Recorded, Report, StateBackend};
 use crate::balancer::Rotation;
 use crate::lifecycle::{Change, CredentialRecord, CredentialState, Trigger};
@@ -73,9 +74,15 @@ pub struct MemoryState {
     /// Credential records not stored as available: while 0, picks skip the map.
     flagged: AtomicUsize,
     bindings: MemoryBindings,
+    clients: MemoryClients,
 }
 
 impl MemoryState {
+    /// The clients' minute windows.
+    pub fn clients(&self) -> &MemoryClients {
+        &self.clients
+    }
+
     fn pool(&self, key: PoolKey) -> Arc<Mutex<Pool>> {
         if let Some(p) = self.pools.read().ok().and_then(|m| m.get(&key).cloned()) {
             return p;
@@ -286,3 +293,20 @@ impl BindingStore for MemoryState {
 
 #[cfg(test)]
 mod tests;
+
+impl ClientWindows for MemoryState {
+    async fn admit(
+        &self,
+        client: Uuid,
+        limits: crate::lifecycle::Limits,
+        now_ms: u64,
+    ) -> Result<(), u64> {
+        self.clients.admit(client, limits, now_ms).await
+    }
+
+    async fn count_client_tokens(&self, client: Uuid, tokens: u64, now_ms: u64) {
+        self.clients
+            .count_client_tokens(client, tokens, now_ms)
+            .await;
+    }
+}

@@ -57,6 +57,14 @@ pub fn lock(name: &str) -> String {
     format!("rotor:lock:{name}")
 }
 
+/// The minute window of a client (gateway API key), a hash with one field, [`CLIENT_FIELD`].
+pub fn client_window(client: Uuid) -> String {
+    format!("rotor:{{key:{}}}:win", client.simple())
+}
+
+/// The field of [`client_window`] (the scripts count windows in hash fields).
+pub const CLIENT_FIELD: &str = "w";
+
 /// The key of a response-id binding (the workspace is the hash tag).
 pub fn binding(workspace: Uuid, response_id: &str) -> String {
     format!("rotor:{{{}}}:resp:{response_id}", workspace.simple())

@@ -19,6 +19,7 @@
 //! was recorded while Redis was up.
 
 mod cache;
+mod clients;
 mod codec;
 mod keys;
 mod lifecycle;

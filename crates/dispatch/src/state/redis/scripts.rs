@@ -219,6 +219,26 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 "#;
 
+/// Admits a client's request unless its minute is full; counts it when admitted.
+///
+/// KEYS: 1 the client's window hash. ARGV: 1 field, 2 minute, 3 rpm (0: none), 4 tpm (0: none),
+/// 5 TTL. Reply: 1 admitted, 0 full.
+const ADMIT: &str = r#"
+local minute = tonumber(ARGV[2])
+local r, t = 0, 0
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
+  if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
+end
+local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return 0 end
+r = r + 1
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%.0f', r) .. ':' .. string.format('%.0f', t))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"#;
+
 /// Takes a lock when free, extends it when this replica holds it.
 ///
 /// KEYS: 1 the lock. ARGV: 1 this replica's id, 2 TTL (≥ 1). Reply: 1 held, 0 held elsewhere.
@@ -243,6 +263,8 @@ pub struct Scripts {
     pub tokens: Script,
     /// See [`LEAD`].
     pub lead: Script,
+    /// See [`ADMIT`].
+    pub admit: Script,
 }
 
 impl Default for Scripts {
@@ -252,6 +274,7 @@ impl Default for Scripts {
             cas: Script::new(CAS),
             tokens: Script::new(TOKENS),
             lead: Script::new(LEAD),
+            admit: Script::new(ADMIT),
         }
     }
 }
