@@ -430,3 +430,39 @@ async fn an_entry_rpm_holds_across_replicas() {
         "4 a minute in total, not per replica: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_key_rpm_holds_across_replicas_and_a_patch_applies_on_both() {
+    let c = cluster(&shared_redis_url(), &["sk_krpm_a", "sk_krpm_b"]).await;
+    let w = &c.w;
+    let (id, key) = w
+        .app
+        .api_key_with(&w.user, w.ws(), json!({"name": "limited", "rpm": 4}))
+        .await;
+    // Both replicas know the key (a change reaches the other within a second).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    crate::key_limits::room_in_minute(20).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = c.replicas()[i % 2].chat(&key, "gpt").await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "4 a minute in total, not per replica: {statuses:?}"
+    );
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Raised through A: B admits the next request, and counts it with A's.
+    let path = w.w(&format!("/api-keys/{id}"));
+    w.app
+        .patch(&path, &w.user.token, json!({"rpm": 6}))
+        .await
+        .assert(200);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    c.via_b.chat(&key, "gpt").await.assert(200);
+    w.app.chat(&key, "gpt").await.assert(200);
+    let r = c.via_b.chat(&key, "gpt").await;
+    r.assert_openai_error(429, "api_key_rate_limited");
+    assert!(r.header("retry-after").is_some());
+}

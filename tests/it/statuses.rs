@@ -656,6 +656,7 @@ fn live_cases() -> Vec<Case<Fx>> {
     const KEYS: &str = "/api/v1/workspaces/{ws}/api-keys";
     const KEY: &str = "/api/v1/workspaces/{ws}/api-keys/{id}";
     const WS_AUDIT: &str = "/api/v1/workspaces/{ws}/audit-events";
+    const USAGE: &str = "/api/v1/workspaces/{ws}/usage";
     const CREDS: &str = "/api/v1/workspaces/{ws}/credentials";
     const CRED: &str = "/api/v1/workspaces/{ws}/credentials/{id}";
     const VALIDATE: &str = "/api/v1/workspaces/{ws}/credentials/{id}/validate";
@@ -950,6 +951,48 @@ fn live_cases() -> Vec<Case<Fx>> {
         }),
         live("DELETE", KEY, 404, "not_found", |f| {
             f.by(&f.owner, "DELETE", f.w(&format!("/api-keys/{}", random())))
+        }),
+        live("GET", KEY, 200, "", |f| {
+            f.by(&f.editor, "GET", f.w(&format!("/api-keys/{}", f.key_id)))
+        }),
+        live("GET", KEY, 401, "unauthorized", |f| {
+            f.anon("GET", f.w(&format!("/api-keys/{}", f.key_id)))
+        }),
+        live("GET", KEY, 404, "not_found", |f| {
+            f.by(&f.owner, "GET", f.w(&format!("/api-keys/{}", random())))
+        }),
+        live("PATCH", KEY, 200, "", |f| {
+            f.by(&f.owner, "PATCH", f.w(&format!("/api-keys/{}", f.key_id)))
+                .json(json!({"rpm": null}))
+        }),
+        live("PATCH", KEY, 401, "unauthorized", |f| {
+            f.anon("PATCH", f.w(&format!("/api-keys/{}", f.key_id)))
+                .json(json!({"rpm": null}))
+        }),
+        live("PATCH", KEY, 403, "forbidden", |f| {
+            f.by(&f.editor, "PATCH", f.w(&format!("/api-keys/{}", f.key_id)))
+                .json(json!({"rpm": null}))
+        }),
+        live("PATCH", KEY, 404, "not_found", |f| {
+            f.by(&f.owner, "PATCH", f.w(&format!("/api-keys/{}", random())))
+                .json(json!({"rpm": null}))
+        }),
+        live("PATCH", KEY, 422, "validation_failed", |f| {
+            f.by(&f.owner, "PATCH", f.w(&format!("/api-keys/{}", f.key_id)))
+                .json(json!({"rpm": 0}))
+        }),
+        // --- /workspaces/{ws}/usage
+        live("GET", USAGE, 200, "", |f| {
+            f.by(&f.editor, "GET", f.w("/usage"))
+        }),
+        live("GET", USAGE, 401, "unauthorized", |f| {
+            f.anon("GET", f.w("/usage"))
+        }),
+        live("GET", USAGE, 404, "not_found", |f| {
+            f.by(&f.stranger, "GET", f.w("/usage"))
+        }),
+        live("GET", USAGE, 422, "validation_failed", |f| {
+            f.by(&f.owner, "GET", f.w("/usage?group_by=week"))
         }),
         // --- /workspaces/{ws}/audit-events
         live("GET", WS_AUDIT, 200, "", |f| {
@@ -1435,7 +1478,7 @@ fn live_cases() -> Vec<Case<Fx>> {
         }),
     ];
     // Each sent where the route would otherwise accept it.
-    let body_routes: [(&str, &str, Target); 17] = [
+    let body_routes: [(&str, &str, Target); 18] = [
         ("PUT", LICENSE, |f| f.by(&f.admin, "PUT", LICENSE)),
         ("PUT", PLAN, |f| f.saas_admin("PUT", f.plan_path())),
         ("POST", LOGIN, |f| f.anon("POST", LOGIN)),
@@ -1447,6 +1490,9 @@ fn live_cases() -> Vec<Case<Fx>> {
         ("POST", WORKSPACES, |f| f.by(&f.owner, "POST", WORKSPACES)),
         ("PATCH", WS, |f| f.by(&f.owner, "PATCH", f.w(""))),
         ("POST", KEYS, |f| f.by(&f.owner, "POST", f.w("/api-keys"))),
+        ("PATCH", KEY, |f| {
+            f.by(&f.owner, "PATCH", f.w(&format!("/api-keys/{}", f.key_id)))
+        }),
         ("POST", CREDS, |f| {
             f.by(&f.owner, "POST", f.w("/credentials"))
         }),
@@ -1596,6 +1642,16 @@ fn outage_cases() -> Vec<Case<Down>> {
         }),
         down("DELETE", "/api/v1/workspaces/{ws}/api-keys/{id}", |d| {
             d.by("DELETE", d.w(&format!("/api-keys/{}", d.key_id)))
+        }),
+        down("GET", "/api/v1/workspaces/{ws}/api-keys/{id}", |d| {
+            d.by("GET", d.w(&format!("/api-keys/{}", d.key_id)))
+        }),
+        down("PATCH", "/api/v1/workspaces/{ws}/api-keys/{id}", |d| {
+            d.by("PATCH", d.w(&format!("/api-keys/{}", d.key_id)))
+                .json(json!({"name": "during"}))
+        }),
+        down("GET", "/api/v1/workspaces/{ws}/usage", |d| {
+            d.by("GET", d.w("/usage"))
         }),
         down("GET", "/api/v1/workspaces/{ws}/audit-events", |d| {
             d.by("GET", d.w("/audit-events"))

@@ -383,6 +383,10 @@ pub(super) async fn cool_down(main: &TestApp, key: &str) {
 pub(super) struct Cap {
     app: TestApp,
     key: String,
+    /// A key with an rpm of 1, used once this minute.
+    rate_key: String,
+    /// A key with a monthly token budget of 1, spent.
+    spent_key: String,
 }
 
 impl Cap {
@@ -437,24 +441,73 @@ impl Cap {
                     .assert(200);
             }
         }
+        // The keys' own limits, reached on a model of no pool (12 tokens a chat at the mock).
+        let plain = w.cred("plain", "sk_plain").await;
+        w.model("plain", "plain", plain).await;
+        let (_, rate_key) = w
+            .app
+            .api_key_with(&w.user, ws, json!({"name": "rate", "rpm": 1}))
+            .await;
+        let (_, spent_key) = w
+            .app
+            .api_key_with(
+                &w.user,
+                ws,
+                json!({"name": "spent", "monthly_token_budget": 1}),
+            )
+            .await;
+        for key in [&rate_key, &spent_key] {
+            w.app.chat(key, "plain").await.assert(200);
+        }
         Cap {
             app: w.app.clone(),
             key: w.key.clone(),
+            rate_key,
+            spent_key,
         }
     }
 }
 
 /// Every proxied endpoint's 429 `all_credentials_at_capacity`, against [`Cap`].
 pub(super) fn capacity_cases() -> Vec<Case<Cap>> {
-    PROXIED
-        .iter()
-        .map(|p| Case {
+    let mut cases: Vec<Case<Cap>> = Vec::new();
+    for p in PROXIED.iter() {
+        cases.push(Case {
             method: "POST",
             path: p.path,
             status: 429,
             code: "all_credentials_at_capacity",
             build: Box::new(move |c: &Cap| p.req(&c.app, &c.key, &twin(p.family, "full"))),
             check: Some(has_retry_after),
-        })
-        .collect()
+        });
+        cases.push(Case {
+            method: "POST",
+            path: p.path,
+            status: 429,
+            code: "api_key_rate_limited",
+            build: Box::new(move |c: &Cap| p.req(&c.app, &c.rate_key, &twin(p.family, "full"))),
+            check: Some(has_retry_after),
+        });
+        cases.push(Case {
+            method: "POST",
+            path: p.path,
+            status: 429,
+            code: "api_key_budget_exceeded",
+            build: Box::new(move |c: &Cap| p.req(&c.app, &c.spent_key, &twin(p.family, "full"))),
+            check: Some(told_not_to_retry),
+        });
+    }
+    cases
+}
+
+/// `x-should-retry: false`: the official SDKs give up at once.
+fn told_not_to_retry(r: &Resp) -> Result<(), String> {
+    match r
+        .headers
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("false") => Ok(()),
+        other => Err(format!("x-should-retry {other:?}")),
+    }
 }

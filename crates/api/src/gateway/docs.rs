@@ -71,7 +71,7 @@ fn proxy_answers(schema: &str) -> Documented {
             NOT_ALLOWED,
             NOT_FOUND,
             (413, "payload_too_large"),
-            (429, "all_credentials_cooling_down or all_credentials_at_capacity (Retry-After), or the provider's 429"),
+            (429, "all_credentials_cooling_down, all_credentials_at_capacity, api_key_rate_limited or api_key_budget_exceeded (the first three with Retry-After; the last with x-should-retry: false until the next UTC month), or the provider's 429"),
             (500, "credential_unreadable (no credential of the model can be decrypted)"),
             (503, "database_unavailable (the model's configuration is not cached and the database is down), or api_keys_reloading (Retry-After)"),
             (504, "upstream_timeout"),
