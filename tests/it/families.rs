@@ -30,6 +30,8 @@ struct Fam {
     flaky: fn(MockKey) -> MockKey,
     /// The seconds `hot` announces.
     hot_for_s: u64,
+    /// The SDK retries a 429 by default unless told not to (`x-should-retry: false`).
+    retries: bool,
 }
 
 const OPENAI: Fam = Fam {
@@ -41,6 +43,7 @@ const OPENAI: Fam = Fam {
     hot: |k| k.status(429).reset_requests("40s"),
     flaky: |k| k.status(500),
     hot_for_s: 40,
+    retries: true,
 };
 
 const ANTHROPIC: Fam = Fam {
@@ -52,6 +55,7 @@ const ANTHROPIC: Fam = Fam {
     hot: |k| k.status(429).anthropic_reset(40),
     flaky: |k| k.status(529),
     hot_for_s: 40,
+    retries: true,
 };
 
 const GEMINI: Fam = Fam {
@@ -63,6 +67,7 @@ const GEMINI: Fam = Fam {
     hot: |k| k.status(429).gemini_retry_delay(37),
     flaky: |k| k.api_key_invalid(),
     hot_for_s: 37,
+    retries: false,
 };
 
 /// What [`setup`] created.
@@ -261,6 +266,35 @@ async fn through_rotor(f: &Fam) -> (World, Setup) {
 
     // Rotor's own errors as the SDK's exception classes, and a broken stream raised.
     run_sdk(f.script, "errors", s.config.clone()).await;
+    if f.retries {
+        // A spent budget: the SDK with its default retries asks once.
+        let (_, spent) = w
+            .app
+            .api_key_with(
+                &w.user,
+                w.ws(),
+                json!({"name": "spent", "monthly_token_budget": 1}),
+            )
+            .await;
+        // Spent on an OpenAI-shaped model of the workspace: a budget spans the key's models.
+        let c = w.cred("spender", "sk_spender").await;
+        w.model("spender", "spender", c).await;
+        w.app.chat(&spent, "spender").await.assert(200);
+        let refusals = || async {
+            let (_, text) = metrics_text(&w.app, None).await;
+            let n = samples(
+                text.lines(),
+                "rotor_api_key_refusals_total",
+                &[("reason", "budget_exceeded")],
+            );
+            n.first().copied().unwrap_or(0.0)
+        };
+        let before = refusals().await;
+        let mut config = s.config.clone();
+        config["spent_key"] = json!(spent);
+        run_sdk(f.script, "budget", config).await;
+        assert_eq!(refusals().await - before, 1.0, "the SDK did not retry");
+    }
     let _ = &s.team_id;
     (w, s)
 }

@@ -105,7 +105,17 @@ def errors(config):
     return {}
 
 
+def budget(config):
+    # A key whose monthly budget is spent, through a client with the SDK's default retries:
+    # Rotor says not to retry, so the SDK raises at once (the test counts one refusal).
+    c = anthropic.Anthropic(api_key=config["spent_key"], base_url=config["base"])
+    e = expect(anthropic.RateLimitError, create(c, "team"))
+    assert e.body["error"]["message"].startswith("api_key_budget_exceeded: "), e.body
+    assert e.response.headers["x-should-retry"] == "false", e.response.headers
+    return {}
+
+
 if __name__ == "__main__":
     scenario, config = sys.argv[1], json.loads(sys.argv[2])
-    out = {"pool": pool, "failover": failover, "errors": errors}[scenario](config)
+    out = {"pool": pool, "failover": failover, "errors": errors, "budget": budget}[scenario](config)
     print(json.dumps(out))

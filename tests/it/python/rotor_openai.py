@@ -137,6 +137,16 @@ def responses(config):
     return {"ids": made + [bg.id]}
 
 
+def budget(config):
+    # A key whose monthly budget is spent, through a client with the SDK's default retries:
+    # Rotor says not to retry, so the SDK raises at once (the test counts one refusal).
+    c = openai.OpenAI(api_key=config["spent_key"], base_url=config["base"] + "/v1")
+    e = expect(openai.RateLimitError, lambda: chat(c, "team"))
+    assert e.code == "api_key_budget_exceeded", e
+    assert e.response.headers["x-should-retry"] == "false", e.response.headers
+    return {}
+
+
 def endpoints(config):
     # The rest of OpenAI's API, each through the pool of `team` (its model rewritten).
     c = client(config)
@@ -166,6 +176,7 @@ if __name__ == "__main__":
         "mixed": mixed,
         "failover": failover,
         "errors": errors,
+        "budget": budget,
         "responses": responses,
         "endpoints": endpoints,
     }[scenario](config)
