@@ -111,9 +111,10 @@ async fn a_key_rpm_of_3_refuses_the_4th_request_of_the_minute_with_retry_after()
 
 #[tokio::test]
 async fn a_key_tpm_counts_the_tokens_providers_report_including_streams() {
-    let w = World::new(&[]).await;
-    let c = w.cred("c", "sk_a").await;
-    w.model("gpt", "gpt", c).await;
+    // A pool: the key is admitted in the pick itself.
+    let w = World::licensed().await;
+    let creds = w.creds(["sk_a", "sk_b"]).await;
+    w.pooled_model("gpt", &creds, 60).await;
     // The mock reports 5 input and 7 output tokens per chat completion, streamed or not.
     let (_, limited) = key_with(&w, "tpm", json!({"tpm": 30})).await;
     room_in_minute(15).await;

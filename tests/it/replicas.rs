@@ -267,6 +267,43 @@ async fn serial_a_pick_is_one_redis_round_trip() {
 }
 
 #[tokio::test]
+async fn serial_a_limited_keys_admission_rides_in_the_picks_round_trip() {
+    let redis = RedisProcess::start();
+    let c = cluster(&redis.url(), &["sk_rtl_a", "sk_rtl_b"]).await;
+    let (_, key) =
+        c.w.app
+            .api_key_with(&c.w.user, c.w.ws(), json!({"name": "limited", "rpm": 1000}))
+            .await;
+    for _ in 0..3 {
+        c.w.app.chat(&key, "gpt").await.assert(200);
+    }
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    let n = 20;
+    for _ in 0..n {
+        c.w.app.chat(&key, "gpt").await.assert(200);
+    }
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // The key's window is read and counted inside the pick: still one call per request.
+    assert_eq!(calls("evalsha"), n, "one EVALSHA per request: {stats}");
+    assert_eq!(
+        calls("hget"),
+        n,
+        "the key's window read in the pick: {stats}"
+    );
+    assert_eq!(calls("hset"), n, "and counted there: {stats}");
+    assert_eq!(calls("pexpire"), 2 * n, "{stats}");
+}
+
+#[tokio::test]
 async fn a_replica_whose_listen_connection_drops_reconnects_and_reloads() {
     let c = cluster(&shared_redis_url(), &["sk_ls_a", "sk_ls_b"]).await;
     assert_eq!(c.chat(&c.via_b).await, 200);

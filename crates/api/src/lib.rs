@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod license;
 pub mod lifecycle;
 pub mod observe;
+pub mod request_id;
 pub mod responses;
 pub mod routes;
 pub mod serve;

@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
                 now_ms: now,
                 sticky: None,
                 trial_lease_ms: 300_000,
+                client: None,
             })))
         })
     });

@@ -120,6 +120,11 @@ impl GatewayError {
                     .retry_after(retry_after_s),
                 AnswerClass::RateLimited,
             ),
+            Failure::ClientLimited { retry_after_s } => (
+                Self::new(S::TOO_MANY_REQUESTS, "api_key_rate_limited", format!("this API key has reached its requests or tokens per minute; retry in {retry_after_s} s"))
+                    .retry_after(retry_after_s),
+                AnswerClass::RateLimited,
+            ),
             Failure::AllAtCapacity { retry_after_s } => (
                 Self::new(S::TOO_MANY_REQUESTS, "all_credentials_at_capacity", format!("every credential of `{model}` has reached its requests or tokens per minute; retry in {retry_after_s} s"))
                     .retry_after(retry_after_s),

@@ -1,7 +1,8 @@
-//! A key's own limits (DESIGN §15): its monthly budgets against the ledger's spend, its minute
-//! rates in the dispatch state (Redis when shared, so they hold across replicas). A limit
-//! refuses a request once the usage before it has reached the limit; a refused request is not
-//! counted against a rate.
+//! A key's own limits (DESIGN §15): its monthly budgets against the ledger's spend, checked
+//! here; its minute rates handed to dispatch, which admits them in the request's first pick
+//! (one Redis round trip for both, so they hold across replicas). A limit refuses a request
+//! once the usage before it has reached the limit; a refused request is not counted against a
+//! rate.
 
 use super::cache::KeyInfo;
 use super::error::GatewayError;
@@ -10,10 +11,10 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use rotor_dispatch::engine::UsageTag;
 use rotor_dispatch::lifecycle::Limits;
-use rotor_dispatch::state::clients::ClientWindows;
+use rotor_dispatch::state::ClientAdmit;
 
-/// Refuses the request of `key` tagged `tag` when a budget is spent or a minute is full.
-pub async fn admit(state: &AppState, key: &KeyInfo, tag: &UsageTag) -> Result<(), GatewayError> {
+/// Refuses the request of `key` tagged `tag` when a monthly budget is spent.
+pub fn admit(state: &AppState, key: &KeyInfo, tag: &UsageTag) -> Result<(), GatewayError> {
     let l = key.limits;
     if key.budgeted() {
         let spent = state.ledger().spent(key.id, tag.minute);
@@ -35,26 +36,18 @@ pub async fn admit(state: &AppState, key: &KeyInfo, tag: &UsageTag) -> Result<()
             .no_retry());
         }
     }
-    if l.rpm.is_none() && l.tpm.is_none() {
-        return Ok(());
-    }
-    let limits = Limits {
-        rpm: l.rpm.and_then(|r| u32::try_from(r).ok()),
-        tpm: l.tpm.and_then(|t| u64::try_from(t).ok()),
-    };
-    let now_ms = state.engine().clock().now_ms();
-    match state.engine().state().admit(key.id, limits, now_ms).await {
-        Ok(()) => Ok(()),
-        Err(until_ms) => {
-            let seconds = until_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
-            metrics::counter!("rotor_api_key_refusals_total", "reason" => "rate_limited")
-                .increment(1);
-            Err(GatewayError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "api_key_rate_limited",
-                format!("this API key has reached its requests or tokens per minute; retry in {seconds} s"),
-            )
-            .retry_after(seconds))
-        }
-    }
+    Ok(())
+}
+
+/// The key's per-minute limits for dispatch to admit (none when it has no rate limit).
+pub fn client(key: &KeyInfo) -> Option<ClientAdmit> {
+    let l = key.limits;
+    (l.rpm.is_some() || l.tpm.is_some()).then(|| ClientAdmit {
+        workspace: key.workspace_id,
+        key: key.id,
+        limits: Limits {
+            rpm: l.rpm.and_then(|r| u32::try_from(r).ok()),
+            tpm: l.tpm.and_then(|t| u64::try_from(t).ok()),
+        },
+    })
 }

@@ -312,7 +312,7 @@ async fn send(
     let family = out.endpoint.family();
     let balanced = route.pool_ready && state.has_load_balancing(cached.plan);
     let tag = crate::ledger::tag(cached, out.client);
-    if let Err(e) = limits::admit(state, out.client, &tag).await {
+    if let Err(e) = limits::admit(state, out.client, &tag) {
         state.ledger().request(&tag, None, true);
         route.metrics.request(AnswerClass::RateLimited);
         let mut response = shapes::render(e, family);
@@ -335,6 +335,7 @@ async fn send(
             pin: out.pin,
             affinity: out.affinity,
             usage: Some(&tag),
+            client: limits::client(out.client),
         })
         .await;
     let attempts = HeaderValue::from(outcome.attempts);
@@ -348,6 +349,13 @@ async fn send(
             relayed(relay, out.stream, family)
         }
         Err(failure) => {
+            if matches!(
+                failure,
+                rotor_dispatch::engine::Failure::ClientLimited { .. }
+            ) {
+                metrics::counter!("rotor_api_key_refusals_total", "reason" => "rate_limited")
+                    .increment(1);
+            }
             state
                 .ledger()
                 .request(&tag, failed_credential(failure), true);

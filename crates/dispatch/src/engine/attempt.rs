@@ -222,7 +222,9 @@ impl<S: StateBackend> Engine<S> {
         if let Some(tag) = call.usage.filter(|t| t.client_tpm) {
             let tokens = used.input_with_cache(tag.family) + used.output;
             let state = &self.cooling.state;
-            state.count_client_tokens(tag.client, tokens, now_ms).await;
+            state
+                .count_client_tokens(tag.pool.workspace, tag.client, tokens, now_ms)
+                .await;
         }
         if entry.limits.tpm.is_none() || !call.balanced {
             return;

@@ -23,7 +23,7 @@ use crate::client::Upstream;
 use crate::clock::Clock;
 use crate::lifecycle::{Limits, DEFAULT_TRIAL_LEASE_MS};
 use crate::pick::Choice;
-use crate::state::{Candidate, PickRequest, StateBackend, Sticky};
+use crate::state::{Candidate, ClientAdmit, PickRequest, StateBackend, Sticky};
 use crate::target::Endpoint;
 use attempt::{Step, Tally};
 use bytes::Bytes;
@@ -76,6 +76,9 @@ pub struct Call<'a> {
     pub affinity: Option<u64>,
     /// Whose usage the answer's tokens are, for the engine's [`UsageSink`] (none: not counted).
     pub usage: Option<&'a UsageTag>,
+    /// The API key's per-minute limits, when it has any: admitted in the request's first
+    /// pick (one step with it), or on its own when the request makes no pick.
+    pub client: Option<ClientAdmit>,
 }
 
 /// Why no upstream answer can be relayed.
@@ -93,6 +96,11 @@ pub enum Failure {
     },
     /// The provider refuses every credential of the pool (until they are changed or validated).
     AllRejected,
+    /// The API key's own `rpm`/`tpm` is reached for this minute; retry after this many seconds.
+    ClientLimited {
+        /// Seconds until the next minute (rounded up).
+        retry_after_s: u64,
+    },
     /// The provider refused the credential (401/403): the caller's key is fine.
     CredentialRejected {
         /// The refused credential.
@@ -190,6 +198,13 @@ impl<S: StateBackend> Engine<S> {
     pub async fn dispatch(&self, call: Call<'_>) -> Outcome {
         let route = call.route;
         let tally = Tally::default();
+        if let Some(client) = call.client.filter(|_| call.pin.is_some() || !call.balanced) {
+            // No pick will admit the client: it is admitted on its own.
+            let now_ms = self.cooling.clock.now_ms();
+            if let Err(until_ms) = self.cooling.state.admit(client, now_ms).await {
+                return tally.outcome(Err(client_limited(until_ms, now_ms)));
+            }
+        }
         let fixed = match (call.pin, call.balanced) {
             (Some(credential), _) => Some(self.pinned(&call, credential).await),
             (None, false) => Some(route.default.as_ref().ok_or(Failure::Unreadable)),
@@ -253,6 +268,8 @@ impl<S: StateBackend> Engine<S> {
         let wait_until =
             (call.started + Duration::from_millis(u64::from(route.max_wait_ms))).min(deadline);
         let mut attempts = 0;
+        // The client is admitted by the first pick only (a wait picks again).
+        let mut client = call.client;
 
         // One iteration per distinct credential tried (an address refused by the policy counts
         // as tried, though no upstream call is made), and one per wait.
@@ -266,9 +283,14 @@ impl<S: StateBackend> Engine<S> {
                 now_ms: self.cooling.clock.now_ms(),
                 sticky,
                 trial_lease_ms,
+                client: client.take(),
             };
+            let now_ms = request.now_ms;
             let choice = self.cooling.state.pick(request).await;
             let (retry_after_ms, full) = match choice {
+                Choice::ClientFull { until_ms } => {
+                    return tally.outcome(Err(client_limited(until_ms, now_ms)));
+                }
                 Choice::Serve(served) => {
                     let entry = &candidates[served.index];
                     if sticky.is_some() {
@@ -318,5 +340,12 @@ impl<S: StateBackend> Engine<S> {
             return tally.outcome(Err(failure));
         }
         tally.outcome(last.unwrap_or(Err(Failure::Unavailable)))
+    }
+}
+
+/// The failure of a client whose minute is full until `until_ms`.
+fn client_limited(until_ms: u64, now_ms: u64) -> Failure {
+    Failure::ClientLimited {
+        retry_after_s: until_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
     }
 }

@@ -269,6 +269,7 @@ mod tests {
                 pin: Some(pin),
                 affinity: None,
                 usage: None,
+                client: None,
             })
             .await;
         (outcome.result.map(|r| r.status), outcome.attempts)

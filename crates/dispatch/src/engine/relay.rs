@@ -107,7 +107,9 @@ impl<S: StateBackend> Relaying<S> {
                         if tag.client_tpm {
                             let tokens = used.input_with_cache(tag.family) + used.output;
                             let state = &self.cooling.state;
-                            state.count_client_tokens(tag.client, tokens, now_ms).await;
+                            state
+                                .count_client_tokens(tag.pool.workspace, tag.client, tokens, now_ms)
+                                .await;
                         }
                     }
                     if self.counts_tokens {

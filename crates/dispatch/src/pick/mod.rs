@@ -121,6 +121,12 @@ pub enum Choice {
     AllRejected,
     /// Every credential was tried already.
     Exhausted,
+    /// The client's own minute is full ([`crate::state::ClientAdmit`]): nothing was picked;
+    /// it has room again at `until_ms`.
+    ClientFull {
+        /// The next minute's start, ms since the epoch.
+        until_ms: u64,
+    },
 }
 
 /// Whether entry `i` can serve the request now.

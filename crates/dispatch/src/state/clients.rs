@@ -1,7 +1,8 @@
 //! Per-client (gateway API key) request and token windows per UTC minute: a key's `rpm` and
 //! `tpm` hold across the whole pool and, through Redis, across replicas. In-process here.
 
-use crate::lifecycle::{Limits, Window};
+use super::ClientAdmit;
+use crate::lifecycle::Window;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -9,18 +10,18 @@ use uuid::Uuid;
 
 /// Where the clients' minute windows live.
 pub trait ClientWindows: Send + Sync + 'static {
-    /// Admits a request of `client` under `limits` at `now_ms` and counts it in its minute;
+    /// Admits a request of `client` under its limits at `now_ms` and counts it in its minute;
     /// `Err(until_ms)` (nothing counted) while the minute is full, `until_ms` the next one's start.
     fn admit(
         &self,
-        client: Uuid,
-        limits: Limits,
+        client: ClientAdmit,
         now_ms: u64,
     ) -> impl Future<Output = Result<(), u64>> + Send;
 
-    /// Counts the tokens a finished request of `client` reported (for its `tpm`).
+    /// Counts the tokens a finished request of `client` (of `workspace`) reported (for its `tpm`).
     fn count_client_tokens(
         &self,
+        workspace: Uuid,
         client: Uuid,
         tokens: u64,
         now_ms: u64,
@@ -50,26 +51,48 @@ impl MemoryClients {
     }
 }
 
-impl ClientWindows for MemoryClients {
-    async fn admit(&self, client: Uuid, limits: Limits, now_ms: u64) -> Result<(), u64> {
-        self.with(client, now_ms, |w| match w.full_until(limits, now_ms) {
-            Some(until) => Err(until),
-            None => {
-                w.count_request(now_ms);
-                Ok(())
+impl MemoryClients {
+    /// [`ClientWindows::admit`], synchronously (the in-process pick calls it under no lock).
+    pub fn admit_now(&self, client: ClientAdmit, now_ms: u64) -> Result<(), u64> {
+        self.with(client.key, now_ms, |w| {
+            match w.full_until(client.limits, now_ms) {
+                Some(until) => Err(until),
+                None => {
+                    w.count_request(now_ms);
+                    Ok(())
+                }
             }
         })
     }
 
-    async fn count_client_tokens(&self, client: Uuid, tokens: u64, now_ms: u64) {
+    /// [`ClientWindows::count_client_tokens`], synchronously.
+    pub fn count_now(&self, client: Uuid, tokens: u64, now_ms: u64) {
         self.with(client, now_ms, |w| w.count_tokens(tokens, now_ms));
+    }
+}
+
+impl ClientWindows for MemoryClients {
+    async fn admit(&self, client: ClientAdmit, now_ms: u64) -> Result<(), u64> {
+        self.admit_now(client, now_ms)
+    }
+
+    async fn count_client_tokens(&self, _: Uuid, client: Uuid, tokens: u64, now_ms: u64) {
+        self.count_now(client, tokens, now_ms);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::MINUTE_MS;
+    use crate::lifecycle::{Limits, MINUTE_MS};
+
+    fn admit(key: Uuid, limits: Limits) -> ClientAdmit {
+        ClientAdmit {
+            workspace: Uuid::nil(),
+            key,
+            limits,
+        }
+    }
 
     #[tokio::test]
     async fn a_full_minute_refuses_until_the_next() {
@@ -80,12 +103,12 @@ mod tests {
             tpm: None,
         };
         let t0 = 10 * MINUTE_MS + 5;
-        assert_eq!(c.admit(a, rpm, t0).await, Ok(()));
-        assert_eq!(c.admit(a, rpm, t0 + 1).await, Ok(()));
-        assert_eq!(c.admit(a, rpm, t0 + 2).await, Err(11 * MINUTE_MS));
+        assert_eq!(c.admit(admit(a, rpm), t0).await, Ok(()));
+        assert_eq!(c.admit(admit(a, rpm), t0 + 1).await, Ok(()));
+        assert_eq!(c.admit(admit(a, rpm), t0 + 2).await, Err(11 * MINUTE_MS));
         // Another key has its own window; the next minute is empty again.
-        assert_eq!(c.admit(b, rpm, t0 + 3).await, Ok(()));
-        assert_eq!(c.admit(a, rpm, 11 * MINUTE_MS).await, Ok(()));
+        assert_eq!(c.admit(admit(b, rpm), t0 + 3).await, Ok(()));
+        assert_eq!(c.admit(admit(a, rpm), 11 * MINUTE_MS).await, Ok(()));
     }
 
     #[tokio::test]
@@ -97,13 +120,18 @@ mod tests {
             tpm: Some(100),
         };
         let t0 = 3 * MINUTE_MS;
-        assert_eq!(c.admit(a, tpm, t0).await, Ok(()));
-        c.count_client_tokens(a, 99, t0 + 1).await;
-        assert_eq!(c.admit(a, tpm, t0 + 2).await, Ok(()), "under the limit");
-        c.count_client_tokens(a, 1, t0 + 3).await;
-        assert_eq!(c.admit(a, tpm, t0 + 4).await, Err(4 * MINUTE_MS));
+        assert_eq!(c.admit(admit(a, tpm), t0).await, Ok(()));
+        c.count_client_tokens(Uuid::nil(), a, 99, t0 + 1).await;
+        assert_eq!(
+            c.admit(admit(a, tpm), t0 + 2).await,
+            Ok(()),
+            "under the limit"
+        );
+        c.count_client_tokens(Uuid::nil(), a, 1, t0 + 3).await;
+        assert_eq!(c.admit(admit(a, tpm), t0 + 4).await, Err(4 * MINUTE_MS));
         // Tokens of an earlier minute do not count.
-        c.count_client_tokens(a, 1_000, t0 - MINUTE_MS).await;
-        assert_eq!(c.admit(a, tpm, 4 * MINUTE_MS).await, Ok(()));
+        c.count_client_tokens(Uuid::nil(), a, 1_000, t0 - MINUTE_MS)
+            .await;
+        assert_eq!(c.admit(admit(a, tpm), 4 * MINUTE_MS).await, Ok(()));
     }
 }

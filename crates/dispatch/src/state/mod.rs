@@ -49,6 +49,18 @@ pub fn affinity_hash(key: &[u8]) -> u64 {
     })
 }
 
+/// A request's API key and its per-minute limits, admitted (and counted in its minute) by the
+/// first pick of the request, in the same step: one Redis round trip for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAdmit {
+    /// The key's workspace (its window lives with the workspace's pools).
+    pub workspace: Uuid,
+    /// The API key.
+    pub key: Uuid,
+    /// Its `rpm` and `tpm`.
+    pub limits: Limits,
+}
+
 /// The question "which entry of this pool serves next?", asked once per attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct PickRequest<'a> {
@@ -69,6 +81,9 @@ pub struct PickRequest<'a> {
     pub sticky: Option<Sticky>,
     /// How long a half-open trial handed out keeps others away without an outcome.
     pub trial_lease_ms: u64,
+    /// The client to admit first (the request's first pick only): a full minute of the
+    /// client's is [`Choice::ClientFull`], before any entry is looked at.
+    pub client: Option<ClientAdmit>,
 }
 
 /// An answer to report: what it was, the pool's and the credential's cooldown settings, when.
@@ -227,12 +242,12 @@ impl StateBackend for AnyState {
 }
 
 impl clients::ClientWindows for AnyState {
-    async fn admit(&self, client: Uuid, limits: Limits, now_ms: u64) -> Result<(), u64> {
-        either!(self, s => s.admit(client, limits, now_ms).await)
+    async fn admit(&self, client: ClientAdmit, now_ms: u64) -> Result<(), u64> {
+        either!(self, s => s.admit(client, now_ms).await)
     }
 
-    async fn count_client_tokens(&self, client: Uuid, tokens: u64, now_ms: u64) {
-        either!(self, s => s.count_client_tokens(client, tokens, now_ms).await)
+    async fn count_client_tokens(&self, workspace: Uuid, client: Uuid, tokens: u64, now_ms: u64) {
+        either!(self, s => s.count_client_tokens(workspace, client, tokens, now_ms).await)
     }
 }
 

@@ -7,9 +7,12 @@ use proptest::test_runner::{Config, TestRunner};
 use rotor_dispatch::clock::{Clock, SystemClock};
 use rotor_dispatch::lifecycle::{Change, Classified, CredentialRecord, Limits, Trigger};
 use rotor_dispatch::pick::Choice;
+use rotor_dispatch::state::clients::ClientWindows;
 use rotor_dispatch::state::memory::MemoryState;
 use rotor_dispatch::state::redis::RedisState;
-use rotor_dispatch::state::{Candidate, PickRequest, PoolKey, Report, StateBackend, Sticky};
+use rotor_dispatch::state::{
+    Candidate, ClientAdmit, PickRequest, PoolKey, Report, StateBackend, Sticky,
+};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -118,6 +121,7 @@ fn ask<'a>(
         now_ms,
         sticky: None,
         trial_lease_ms: 5_000,
+        client: None,
     }
 }
 
@@ -288,6 +292,7 @@ async fn equivalent(server: &RedisServer, case: Case) {
                         ttl_ms: 30_000,
                     }),
                     trial_lease_ms: 5_000,
+                    client: None,
                 };
                 let m = memory.pick(request).await;
                 let r = redis.pick(request).await;
@@ -463,6 +468,59 @@ async fn rpm_counts_across_replicas() {
 }
 
 #[tokio::test]
+async fn a_clients_rpm_is_admitted_in_the_pick_across_replicas_and_in_process_alike() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(&server).await, replica(&server).await);
+    let memory = MemoryState::default();
+    let pool = pool();
+    let candidates: Vec<Candidate> = (0..2)
+        .map(|_| Candidate {
+            credential: Uuid::new_v4(),
+            weight: 1,
+        })
+        .collect();
+    let client = ClientAdmit {
+        workspace: pool.workspace,
+        key: Uuid::new_v4(),
+        limits: Limits {
+            rpm: Some(3),
+            tpm: Some(100),
+        },
+    };
+    let now = 1_800_000_000_000;
+    let minute_end = (now / MINUTE + 1) * MINUTE;
+    let mut shared = Vec::new();
+    let mut local = Vec::new();
+    for i in 0..5 {
+        let mut request = ask(pool, &candidates, &[], now + i);
+        request.client = Some(client);
+        let replica = if i % 2 == 0 { &a } else { &b };
+        shared.push(replica.pick(request).await);
+        local.push(memory.pick(request).await);
+    }
+    assert_eq!(shared, local, "Redis decides as the in-process state does");
+    assert_eq!(shared.iter().filter(|c| served(**c).is_some()).count(), 3);
+    assert_eq!(
+        shared[3],
+        Choice::ClientFull {
+            until_ms: minute_end
+        }
+    );
+    // The client's tokens fill its minute too (added in Redis within ~100 ms).
+    let next = minute_end + 1;
+    let mut request = ask(pool, &candidates, &[], next);
+    request.client = Some(client);
+    assert!(served(a.pick(request).await).is_some());
+    a.count_client_tokens(pool.workspace, client.key, 100, next)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        matches!(b.pick(request).await, Choice::ClientFull { .. }),
+        "another replica sees the tokens"
+    );
+}
+
+#[tokio::test]
 async fn the_weighted_rotation_is_exact_across_replicas() {
     let server = RedisServer::start();
     let (a, b) = (replica(&server).await, replica(&server).await);
@@ -548,7 +606,11 @@ async fn garbled_values_in_redis_read_as_available() {
         rpm: Some(1),
         tpm: Some(1),
     }];
-    let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
+    let tag = format!(
+        "{{{}}}:pool:{}",
+        pool.workspace.simple(),
+        pool.model.simple()
+    );
     let c = credential.simple().to_string();
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -122,6 +122,11 @@ impl MemoryState {
 
     /// Picks synchronously (the async trait method wraps this; benchmarks call it directly).
     pub fn pick_now(&self, request: PickRequest<'_>) -> Choice {
+        if let Some(client) = request.client {
+            if let Err(until_ms) = self.clients.admit_now(client, request.now_ms) {
+                return Choice::ClientFull { until_ms };
+            }
+        }
         let workspace = request.pool.workspace;
         let creds = match self.flagged.load(Ordering::Relaxed) {
             0 => None,
@@ -295,18 +300,11 @@ impl BindingStore for MemoryState {
 mod tests;
 
 impl ClientWindows for MemoryState {
-    async fn admit(
-        &self,
-        client: Uuid,
-        limits: crate::lifecycle::Limits,
-        now_ms: u64,
-    ) -> Result<(), u64> {
-        self.clients.admit(client, limits, now_ms).await
+    async fn admit(&self, client: super::ClientAdmit, now_ms: u64) -> Result<(), u64> {
+        self.clients.admit_now(client, now_ms)
     }
 
-    async fn count_client_tokens(&self, client: Uuid, tokens: u64, now_ms: u64) {
-        self.clients
-            .count_client_tokens(client, tokens, now_ms)
-            .await;
+    async fn count_client_tokens(&self, _: Uuid, client: Uuid, tokens: u64, now_ms: u64) {
+        self.clients.count_now(client, tokens, now_ms);
     }
 }

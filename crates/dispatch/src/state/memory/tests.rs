@@ -40,6 +40,7 @@ fn ask<'a>(
         now_ms,
         sticky,
         trial_lease_ms: 300_000,
+        client: None,
     }
 }
 
@@ -289,4 +290,44 @@ async fn an_affinity_key_sticks_to_its_credential_and_moves_when_it_cannot_serve
         .pick(ask(key, &c, &[], &[], NOW + 22 + 300_001, sticky("a")))
         .await;
     assert!(matches!(later, Choice::Serve(s) if !s.sticky_hit));
+}
+
+#[tokio::test]
+async fn a_full_client_minute_refuses_before_the_pool_is_touched() {
+    let s = MemoryState::default();
+    let key = pool();
+    let c = candidates(2);
+    let client = crate::state::ClientAdmit {
+        workspace: key.workspace,
+        key: Uuid::new_v4(),
+        limits: Limits {
+            rpm: Some(2),
+            tpm: None,
+        },
+    };
+    let served = |choice: Choice| match choice {
+        Choice::Serve(s) => s.index,
+        other => panic!("{other:?}"),
+    };
+    let mut first = ask(key, &c, &[], &[], NOW, None);
+    first.client = Some(client);
+    let a = served(s.pick(first).await);
+    let b = served(s.pick(first).await);
+    assert_ne!(a, b, "the rotation serves both");
+    let minute_end = (NOW / 60_000 + 1) * 60_000;
+    assert_eq!(
+        s.pick(first).await,
+        Choice::ClientFull {
+            until_ms: minute_end
+        }
+    );
+    // The refused pick advanced nothing: the rotation goes on where it was.
+    let plain = ask(key, &c, &[], &[], NOW, None);
+    assert_eq!(served(s.pick(plain).await), a);
+    // Failover picks of an admitted request carry no client and are never refused.
+    assert_eq!(served(s.pick(plain).await), b);
+    // Next minute, room again.
+    let mut later = ask(key, &c, &[], &[], minute_end, None);
+    later.client = Some(client);
+    assert!(matches!(s.pick(later).await, Choice::Serve(_)));
 }

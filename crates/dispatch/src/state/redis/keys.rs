@@ -1,5 +1,6 @@
-//! Key names. A pool's keys share the hash tag `{<workspace>:<model>}` (one pick, one slot);
-//! a workspace's credential records and response bindings share `{<workspace>}`.
+//! Key names. Every key of a workspace carries the hash tag `{<workspace>}`: its pools, its
+//! API keys' minute windows, its credential records and response bindings live in one slot, so
+//! a pick that also admits the request's API key touches one slot (Redis Cluster works too).
 
 use super::super::PoolKey;
 use uuid::Uuid;
@@ -12,24 +13,34 @@ pub struct PoolKeys {
     pub entries: String,
     /// Minute windows, a hash by credential.
     pub windows: String,
-    tag: String,
+    prefix: String,
 }
 
 impl PoolKeys {
     /// The keys of `pool`.
     pub fn of(pool: PoolKey) -> Self {
-        let tag = format!("{{{}:{}}}", pool.workspace.simple(), pool.model.simple());
+        let prefix = format!(
+            "rotor:{{{}}}:pool:{}",
+            pool.workspace.simple(),
+            pool.model.simple()
+        );
         Self {
-            cursor: format!("rotor:{tag}:rot"),
-            entries: format!("rotor:{tag}:ent"),
-            windows: format!("rotor:{tag}:win"),
-            tag,
+            cursor: format!("{prefix}:rot"),
+            entries: format!("{prefix}:ent"),
+            windows: format!("{prefix}:win"),
+            prefix,
         }
     }
 
     /// The binding of an affinity key (hash of the client's key).
     pub fn affinity(&self, key: u64) -> String {
-        format!("rotor:{}:aff:{key:016x}", self.tag)
+        format!("{}:aff:{key:016x}", self.prefix)
+    }
+
+    /// A key of the pool's slot that is never written: it stands in for an absent affinity key
+    /// or client window, so that the script's key positions stay fixed.
+    pub fn none(&self) -> String {
+        format!("{}:none", self.prefix)
     }
 }
 
@@ -57,9 +68,14 @@ pub fn lock(name: &str) -> String {
     format!("rotor:lock:{name}")
 }
 
-/// The minute window of a client (gateway API key), a hash with one field, [`CLIENT_FIELD`].
-pub fn client_window(client: Uuid) -> String {
-    format!("rotor:{{key:{}}}:win", client.simple())
+/// The minute window of a client (gateway API key) of `workspace`, a hash with one field,
+/// [`CLIENT_FIELD`].
+pub fn client_window(workspace: Uuid, client: Uuid) -> String {
+    format!(
+        "rotor:{{{}}}:key:{}:win",
+        workspace.simple(),
+        client.simple()
+    )
 }
 
 /// The field of [`client_window`] (the scripts count windows in hash fields).
@@ -81,12 +97,22 @@ mod tests {
             model: Uuid::from_u128(2),
         };
         let k = PoolKeys::of(pool);
-        let tag = "{00000000000000000000000000000001:00000000000000000000000000000002}";
-        assert_eq!(k.cursor, format!("rotor:{tag}:rot"));
+        let tag = "{00000000000000000000000000000001}";
+        let model = "00000000000000000000000000000002";
+        assert_eq!(k.cursor, format!("rotor:{tag}:pool:{model}:rot"));
         assert_eq!(
             k.affinity(0xab),
-            format!("rotor:{tag}:aff:00000000000000ab")
+            format!("rotor:{tag}:pool:{model}:aff:00000000000000ab")
         );
+        // The workspace's other keys share its slot.
+        for other in [
+            client_window(pool.workspace, Uuid::from_u128(3)),
+            credentials(pool.workspace),
+            binding(pool.workspace, "resp_1"),
+            k.none(),
+        ] {
+            assert!(other.starts_with(&format!("rotor:{tag}:")), "{other}");
+        }
         let (w, c) = (Uuid::new_v4(), Uuid::new_v4());
         assert_eq!(parse_flagged(&flagged_member(w, c)), Some((w, c)));
         assert_eq!(parse_flagged("nope"), None);

@@ -59,9 +59,14 @@ impl RedisState {
         let keys = PoolKeys::of(request.pool);
         let mut inv = self.scripts.pick.prepare_invoke();
         inv.key(&keys.cursor).key(&keys.entries).key(&keys.windows);
-        if let Some(s) = request.sticky {
-            inv.key(keys.affinity(s.key));
-        }
+        match request.sticky {
+            Some(s) => inv.key(keys.affinity(s.key)),
+            None => inv.key(keys.none()),
+        };
+        match request.client {
+            Some(c) => inv.key(keys::client_window(c.workspace, c.key)),
+            None => inv.key(keys.none()),
+        };
         inv.arg(request.signature.to_string())
             .arg(now)
             .arg(request.candidates.len())
@@ -100,6 +105,11 @@ impl RedisState {
                 .arg(l.tpm.map(|t| t.to_string()).unwrap_or_default())
                 .arg(if counted { "1" } else { "0" });
         }
+        if let Some(c) = request.client {
+            inv.arg(keys::CLIENT_FIELD)
+                .arg(c.limits.rpm.unwrap_or(0))
+                .arg(c.limits.tpm.unwrap_or(0));
+        }
         let reply: Vec<i64> = self.call("pick", inv).await?;
         let at = |i: usize| reply.get(i).copied().unwrap_or(0);
         let retry = || u64::try_from(at(1)).unwrap_or(1).max(1);
@@ -120,8 +130,22 @@ impl RedisState {
                 retry_after_ms: retry(),
             },
             3 => Choice::AllRejected,
+            5 => Choice::ClientFull {
+                until_ms: u64::try_from(at(1)).unwrap_or(now),
+            },
             _ => Choice::Exhausted,
         };
+        if let Some(c) = request
+            .client
+            .filter(|_| !matches!(choice, Choice::ClientFull { .. }))
+        {
+            // Counted here too, so a fallback keeps most of the minute's count.
+            let counted = crate::state::ClientAdmit {
+                limits: crate::lifecycle::Limits::default(),
+                ..c
+            };
+            let _ = self.fallback.clients().admit_now(counted, now);
+        }
         Some(choice)
     }
 

@@ -58,6 +58,8 @@ pub struct RedisState {
     cache: CredentialCache,
     /// This replica's id, the value of the locks it holds.
     id: String,
+    /// Client tokens counted here and not yet added in Redis ([`clients`]).
+    client_tokens: clients::Pending,
 }
 
 fn parse_binding(v: &str) -> Option<Binding> {
@@ -81,8 +83,10 @@ impl RedisState {
             scripts: Scripts::default(),
             cache: CredentialCache::default(),
             id: Uuid::new_v4().simple().to_string(),
+            client_tokens: clients::Pending::default(),
         });
         state.probe().await;
+        clients::spawn_flusher(Arc::downgrade(&state));
         let weak = Arc::downgrade(&state);
         tokio::spawn(async move {
             loop {

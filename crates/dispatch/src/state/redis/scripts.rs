@@ -9,13 +9,15 @@ use redis::Script;
 /// choice out, the request admitted.
 ///
 /// KEYS: 1 cursor (`sig|w1,w2,…`), 2 entry records (hash by credential), 3 minute windows (hash
-/// by credential), 4 the affinity key (only when sticky).
+/// by credential), 4 the affinity key (a never-written key when not sticky), 5 the client's
+/// minute window (a hash; a never-written key when no client is admitted).
 /// ARGV: 1 signature, 2 now, 3 n, 4 trial lease (≥ 1), 5 idle TTL, 6 window TTL, 7 affinity TTL
 /// (empty: not sticky), then 7 per candidate from 8: credential, weight, tried (`1`), the
 /// credential's state at now (`0` available, `r` rejected, else the quota's end), rpm, tpm
-/// (empty: none), counted (`1`: the credential has limits in this pool).
+/// (empty: none), counted (`1`: the credential has limits in this pool); then, to admit a
+/// client, its window's field, rpm and tpm (`0`: none).
 /// Reply: `{0, index, trial, sticky_hit}`, `{1, retry_ms}` all cooling, `{2, retry_ms}` all at
-/// capacity, `{3}` all rejected, `{4}` exhausted.
+/// capacity, `{3}` all rejected, `{4}` exhausted, `{5, until_ms}` the client's minute is full.
 const PICK: &str = r#"
 local sig = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -25,6 +27,20 @@ local sticky_ttl = tonumber(ARGV[7])
 local minute = math.floor(now / 60000)
 local function arg(i, f) return ARGV[7 + (i - 1) * 7 + f] end
 local function fmt(x) return string.format('%.0f', x) end
+
+local cf = ARGV[8 + n * 7]
+if cf then
+  local crpm, ctpm = tonumber(ARGV[9 + n * 7]), tonumber(ARGV[10 + n * 7])
+  local r, t = 0, 0
+  local v = redis.call('HGET', KEYS[5], cf)
+  if v then
+    local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
+    if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
+  end
+  if (crpm > 0 and r >= crpm) or (ctpm > 0 and t >= ctpm) then return {5, (minute + 1) * 60000} end
+  redis.call('HSET', KEYS[5], cf, fmt(minute) .. ':' .. fmt(r + 1) .. ':' .. fmt(t))
+  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+end
 if n == 0 then return {4} end
 
 local cur = {}
@@ -219,7 +235,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 "#;
 
-/// Admits a client's request unless its minute is full; counts it when admitted.
+/// Admits a client's request unless its minute is full; counts it when admitted (the pick does
+/// the same in its own call; this one serves requests that make no pick).
 ///
 /// KEYS: 1 the client's window hash. ARGV: 1 field, 2 minute, 3 rpm (0: none), 4 tpm (0: none),
 /// 5 TTL. Reply: 1 admitted, 0 full.
