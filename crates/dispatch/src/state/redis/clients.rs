@@ -3,7 +3,7 @@
 //! of finished requests are summed here and added every [`FLUSH_EVERY`] by the tokens script,
 //! one call per key, off the request path.
 
-use super::keys::{client_window, CLIENT_FIELD};
+use super::keys::client_window;
 use super::{RedisState, WINDOW_TTL_MS};
 use crate::lifecycle::{Limits, MINUTE_MS};
 use crate::state::clients::ClientWindows;
@@ -44,11 +44,8 @@ impl RedisState {
         );
         for ((workspace, client, minute), tokens) in taken {
             let key = client_window(workspace, client);
-            let mut inv = self.scripts.tokens.key(&key);
-            inv.arg(CLIENT_FIELD)
-                .arg(minute)
-                .arg(tokens)
-                .arg(WINDOW_TTL_MS);
+            let mut inv = self.scripts.client_tokens.key(&key);
+            inv.arg(minute).arg(tokens).arg(WINDOW_TTL_MS);
             let _ = self.call::<i64>("count_client_tokens", inv).await;
         }
     }
@@ -59,8 +56,7 @@ impl ClientWindows for RedisState {
         let key = client_window(client.workspace, client.key);
         let minute = now_ms / MINUTE_MS;
         let mut inv = self.scripts.admit.key(&key);
-        inv.arg(CLIENT_FIELD)
-            .arg(minute)
+        inv.arg(minute)
             .arg(client.limits.rpm.unwrap_or(0))
             .arg(client.limits.tpm.unwrap_or(0))
             .arg(WINDOW_TTL_MS);

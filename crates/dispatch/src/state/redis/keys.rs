@@ -68,8 +68,7 @@ pub fn lock(name: &str) -> String {
     format!("rotor:lock:{name}")
 }
 
-/// The minute window of a client (gateway API key) of `workspace`, a hash with one field,
-/// [`CLIENT_FIELD`].
+/// The minute window of a client (gateway API key) of `workspace`: `minute:requests:tokens`.
 pub fn client_window(workspace: Uuid, client: Uuid) -> String {
     format!(
         "rotor:{{{}}}:key:{}:win",
@@ -77,9 +76,6 @@ pub fn client_window(workspace: Uuid, client: Uuid) -> String {
         client.simple()
     )
 }
-
-/// The field of [`client_window`] (the scripts count windows in hash fields).
-pub const CLIENT_FIELD: &str = "w";
 
 /// The key of a response-id binding (the workspace is the hash tag).
 pub fn binding(workspace: Uuid, response_id: &str) -> String {

@@ -106,7 +106,7 @@ impl RedisState {
                 .arg(if counted { "1" } else { "0" });
         }
         if let Some(c) = request.client {
-            inv.arg(keys::CLIENT_FIELD)
+            inv.arg("c")
                 .arg(c.limits.rpm.unwrap_or(0))
                 .arg(c.limits.tpm.unwrap_or(0));
         }

@@ -10,12 +10,12 @@ use redis::Script;
 ///
 /// KEYS: 1 cursor (`sig|w1,w2,…`), 2 entry records (hash by credential), 3 minute windows (hash
 /// by credential), 4 the affinity key (a never-written key when not sticky), 5 the client's
-/// minute window (a hash; a never-written key when no client is admitted).
+/// minute window (`minute:requests:tokens`; a never-written key when no client is admitted).
 /// ARGV: 1 signature, 2 now, 3 n, 4 trial lease (≥ 1), 5 idle TTL, 6 window TTL, 7 affinity TTL
 /// (empty: not sticky), then 7 per candidate from 8: credential, weight, tried (`1`), the
 /// credential's state at now (`0` available, `r` rejected, else the quota's end), rpm, tpm
 /// (empty: none), counted (`1`: the credential has limits in this pool); then, to admit a
-/// client, its window's field, rpm and tpm (`0`: none).
+/// client, `c`, its rpm and tpm (`0`: none).
 /// Reply: `{0, index, trial, sticky_hit}`, `{1, retry_ms}` all cooling, `{2, retry_ms}` all at
 /// capacity, `{3}` all rejected, `{4}` exhausted, `{5, until_ms}` the client's minute is full.
 const PICK: &str = r#"
@@ -32,14 +32,13 @@ local cf = ARGV[8 + n * 7]
 if cf then
   local crpm, ctpm = tonumber(ARGV[9 + n * 7]), tonumber(ARGV[10 + n * 7])
   local r, t = 0, 0
-  local v = redis.call('HGET', KEYS[5], cf)
+  local v = redis.call('GET', KEYS[5])
   if v then
     local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
     if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
   end
   if (crpm > 0 and r >= crpm) or (ctpm > 0 and t >= ctpm) then return {5, (minute + 1) * 60000} end
-  redis.call('HSET', KEYS[5], cf, fmt(minute) .. ':' .. fmt(r + 1) .. ':' .. fmt(t))
-  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+  redis.call('SET', KEYS[5], fmt(minute) .. ':' .. fmt(r + 1) .. ':' .. fmt(t), 'PX', ARGV[6])
 end
 if n == 0 then return {4} end
 
@@ -238,21 +237,36 @@ return 1
 /// Admits a client's request unless its minute is full; counts it when admitted (the pick does
 /// the same in its own call; this one serves requests that make no pick).
 ///
-/// KEYS: 1 the client's window hash. ARGV: 1 field, 2 minute, 3 rpm (0: none), 4 tpm (0: none),
-/// 5 TTL. Reply: 1 admitted, 0 full.
+/// KEYS: 1 the client's window (`minute:requests:tokens`). ARGV: 1 minute, 2 rpm (0: none),
+/// 3 tpm (0: none), 4 TTL. Reply: 1 admitted, 0 full.
 const ADMIT: &str = r#"
-local minute = tonumber(ARGV[2])
+local minute = tonumber(ARGV[1])
 local r, t = 0, 0
-local v = redis.call('HGET', KEYS[1], ARGV[1])
+local v = redis.call('GET', KEYS[1])
 if v then
   local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
   if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
 end
-local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return 0 end
 r = r + 1
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%.0f', r) .. ':' .. string.format('%.0f', t))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%.0f', r) .. ':' .. string.format('%.0f', t), 'PX', ARGV[4])
+return 1
+"#;
+
+/// Adds a client's finished requests' tokens to its minute window.
+///
+/// KEYS: 1 the client's window. ARGV: 1 minute, 2 tokens, 3 TTL.
+const CLIENT_TOKENS: &str = r#"
+local minute = tonumber(ARGV[1])
+local r, t = 0, 0
+local v = redis.call('GET', KEYS[1])
+if v then
+  local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
+  if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
+end
+t = t + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%.0f', r) .. ':' .. string.format('%.0f', t), 'PX', ARGV[3])
 return 1
 "#;
 
@@ -282,6 +296,8 @@ pub struct Scripts {
     pub lead: Script,
     /// See [`ADMIT`].
     pub admit: Script,
+    /// See [`CLIENT_TOKENS`].
+    pub client_tokens: Script,
 }
 
 impl Default for Scripts {
@@ -292,6 +308,7 @@ impl Default for Scripts {
             tokens: Script::new(TOKENS),
             lead: Script::new(LEAD),
             admit: Script::new(ADMIT),
+            client_tokens: Script::new(CLIENT_TOKENS),
         }
     }
 }
