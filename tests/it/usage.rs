@@ -440,3 +440,88 @@ async fn usage_older_than_the_retention_is_deleted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_92_day_report_over_a_busy_workspace_answers_within_200_ms() {
+    let w = World::new(&[]).await;
+    // A busy workspace: 20 keys × 10 models every hour of 92 days (442k hourly rows, their daily
+    // rollup), the minutes of the range's first hour, and another workspace's rows alongside.
+    let seed = "INSERT INTO usage_hours (workspace_id, hour, api_key_id, model_id, credential_id, \
+                  model_name, requests, errors, input_tokens, output_tokens, cached_input_tokens) \
+                SELECT $1, date_trunc('hour', now()) - make_interval(hours => h), \
+                  md5('k' || k)::uuid, md5('m' || m)::uuid, md5('c' || m)::uuid, 'model-' || m, \
+                  3, 1, 500, 200, 50 \
+                FROM generate_series(1, 2208) h, generate_series(1, 20) k, generate_series(1, 10) m";
+    let other = Uuid::new_v4();
+    sqlx::query("INSERT INTO workspaces (id, name) VALUES ($1, 'other')")
+        .bind(other)
+        .execute(&w.app.db)
+        .await
+        .unwrap();
+    for ws in [w.ws(), other] {
+        sqlx::query(seed).bind(ws).execute(&w.app.db).await.unwrap();
+    }
+    let minutes = "INSERT INTO usage_minutes (workspace_id, minute, api_key_id, model_id, \
+                     credential_id, model_name, requests) \
+                   SELECT $1, date_trunc('hour', now()) - make_interval(hours => 2208, mins => -mi), \
+                     md5('k' || k)::uuid, md5('m1')::uuid, md5('c1')::uuid, 'model-1', 1 \
+                   FROM generate_series(0, 59) mi, generate_series(1, 20) k";
+    sqlx::query(minutes)
+        .bind(w.ws())
+        .execute(&w.app.db)
+        .await
+        .unwrap();
+    // The writer keeps the daily rollup of the same counts.
+    sqlx::query(
+        "INSERT INTO usage_days (workspace_id, day, api_key_id, model_id, credential_id, \
+           model_name, requests, errors, input_tokens, output_tokens, cached_input_tokens) \
+         SELECT workspace_id, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', \
+           api_key_id, model_id, credential_id, min(model_name), sum(requests), sum(errors), \
+           sum(input_tokens), sum(output_tokens), sum(cached_input_tokens) \
+         FROM usage_hours GROUP BY 1, 2, 3, 4, 5",
+    )
+    .execute(&w.app.db)
+    .await
+    .unwrap();
+    for table in ["usage_hours", "usage_minutes", "usage_days"] {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(&w.app.db)
+            .await
+            .unwrap();
+    }
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::days(92);
+    let query = format!(
+        "/usage?from={}&to={}&group_by=model,day",
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        to.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let mut best = Duration::MAX;
+    let mut body = Value::Null;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = w.app.get(&w.w(&query), &w.user.token).await;
+        best = best.min(started.elapsed());
+        r.assert(200);
+        body = r.body;
+    }
+    let rows = body["data"].as_array().unwrap();
+    assert!(
+        rows.len() >= 10 * 92,
+        "every model, every day: {}",
+        rows.len()
+    );
+    let requests: i64 = rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum();
+    assert!(
+        requests >= 3 * 20 * 10 * 2200,
+        "{requests}: this workspace's rows only, summed"
+    );
+    assert!(
+        requests < 2 * 3 * 20 * 10 * 2208,
+        "another workspace's rows are not in it"
+    );
+    assert!(
+        best < Duration::from_millis(200),
+        "92 days answered in {best:?}"
+    );
+}

@@ -52,9 +52,11 @@ pub async fn add(pool: &PgPool, rows: &[Increment]) -> Result<()> {
             .collect();
         let minutes = col(|r| r.minute * 60);
         let hours = col(|r| r.minute.div_euclid(60) * 3600);
+        let days = col(|r| r.minute.div_euclid(1440) * 86400);
         for (table, time, at) in [
             ("usage_minutes", "minute", &minutes),
             ("usage_hours", "hour", &hours),
+            ("usage_days", "day", &days),
         ] {
             sqlx::query(&format!(
                 "INSERT INTO {table} AS u (workspace_id, {time}, api_key_id, model_id, credential_id, \
@@ -145,83 +147,112 @@ pub async fn report(
     by: Grouping,
 ) -> Result<Vec<UsageRow>> {
     let (first_hour, last_hour) = whole_hours(from, to);
-    let mut select = Vec::new();
-    let mut group = Vec::new();
-    let mut pick = |on: bool, expr: &str, none: &str, name: &str, grouped: &[&str]| {
-        if on {
-            select.push(format!("{expr} AS {name}"));
-            group.extend(grouped.iter().map(|g| (*g).to_owned()));
-        } else {
-            select.push(format!("{none} AS {name}"));
-        }
+    // Whole days from the daily rollup, unless the report is by hour or no day is whole.
+    let (first_day, last_day) = match whole_days(from, to) {
+        (a, b) if a < b && !by.hour => (a, b),
+        _ => (first_hour, first_hour),
     };
-    pick(
-        by.api_key,
-        "s.api_key_id",
-        "NULL::uuid",
-        "api_key_id",
-        &["s.api_key_id"],
-    );
-    pick(by.api_key, "min(k.name)", "NULL::text", "api_key_name", &[]);
-    pick(
-        by.model,
-        "s.model_name",
-        "NULL::text",
-        "model",
-        &["s.model_name"],
-    );
-    pick(
-        by.credential,
-        "NULLIF(s.credential_id, '00000000-0000-0000-0000-000000000000'::uuid)",
-        "NULL::uuid",
-        "credential_id",
-        &["s.credential_id"],
-    );
-    pick(
-        by.credential,
-        "min(c.name)",
-        "NULL::text",
-        "credential_name",
-        &[],
-    );
-    let day = "to_char(s.t AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
-    pick(by.day, day, "NULL::text", "day", &[day]);
-    let hour = "date_trunc('hour', s.t AT TIME ZONE 'UTC')";
-    let hour_at = format!("{hour} AT TIME ZONE 'UTC'");
-    pick(by.hour, &hour_at, "NULL::timestamptz", "hour", &[hour]);
-    let group_by = if group.is_empty() {
-        String::new()
-    } else {
-        format!("GROUP BY {}", group.join(", "))
+    // Rows are summed per group (and per model, for its price) before anything is joined:
+    // names and prices are looked up once per group, not once per stored row.
+    let parts = [
+        (by.api_key, "s.api_key_id", "api_key_id"),
+        (by.model, "s.model_name", "model"),
+        (by.credential, "s.credential_id", "credential_id"),
+        (by.day, "date_trunc('day', s.t AT TIME ZONE 'UTC')", "day"),
+        (
+            by.hour,
+            "date_trunc('hour', s.t AT TIME ZONE 'UTC')",
+            "hour",
+        ),
+    ];
+    let on: Vec<_> = parts.iter().filter(|p| p.0).collect();
+    let mut inner_select = vec!["s.model_id".to_owned()];
+    let mut inner_group = vec!["s.model_id".to_owned()];
+    let mut outer = Vec::new();
+    for (_, expr, name) in &on {
+        inner_select.push(format!("{expr} AS {name}"));
+        inner_group.push((*expr).to_owned());
+        outer.push(format!("a.{name}"));
+    }
+    let col = |grouped: bool, expr: &str, none: &str, name: &str| {
+        format!("{} AS {name}", if grouped { expr } else { none })
     };
-    let order_by = if group.is_empty() {
-        String::new()
+    let columns = [
+        col(by.api_key, "a.api_key_id", "NULL::uuid", "api_key_id"),
+        col(by.api_key, "min(k.name)", "NULL::text", "api_key_name"),
+        col(by.model, "a.model", "NULL::text", "model"),
+        col(
+            by.credential,
+            "NULLIF(a.credential_id, '00000000-0000-0000-0000-000000000000'::uuid)",
+            "NULL::uuid",
+            "credential_id",
+        ),
+        col(
+            by.credential,
+            "min(c.name)",
+            "NULL::text",
+            "credential_name",
+        ),
+        col(by.day, "to_char(a.day, 'YYYY-MM-DD')", "NULL::text", "day"),
+        col(
+            by.hour,
+            "a.hour AT TIME ZONE 'UTC'",
+            "NULL::timestamptz",
+            "hour",
+        ),
+    ];
+    let (group_by, order_by) = if outer.is_empty() {
+        (String::new(), String::new())
     } else {
-        format!("ORDER BY {}", group.join(", "))
+        (
+            format!("GROUP BY {}", outer.join(", ")),
+            format!("ORDER BY {}", outer.join(", ")),
+        )
+    };
+    let key_join = if by.api_key {
+        "LEFT JOIN api_keys k ON k.workspace_id = $1 AND k.id = a.api_key_id"
+    } else {
+        ""
+    };
+    let credential_join = if by.credential {
+        "LEFT JOIN credentials c ON c.workspace_id = $1 AND c.id = a.credential_id"
+    } else {
+        ""
     };
     let sql = format!(
         "WITH s AS ( \
            SELECT hour AS t, api_key_id, model_id, credential_id, model_name, requests, errors, \
                   input_tokens, output_tokens, cached_input_tokens \
            FROM usage_hours WHERE workspace_id = $1 AND hour >= $4 AND hour < $5 \
+                AND (hour < $6 OR hour >= $7) \
+           UNION ALL \
+           SELECT day, api_key_id, model_id, credential_id, model_name, requests, errors, \
+                  input_tokens, output_tokens, cached_input_tokens \
+           FROM usage_days WHERE workspace_id = $1 AND day >= $6 AND day < $7 \
            UNION ALL \
            SELECT minute, api_key_id, model_id, credential_id, model_name, requests, errors, \
                   input_tokens, output_tokens, cached_input_tokens \
            FROM usage_minutes WHERE workspace_id = $1 AND minute >= $2 AND minute < $3 \
-                AND (minute < $4 OR minute >= $5)) \
-         SELECT {}, sum(s.requests)::bigint AS requests, sum(s.errors)::bigint AS errors, \
-           sum(s.input_tokens)::bigint AS input_tokens, sum(s.output_tokens)::bigint AS output_tokens, \
-           sum(s.cached_input_tokens)::bigint AS cached_input_tokens, \
+                AND (minute < $4 OR minute >= $5)), \
+         a AS ( \
+           SELECT {}, sum(s.requests) AS requests, sum(s.errors) AS errors, \
+             sum(s.input_tokens) AS input_tokens, sum(s.output_tokens) AS output_tokens, \
+             sum(s.cached_input_tokens) AS cached_input_tokens \
+           FROM s GROUP BY {}) \
+         SELECT {}, sum(a.requests)::bigint AS requests, sum(a.errors)::bigint AS errors, \
+           sum(a.input_tokens)::bigint AS input_tokens, sum(a.output_tokens)::bigint AS output_tokens, \
+           sum(a.cached_input_tokens)::bigint AS cached_input_tokens, \
            CASE WHEN bool_or(m.input_usd_per_mtok IS NOT NULL OR m.output_usd_per_mtok IS NOT NULL) \
-             THEN (sum(s.input_tokens * coalesce(m.input_usd_per_mtok, 0) \
-                     + s.output_tokens * coalesce(m.output_usd_per_mtok, 0)) / 1000000)::float8 \
+             THEN (sum(a.input_tokens * coalesce(m.input_usd_per_mtok, 0) \
+                     + a.output_tokens * coalesce(m.output_usd_per_mtok, 0)) / 1000000)::float8 \
            END AS cost_usd \
-         FROM s \
-         LEFT JOIN models m ON m.workspace_id = $1 AND m.id = s.model_id \
-         LEFT JOIN api_keys k ON k.workspace_id = $1 AND k.id = s.api_key_id \
-         LEFT JOIN credentials c ON c.workspace_id = $1 AND c.id = s.credential_id \
+         FROM a \
+         LEFT JOIN models m ON m.workspace_id = $1 AND m.id = a.model_id \
+         {key_join} {credential_join} \
          {group_by} HAVING count(*) > 0 {order_by}",
-        select.join(", ")
+        inner_select.join(", "),
+        inner_group.join(", "),
+        columns.join(", ")
     );
     let rows = sqlx::query_as::<_, UsageRow>(&sql)
         .bind(workspace)
@@ -229,6 +260,8 @@ pub async fn report(
         .bind(to)
         .bind(first_hour)
         .bind(last_hour)
+        .bind(first_day)
+        .bind(last_day)
         .fetch_all(pool)
         .await?;
     Ok(rows)
@@ -237,12 +270,21 @@ pub async fn report(
 /// The first whole hour at or after `from` and the end of the last whole hour before `to`
 /// (the first may be after the second: then no whole hour lies in the range).
 fn whole_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let floor = |t: DateTime<Utc>| t.timestamp().div_euclid(3600) * 3600;
+    whole(from, to, 3600)
+}
+
+/// [`whole_hours`] for UTC days.
+fn whole_days(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    whole(from, to, 86_400)
+}
+
+fn whole(from: DateTime<Utc>, to: DateTime<Utc>, unit: i64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let floor = |t: DateTime<Utc>| t.timestamp().div_euclid(unit) * unit;
     let from_floor = floor(from);
     let first = if from.timestamp() == from_floor && from.timestamp_subsec_nanos() == 0 {
         from_floor
     } else {
-        from_floor + 3600
+        from_floor + unit
     };
     let at = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(from);
     (at(first), at(floor(to)))
@@ -263,8 +305,8 @@ pub struct MonthUsage {
     pub cost_usd: Option<f64>,
 }
 
-/// The usage of each of `keys` (workspace, key) since `since` (a month's start: whole hours),
-/// from the hourly rollup. Keys without usage are missing.
+/// The usage of each of `keys` (workspace, key) since `since` (a month's start: whole days),
+/// from the daily rollup. Keys without usage are missing.
 pub async fn since(
     pool: &PgPool,
     keys: &[(WorkspaceId, ApiKeyId)],
@@ -289,7 +331,7 @@ pub async fn since(
                      + h.output_tokens * coalesce(m.output_usd_per_mtok, 0)) / 1000000)::float8 \
            END AS cost_usd \
          FROM unnest($1::uuid[], $2::uuid[]) AS k (w, id) \
-         JOIN usage_hours h ON h.workspace_id = k.w AND h.hour >= $3 AND h.api_key_id = k.id \
+         JOIN usage_days h ON h.workspace_id = k.w AND h.day >= $3 AND h.api_key_id = k.id \
          LEFT JOIN models m ON m.workspace_id = h.workspace_id AND m.id = h.model_id \
          GROUP BY h.api_key_id",
     )
@@ -304,7 +346,11 @@ pub async fn since(
 /// Deletes rows older than `before`, a bounded batch at a time; returns how many went.
 pub async fn purge(pool: &PgPool, before: DateTime<Utc>) -> Result<u64> {
     let mut gone = 0;
-    for (table, time) in [("usage_minutes", "minute"), ("usage_hours", "hour")] {
+    for (table, time) in [
+        ("usage_minutes", "minute"),
+        ("usage_hours", "hour"),
+        ("usage_days", "day"),
+    ] {
         loop {
             let done = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE ctid IN \
@@ -345,5 +391,10 @@ mod tests {
         );
         let (a, b) = whole_hours(t("2026-12-01T10:10:00Z"), t("2026-12-01T10:50:00Z"));
         assert!(a > b);
+        let (a, b) = whole_days(t("2026-12-01T10:10:00Z"), t("2026-12-04T13:20:00Z"));
+        assert_eq!(
+            (a, b),
+            (t("2026-12-02T00:00:00Z"), t("2026-12-04T00:00:00Z"))
+        );
     }
 }
