@@ -34,10 +34,13 @@ print(f"| limit-proxy: 2,000/s, p99 added | {added('limit-rate', 2):.3f} ms |")
 for mode in ("memory", "redis"):
     print(f"| {mode}: saturation / limit-proxy | {ratio(f'rotor-{mode}-sat', 'limit-sat')} |")
     print(f"| {mode}: streaming / limit-proxy | {ratio(f'rotor-{mode}-stream', 'limit-stream')} |")
-    if f"rotor-{mode}-sat-limited-key" in r:
+    ab = [f"rotor-{mode}-ab-{k}-{i}" for k in ("plain", "limited") for i in (1, 2)]
+    if all(x in r for x in ab):
+        plain = r[ab[0]][0] + r[ab[1]][0]
+        limited = r[ab[2]][0] + r[ab[3]][0]
         print(
-            f"| {mode}: key with limits / plain key, saturation | "
-            f"{ratio(f'rotor-{mode}-sat-limited-key', f'rotor-{mode}-sat')} |"
+            f"| {mode}: key with rpm, tpm and a budget / plain key, saturation (ABBA) | "
+            f"{100 * limited / plain:.1f} % |"
         )
     one = added(f"rotor-{mode}-one", 1)
     times = f"{one / limit_p50:.2f}x" if limit_p50 > 0 else "n/a"
