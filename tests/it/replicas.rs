@@ -267,7 +267,7 @@ async fn serial_a_pick_is_one_redis_round_trip() {
 }
 
 #[tokio::test]
-async fn serial_a_limited_keys_admission_rides_in_the_picks_round_trip() {
+async fn serial_a_limited_keys_admission_rides_in_the_picks_round_trip_a_lease_at_a_time() {
     let redis = RedisProcess::start();
     let c = cluster(&redis.url(), &["sk_rtl_a", "sk_rtl_b"]).await;
     let (_, key) =
@@ -292,15 +292,12 @@ async fn serial_a_limited_keys_admission_rides_in_the_picks_round_trip() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    // The key's window is read and counted inside the pick: still one call per request.
+    // The key's window is read and counted inside the pick, a share of its minute at a time
+    // (an eighth of what is left, at most 100): one call per request and no more.
     assert_eq!(calls("evalsha"), n, "one EVALSHA per request: {stats}");
-    // Inside: the cursor and the key's window (GET, SET each), the entries' lifetime.
-    assert_eq!(
-        calls("get"),
-        2 * n,
-        "the key's window read in the pick: {stats}"
-    );
-    assert_eq!(calls("set"), 2 * n, "and counted there: {stats}");
+    // Inside: the cursor (GET, SET), the entries' lifetime; the key's window once at most.
+    assert!(calls("get") <= n + 1, "{stats}");
+    assert!(calls("set") <= n + 1, "{stats}");
     assert_eq!(calls("pexpire"), n, "{stats}");
 }
 

@@ -65,6 +65,14 @@ impl MemoryClients {
         })
     }
 
+    /// Whether the tokens this process counted for `client` this minute reach its `tpm`.
+    pub fn tokens_full(&self, client: ClientAdmit, now_ms: u64) -> bool {
+        let Some(tpm) = client.limits.tpm else {
+            return false;
+        };
+        self.with(client.key, now_ms, |w| w.at(now_ms).tokens >= tpm)
+    }
+
     /// [`ClientWindows::count_client_tokens`], synchronously.
     pub fn count_now(&self, client: Uuid, tokens: u64, now_ms: u64) {
         self.with(client, now_ms, |w| w.count_tokens(tokens, now_ms));

@@ -521,6 +521,55 @@ async fn a_clients_rpm_is_admitted_in_the_pick_across_replicas_and_in_process_al
 }
 
 #[tokio::test]
+async fn leased_shares_of_a_clients_minute_add_up_to_its_rpm_exactly() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(&server).await, replica(&server).await);
+    let pool = pool();
+    let candidates = [Candidate {
+        credential: Uuid::new_v4(),
+        weight: 1,
+    }];
+    let client = ClientAdmit {
+        workspace: pool.workspace,
+        key: Uuid::new_v4(),
+        limits: Limits {
+            rpm: Some(80),
+            tpm: None,
+        },
+    };
+    let start = 1_800_000_000_000 / MINUTE * MINUTE;
+    let pick = |replica: &Arc<RedisState>, at: u64| {
+        let replica = replica.clone();
+        async move {
+            let mut request = ask(pool, &candidates, &[], at);
+            request.client = Some(client);
+            replica.pick(request).await
+        }
+    };
+    // A takes a lease (an eighth of 80), uses one request of it and goes quiet.
+    assert!(served(pick(&a, start + 10).await).is_some());
+    // B, after A's lease went stale, gets every request A did not reserve.
+    let mut by_b = 0;
+    while served(pick(&b, start + 2_000 + by_b).await).is_some() {
+        by_b += 1;
+        assert!(by_b <= 80, "B admitted more than the rpm");
+    }
+    // A comes back: it gives back what it did not use, and may use exactly that.
+    let mut by_a = 0;
+    while served(pick(&a, start + 3_000 + by_a).await).is_some() {
+        by_a += 1;
+        assert!(by_a <= 80);
+    }
+    assert_eq!(1 + by_b + by_a, 80, "B {by_b}, A {by_a} more");
+    assert!(matches!(
+        pick(&b, start + 4_000).await,
+        Choice::ClientFull { .. }
+    ));
+    // Many requests, few calls: the lease is an eighth of what is left.
+    assert!(by_b >= 60, "{by_b}");
+}
+
+#[tokio::test]
 async fn the_weighted_rotation_is_exact_across_replicas() {
     let server = RedisServer::start();
     let (a, b) = (replica(&server).await, replica(&server).await);

@@ -16,6 +16,71 @@ use uuid::Uuid;
 /// How often counted client tokens are added in Redis (how late another replica sees them).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// Most requests of a client one lease holds.
+pub const MAX_LEASE: u32 = 100;
+/// How long a lease is used before the client's window is read again: another replica's tokens
+/// (and a lowered limit) are seen within it.
+pub const LEASE_FOR_MS: u64 = 1_000;
+
+/// Requests of a client's minute reserved in Redis for this replica, admitted without a call.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    minute: u64,
+    left: u32,
+    limits: Limits,
+    until_ms: u64,
+}
+
+/// This replica's leases, by API key.
+#[derive(Default)]
+pub struct Leases(Mutex<HashMap<Uuid, Lease>>);
+
+/// What to do with a request of a client: admitted on its lease, or ask Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Admitted on this replica's lease.
+    Local,
+    /// Ask Redis, giving back what is left of the lease in this minute.
+    Ask {
+        /// Unused requests of the last lease, this minute.
+        back: u32,
+    },
+}
+
+impl Leases {
+    /// Uses one request of `client`'s lease when `local` allows, the lease is of this minute
+    /// and of the client's current limits and still fresh; otherwise ends it.
+    pub fn take(&self, client: ClientAdmit, now_ms: u64, local: bool) -> Take {
+        let minute = now_ms / MINUTE_MS;
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(l) = map.get_mut(&client.key) else {
+            return Take::Ask { back: 0 };
+        };
+        let usable = l.minute == minute && l.limits == client.limits && now_ms < l.until_ms;
+        if usable && local && l.left > 0 {
+            l.left -= 1;
+            return Take::Local;
+        }
+        let back = if l.minute == minute { l.left } else { 0 };
+        map.remove(&client.key);
+        Take::Ask { back }
+    }
+
+    /// Redis leased `granted` requests (this one included) to `client` at `now_ms`.
+    pub fn granted(&self, client: ClientAdmit, granted: u32, now_ms: u64) {
+        if granted > 1 {
+            let lease = Lease {
+                minute: now_ms / MINUTE_MS,
+                left: granted - 1,
+                limits: client.limits,
+                until_ms: now_ms + LEASE_FOR_MS,
+            };
+            let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            map.insert(client.key, lease);
+        }
+    }
+}
+
 /// Tokens by (workspace, client, minute) not yet added in Redis.
 #[derive(Default)]
 pub struct Pending(Mutex<HashMap<(Uuid, Uuid, u64), u64>>);
@@ -84,5 +149,60 @@ impl ClientWindows for RedisState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *pending.entry((workspace, client, minute)).or_default() += tokens;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn client(rpm: u32) -> ClientAdmit {
+        ClientAdmit {
+            workspace: Uuid::nil(),
+            key: Uuid::from_u128(7),
+            limits: Limits {
+                rpm: Some(rpm),
+                tpm: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_lease_admits_locally_until_spent_stale_or_changed() {
+        let leases = Leases::default();
+        let c = client(1000);
+        assert_eq!(leases.take(c, NOW, true), Take::Ask { back: 0 });
+        leases.granted(c, 3, NOW);
+        assert_eq!(leases.take(c, NOW + 1, true), Take::Local);
+        assert_eq!(leases.take(c, NOW + 2, true), Take::Local);
+        assert_eq!(
+            leases.take(c, NOW + 3, true),
+            Take::Ask { back: 0 },
+            "spent"
+        );
+        // Stale after LEASE_FOR_MS: what is left goes back.
+        leases.granted(c, 5, NOW);
+        assert_eq!(
+            leases.take(c, NOW + LEASE_FOR_MS, true),
+            Take::Ask { back: 4 }
+        );
+        // Other limits (a PATCH): back too.
+        leases.granted(c, 5, NOW);
+        assert_eq!(
+            leases.take(client(10), NOW + 1, true),
+            Take::Ask { back: 4 }
+        );
+        // Not allowed locally (the tokens are full here): back.
+        leases.granted(c, 5, NOW);
+        assert_eq!(leases.take(c, NOW + 1, false), Take::Ask { back: 4 });
+        // A lease of a past minute has nothing to give back.
+        let start = NOW / MINUTE_MS * MINUTE_MS;
+        leases.granted(c, 5, start + 59_999);
+        assert_eq!(leases.take(c, start + 60_000, true), Take::Ask { back: 0 });
+        // A grant of one is the request itself: no lease.
+        leases.granted(c, 1, NOW);
+        assert_eq!(leases.take(c, NOW, true), Take::Ask { back: 0 });
     }
 }

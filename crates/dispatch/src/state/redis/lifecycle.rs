@@ -2,6 +2,7 @@
 //! back to the in-process state when Redis does not answer (and writes mirrored there).
 
 use super::cache::States;
+use super::clients::{Take, MAX_LEASE};
 use super::codec::{
     decode_credential, decode_entry, decode_window, encode_credential, encode_entry,
 };
@@ -57,14 +58,22 @@ impl RedisState {
         let states = self.states(request.pool.workspace).await?;
         let now = request.now_ms;
         let keys = PoolKeys::of(request.pool);
+        // A client with a lease left is admitted here; the others ask Redis (and for a lease).
+        let asked = request.client.and_then(|c| {
+            let tokens_full = self.fallback.clients().tokens_full(c, now);
+            match self.leases.take(c, now, !tokens_full) {
+                Take::Local => None,
+                Take::Ask { back } => Some((c, back)),
+            }
+        });
         let mut inv = self.scripts.pick.prepare_invoke();
         inv.key(&keys.cursor).key(&keys.entries).key(&keys.windows);
         match request.sticky {
             Some(s) => inv.key(keys.affinity(s.key)),
             None => inv.key(keys.none()),
         };
-        match request.client {
-            Some(c) => inv.key(keys::client_window(c.workspace, c.key)),
+        match asked {
+            Some((c, _)) => inv.key(keys::client_window(c.workspace, c.key)),
             None => inv.key(keys.none()),
         };
         inv.arg(request.signature.to_string())
@@ -105,10 +114,12 @@ impl RedisState {
                 .arg(l.tpm.map(|t| t.to_string()).unwrap_or_default())
                 .arg(if counted { "1" } else { "0" });
         }
-        if let Some(c) = request.client {
+        if let Some((c, back)) = asked {
             inv.arg("c")
                 .arg(c.limits.rpm.unwrap_or(0))
-                .arg(c.limits.tpm.unwrap_or(0));
+                .arg(c.limits.tpm.unwrap_or(0))
+                .arg(back)
+                .arg(MAX_LEASE);
         }
         let reply: Vec<i64> = self.call("pick", inv).await?;
         let at = |i: usize| reply.get(i).copied().unwrap_or(0);
@@ -135,6 +146,10 @@ impl RedisState {
             },
             _ => Choice::Exhausted,
         };
+        if let Some((c, _)) = asked {
+            let granted = u32::try_from(at(4)).unwrap_or(0);
+            self.leases.granted(c, granted, now);
+        }
         if let Some(c) = request
             .client
             .filter(|_| !matches!(choice, Choice::ClientFull { .. }))

@@ -60,6 +60,8 @@ pub struct RedisState {
     id: String,
     /// Client tokens counted here and not yet added in Redis ([`clients`]).
     client_tokens: clients::Pending,
+    /// Shares of clients' minutes leased to this replica.
+    leases: clients::Leases,
 }
 
 fn parse_binding(v: &str) -> Option<Binding> {
@@ -84,6 +86,7 @@ impl RedisState {
             cache: CredentialCache::default(),
             id: Uuid::new_v4().simple().to_string(),
             client_tokens: clients::Pending::default(),
+            leases: clients::Leases::default(),
         });
         state.probe().await;
         clients::spawn_flusher(Arc::downgrade(&state));

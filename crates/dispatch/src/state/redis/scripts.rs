@@ -15,9 +15,14 @@ use redis::Script;
 /// (empty: not sticky), then 7 per candidate from 8: credential, weight, tried (`1`), the
 /// credential's state at now (`0` available, `r` rejected, else the quota's end), rpm, tpm
 /// (empty: none), counted (`1`: the credential has limits in this pool); then, to admit a
-/// client, `c`, its rpm and tpm (`0`: none).
-/// Reply: `{0, index, trial, sticky_hit}`, `{1, retry_ms}` all cooling, `{2, retry_ms}` all at
-/// capacity, `{3}` all rejected, `{4}` exhausted, `{5, until_ms}` the client's minute is full.
+/// client, `c`, its rpm and tpm (`0`: none), the requests it gives back (unused of its last
+/// lease in this minute) and the lease it asks for (≥ 1).
+/// Reply, always five numbers, the last the requests leased to the client (this one included;
+/// 0 when none was admitted): `{0, index, trial, sticky_hit, g}`, `{1, retry_ms, 0, 0, g}` all
+/// cooling, `{2, retry_ms, 0, 0, g}` all at capacity, `{3, 0, 0, 0, g}` all rejected,
+/// `{4, 0, 0, 0, g}` exhausted, `{5, until_ms, 0, 0, 0}` the client's minute is full.
+/// A lease is an eighth of what is left of the client's rpm (at least 1, at most what was asked):
+/// small limits are counted request by request, large ones a share at a time.
 const PICK: &str = r#"
 local sig = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -28,19 +33,28 @@ local minute = math.floor(now / 60000)
 local function arg(i, f) return ARGV[7 + (i - 1) * 7 + f] end
 local function fmt(x) return string.format('%.0f', x) end
 
+local g = 0
 local cf = ARGV[8 + n * 7]
 if cf then
   local crpm, ctpm = tonumber(ARGV[9 + n * 7]), tonumber(ARGV[10 + n * 7])
+  local back, want = tonumber(ARGV[11 + n * 7]) or 0, tonumber(ARGV[12 + n * 7]) or 1
   local r, t = 0, 0
   local v = redis.call('GET', KEYS[5])
   if v then
     local m, vr, vt = string.match(v, '^(%d+):(%d+):(%d+)$')
-    if m and tonumber(m) == minute then r, t = tonumber(vr), tonumber(vt) end
+    if m and tonumber(m) == minute then r, t = math.max(tonumber(vr) - back, 0), tonumber(vt) end
   end
-  if (crpm > 0 and r >= crpm) or (ctpm > 0 and t >= ctpm) then return {5, (minute + 1) * 60000} end
-  redis.call('SET', KEYS[5], fmt(minute) .. ':' .. fmt(r + 1) .. ':' .. fmt(t), 'PX', ARGV[6])
+  if (crpm > 0 and r >= crpm) or (ctpm > 0 and t >= ctpm) then
+    if back > 0 then
+      redis.call('SET', KEYS[5], fmt(minute) .. ':' .. fmt(r) .. ':' .. fmt(t), 'PX', ARGV[6])
+    end
+    return {5, (minute + 1) * 60000, 0, 0, 0}
+  end
+  g = math.max(want, 1)
+  if crpm > 0 then g = math.max(1, math.min(g, math.floor((crpm - r) / 8))) end
+  redis.call('SET', KEYS[5], fmt(minute) .. ':' .. fmt(r + g) .. ':' .. fmt(t), 'PX', ARGV[6])
 end
-if n == 0 then return {4} end
+if n == 0 then return {4, 0, 0, 0, g} end
 
 local cur = {}
 local reset = true
@@ -173,11 +187,11 @@ if not idx then
       end
     end
   end
-  if not untried then return {4} end
-  if not soonest then return {3} end
+  if not untried then return {4, 0, 0, 0, g} end
+  if not soonest then return {3, 0, 0, 0, g} end
   local retry = math.max(soonest - now, 1)
-  if caponly then return {2, retry} end
-  return {1, retry}
+  if caponly then return {2, retry, 0, 0, g} end
+  return {1, retry, 0, 0, g}
 end
 
 local cred = arg(idx, 1)
@@ -198,7 +212,7 @@ if hit then sticky_hit = 1 end
 if sticky_ttl then
   redis.call('SET', KEYS[4], cred .. '|' .. fmt(now + sticky_ttl), 'PX', math.max(sticky_ttl, 1))
 end
-return {0, idx - 1, trial, sticky_hit}
+return {0, idx - 1, trial, sticky_hit, g}
 "#;
 
 /// Writes a hash field only if it still holds what the caller read.
