@@ -570,6 +570,57 @@ async fn leased_shares_of_a_clients_minute_add_up_to_its_rpm_exactly() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_of_a_leased_client_admit_exactly_its_rpm() {
+    let server = RedisServer::start();
+    let a = replica(&server).await;
+    let pool = pool();
+    let candidates = Arc::new(vec![Candidate {
+        credential: Uuid::new_v4(),
+        weight: 1,
+    }]);
+    let client = ClientAdmit {
+        workspace: pool.workspace,
+        key: Uuid::new_v4(),
+        limits: Limits {
+            rpm: Some(1000),
+            tpm: None,
+        },
+    };
+    let at = 1_800_000_000_000 / MINUTE * MINUTE + 10;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (a, candidates) = (a.clone(), candidates.clone());
+            tokio::spawn(async move {
+                let mut admitted = 0u32;
+                loop {
+                    let mut request = ask(pool, &candidates, &[], at);
+                    request.client = Some(client);
+                    match a.pick(request).await {
+                        Choice::Serve(_) => admitted += 1,
+                        Choice::ClientFull { .. } => return admitted,
+                        other => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    // What concurrent grants left on this replica's lease is still its to use.
+    loop {
+        let mut request = ask(pool, &candidates, &[], at);
+        request.client = Some(client);
+        match a.pick(request).await {
+            Choice::Serve(_) => total += 1,
+            _ => break,
+        }
+    }
+    assert_eq!(total, 1000, "exactly the rpm, however the requests raced");
+}
+
+#[tokio::test]
 async fn the_weighted_rotation_is_exact_across_replicas() {
     let server = RedisServer::start();
     let (a, b) = (replica(&server).await, replica(&server).await);

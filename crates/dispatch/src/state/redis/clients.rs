@@ -66,17 +66,28 @@ impl Leases {
         Take::Ask { back }
     }
 
-    /// Redis leased `granted` requests (this one included) to `client` at `now_ms`.
+    /// Redis leased `granted` requests (this one included) to `client` at `now_ms`. Requests
+    /// that asked at the same time each got a share: they add up, so none is lost.
     pub fn granted(&self, client: ClientAdmit, granted: u32, now_ms: u64) {
-        if granted > 1 {
-            let lease = Lease {
-                minute: now_ms / MINUTE_MS,
-                left: granted - 1,
-                limits: client.limits,
-                until_ms: now_ms + LEASE_FOR_MS,
-            };
-            let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            map.insert(client.key, lease);
+        if granted <= 1 {
+            return;
+        }
+        let minute = now_ms / MINUTE_MS;
+        let lease = Lease {
+            minute,
+            left: granted - 1,
+            limits: client.limits,
+            until_ms: now_ms + LEASE_FOR_MS,
+        };
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(&client.key) {
+            Some(l) if l.minute == minute && l.limits == client.limits => {
+                l.left = l.left.saturating_add(lease.left);
+                l.until_ms = l.until_ms.max(lease.until_ms);
+            }
+            _ => {
+                map.insert(client.key, lease);
+            }
         }
     }
 }
@@ -204,5 +215,12 @@ mod tests {
         // A grant of one is the request itself: no lease.
         leases.granted(c, 1, NOW);
         assert_eq!(leases.take(c, NOW, true), Take::Ask { back: 0 });
+        // Requests that asked at once each got a share: the shares add up.
+        leases.granted(c, 3, NOW);
+        leases.granted(c, 4, NOW);
+        for _ in 0..5 {
+            assert_eq!(leases.take(c, NOW + 1, true), Take::Local);
+        }
+        assert_eq!(leases.take(c, NOW + 1, true), Take::Ask { back: 0 });
     }
 }
