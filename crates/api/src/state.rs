@@ -199,9 +199,7 @@ impl AppState {
     pub async fn refresh_budgets(&self, keys: &[rotor_storage::api_keys::LiveKey]) {
         let budgeted: Vec<(Uuid, Uuid)> = keys
             .iter()
-            .filter(|k| {
-                k.limits.monthly_token_budget.is_some() || k.limits.monthly_budget_usd.is_some()
-            })
+            .filter(|k| k.limits.budgeted())
             .map(|k| (k.workspace_id.uuid(), k.id.uuid()))
             .collect();
         if let Err(e) = self.ledger().refresh(self.db(), &budgeted).await {

@@ -305,6 +305,13 @@ pub struct KeyLimits {
     pub monthly_budget_usd: Option<f64>,
 }
 
+impl KeyLimits {
+    /// Whether a monthly budget is set (the key's month spend is then kept up to date).
+    pub fn budgeted(&self) -> bool {
+        self.monthly_token_budget.is_some() || self.monthly_budget_usd.is_some()
+    }
+}
+
 impl Keyed for ApiKey {
     fn key(&self) -> (DateTime<Utc>, Uuid) {
         (self.created_at, self.id.uuid())

@@ -31,7 +31,7 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// Whether the key has a monthly budget (its month's spend is kept up to date).
     pub fn budgeted(&self) -> bool {
-        self.limits.monthly_token_budget.is_some() || self.limits.monthly_budget_usd.is_some()
+        self.limits.budgeted()
     }
 }
 

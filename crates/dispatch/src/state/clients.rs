@@ -49,9 +49,7 @@ impl MemoryClients {
         }
         f(map.entry(client).or_default())
     }
-}
 
-impl MemoryClients {
     /// [`ClientWindows::admit`], synchronously (the in-process pick calls it under no lock).
     pub fn admit_now(&self, client: ClientAdmit, now_ms: u64) -> Result<(), u64> {
         self.with(client.key, now_ms, |w| {
