@@ -102,6 +102,8 @@ impl Passwords {
             let _permit = permit;
             PasswordHash::new(&hash)
                 .map(|parsed| {
+                    // The cost comes from the PHC string: hashes made with other parameters
+                    // (earlier releases used m = 19 MiB, t = 2) still verify.
                     Argon2::default()
                         .verify_password(password.as_bytes(), &parsed)
                         .is_ok()
@@ -114,12 +116,27 @@ impl Passwords {
     }
 }
 
+/// argon2id with m = 7 MiB, t = 5, p = 1: one of OWASP's equivalent recommended settings
+/// (as strong as m = 19 MiB, t = 2), chosen for its smaller memory: the allocator keeps a
+/// hash's block after it is freed, and 19 MiB of it was most of an idle process's RSS.
+fn hasher() -> anyhow::Result<Argon2<'static>> {
+    let params = argon2::Params::new(PASSWORD_MEMORY_KIB, 5, 1, None)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    Ok(Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    ))
+}
+
+/// Memory of one password hash (KiB).
+const PASSWORD_MEMORY_KIB: u32 = 7 * 1024;
+
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    // Argon2::default() is argon2id, m = 19 MiB, t = 2, p = 1: OWASP's recommended parameters.
-    let hash = Argon2::default()
+    let hash = hasher()?
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
     Ok(hash.to_string())
@@ -274,5 +291,24 @@ mod tests {
             .unwrap());
         assert!(!p.verify(Some(hash), "wrong horse".into()).await.unwrap());
         assert!(!p.verify(None, "anything".into()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn new_hashes_use_seven_mib_and_old_nineteen_mib_hashes_still_verify() {
+        let p = Passwords::new().await.unwrap();
+        let hash = p.hash("correct horse".into()).await.unwrap();
+        assert!(hash.contains("$m=7168,t=5,p=1$"), "{hash}");
+        // What earlier releases stored (argon2's defaults: m = 19 MiB, t = 2).
+        let salt = SaltString::encode_b64(&[3u8; 16]).unwrap();
+        let old = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(old.contains("$m=19456,t=2,p=1$"), "{old}");
+        assert!(p
+            .verify(Some(old.clone()), "correct horse".into())
+            .await
+            .unwrap());
+        assert!(!p.verify(Some(old), "wrong horse".into()).await.unwrap());
     }
 }
