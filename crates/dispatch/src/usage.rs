@@ -153,7 +153,7 @@ pub struct UsageScanner {
 }
 
 impl UsageScanner {
-    /// Longest line kept (a longer one is cut, so it never parses).
+    /// Longest part of a line kept across chunks (a longer one is cut, so it never parses).
     const MAX_LINE: usize = 1 << 20;
 
     /// A scanner for a stream of `family`.
@@ -165,19 +165,32 @@ impl UsageScanner {
         }
     }
 
-    /// Reads the next chunk of the stream.
-    pub fn feed(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            if b == b'\n' {
-                self.line_done();
-            } else if self.line.len() < Self::MAX_LINE {
-                self.line.push(b);
+    /// Reads the next chunk of the stream: whole lines are looked at where they lie in the
+    /// chunk; only a line cut by a chunk boundary is copied (and the buffer is reused).
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
+            let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
+            if self.line.is_empty() {
+                self.look_at(head);
+            } else {
+                self.keep(head);
+                let line = std::mem::take(&mut self.line);
+                self.look_at(&line);
+                self.line = line;
+                self.line.clear();
             }
+            chunk = rest;
         }
+        self.keep(chunk);
     }
 
-    fn line_done(&mut self) {
-        let line = std::mem::take(&mut self.line);
+    /// Holds the start of a line the next chunk ends, up to [`Self::MAX_LINE`] bytes.
+    fn keep(&mut self, part: &[u8]) {
+        let room = Self::MAX_LINE.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    fn look_at(&mut self, line: &[u8]) {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
@@ -185,7 +198,7 @@ impl UsageScanner {
             Family::Gemini => b"\"usageMetadata\"",
             Family::OpenAi | Family::Anthropic => b"\"usage\"",
         };
-        if !data.windows(marker.len()).any(|w| w == marker) {
+        if memchr::memmem::find(data, marker).is_none() {
             return;
         }
         if let Some(p) = Partial::of(self.family, data) {
@@ -275,5 +288,21 @@ mod tests {
         let mut r = UsageScanner::new(Family::OpenAi);
         r.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":4,\"output_tokens\":6}}}\n\n");
         assert_eq!(r.totals(), usage(4, 6, 0, 0));
+    }
+
+    #[test]
+    fn a_stream_split_at_any_byte_or_byte_by_byte_reports_the_same_usage() {
+        let stream: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n";
+        for cut in 0..=stream.len() {
+            let mut s = UsageScanner::new(Family::Anthropic);
+            s.feed(&stream[..cut]);
+            s.feed(&stream[cut..]);
+            assert_eq!(s.totals(), usage(25, 15, 0, 0), "cut at {cut}");
+        }
+        let mut bytes = UsageScanner::new(Family::Anthropic);
+        for b in stream.chunks(1) {
+            bytes.feed(b);
+        }
+        assert_eq!(bytes.totals(), usage(25, 15, 0, 0));
     }
 }
