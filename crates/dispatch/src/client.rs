@@ -5,30 +5,57 @@
 use crate::policy::{AddressPolicy, Blocked};
 use crate::signals;
 use crate::target::{Family, Target};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Connect timeout for every upstream call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What goes to a provider: a body known in full (its length goes in `Content-Length`).
+pub type UpstreamRequest = http::Request<Full<Bytes>>;
+
+/// A provider's answer, its body still to read.
+pub type UpstreamResponse = http::Response<Incoming>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 #[error("upstream address refused: {0}")]
 struct BlockedError(Blocked);
 
+/// Resolves a provider's host name and keeps only the addresses the policy allows.
+#[derive(Clone)]
 struct PolicyResolver {
     policy: Arc<AddressPolicy>,
 }
 
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower_service::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            policy.check_host(&host).map_err(|b| {
-                Box::new(BlockedError(b)) as Box<dyn std::error::Error + Send + Sync>
-            })?;
+            policy
+                .check_host(&host)
+                .map_err(|b| Box::new(BlockedError(b)) as BoxError)?;
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut first_refusal = None;
@@ -44,20 +71,20 @@ impl Resolve for PolicyResolver {
                 .collect();
             if allowed.is_empty() {
                 if let Some(b) = first_refusal {
-                    return Err(
-                        Box::new(BlockedError(b)) as Box<dyn std::error::Error + Send + Sync>
-                    );
+                    return Err(Box::new(BlockedError(b)) as BoxError);
                 }
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
 
+type Connector = HttpsConnector<HttpConnector<PolicyResolver>>;
+
 /// The upstream client and the policy it enforces.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     policy: Arc<AddressPolicy>,
 }
 
@@ -110,25 +137,36 @@ impl Validation {
 }
 
 impl Upstream {
-    /// Builds the shared client.
-    pub fn new(policy: AddressPolicy) -> Result<Self, reqwest::Error> {
+    /// Builds the shared client: HTTP/1.1, pooled keep-alive connections (idle ones closed
+    /// after 90 s), `TCP_NODELAY`, TLS with the web PKI roots for `https` providers.
+    pub fn new(policy: AddressPolicy) -> Result<Self, rustls::Error> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
+        let mut http = HttpConnector::new_with_resolver(PolicyResolver {
+            policy: policy.clone(),
+        });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .dns_resolver(Arc::new(PolicyResolver {
-                policy: policy.clone(),
-            }))
-            .build()?;
+            .build(https);
         Ok(Self { client, policy })
     }
 
-    /// The shared client (the resolver polices host names).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// Sends `request` (whose URL passed [`Upstream::check`]; the resolver polices host names)
+    /// and classifies a failure without exposing its text.
+    pub async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, CallError> {
+        self.client
+            .request(request)
+            .await
+            .map_err(|e| Self::classify(&e))
     }
 
     /// Checks the parts of a URL the resolver never sees: IP-literal hosts and denied names.
@@ -147,20 +185,21 @@ impl Upstream {
         }
     }
 
-    /// Classifies a transport error without exposing its text.
-    pub fn classify(err: &reqwest::Error) -> CallError {
+    /// Classifies a transport error: the policy's refusal, a connect timeout, or no answer.
+    fn classify(err: &hyper_util::client::legacy::Error) -> CallError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = source {
             if e.downcast_ref::<BlockedError>().is_some() {
                 return CallError::BlockedAddress;
             }
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                return CallError::Timeout;
+            }
             source = e.source();
         }
-        if err.is_timeout() {
-            CallError::Timeout
-        } else {
-            CallError::Unreachable
-        }
+        CallError::Unreachable
     }
 
     /// Calls the provider's model list with the credential and reports what happened; the
@@ -170,13 +209,24 @@ impl Upstream {
         if self.check_url(&url).is_err() {
             return Validation::BlockedAddress;
         }
-        let req = target.authorize(self.client.get(&url)).timeout(timeout);
-        match req.send().await {
+        let Ok(mut request) = http::Request::get(url.as_str()).body(Full::default()) else {
+            return Validation::UpstreamError;
+        };
+        if target.authorize(request.headers_mut()).is_err() {
+            return Validation::Unauthorized;
+        }
+        let Ok(sent) = tokio::time::timeout(timeout, self.send(request)).await else {
+            return Validation::Timeout;
+        };
+        match sent {
             Ok(resp) => match resp.status().as_u16() {
                 200..=299 => Validation::Valid,
                 // Gemini answers an invalid key 400 with `API_KEY_INVALID` in the body.
                 400 if target.kind.family() == Family::Gemini => {
-                    let body = read_at_most(resp, 64 * 1024).await;
+                    let read = read_at_most(resp.into_body(), 64 * 1024);
+                    let body = tokio::time::timeout(timeout, read)
+                        .await
+                        .unwrap_or_default();
                     if signals::rejects_key(Family::Gemini, 400, &body) {
                         Validation::Unauthorized
                     } else {
@@ -188,7 +238,7 @@ impl Upstream {
                 429 => Validation::RateLimited,
                 _ => Validation::UpstreamError,
             },
-            Err(e) => match Self::classify(&e) {
+            Err(e) => match e {
                 CallError::BlockedAddress => Validation::BlockedAddress,
                 CallError::Timeout => Validation::Timeout,
                 CallError::Unreachable => Validation::Unreachable,
@@ -197,10 +247,24 @@ impl Upstream {
     }
 }
 
+/// The next data chunk of `body` (trailers are skipped), `None` at its end.
+pub async fn next_chunk(body: &mut Incoming) -> Option<Result<Bytes, hyper::Error>> {
+    loop {
+        match body.frame().await? {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
 /// Up to `limit` bytes of an answer's body (what is left is dropped unread).
-async fn read_at_most(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+pub async fn read_at_most(mut body: Incoming, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
+    while let Some(Ok(chunk)) = next_chunk(&mut body).await {
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= limit {

@@ -2,7 +2,7 @@
 //! (seconds or an HTTP date), `retry-after-ms`, or OpenAI's `x-ratelimit-reset-requests`/
 //! `-tokens` (`6m0s`, `20ms`), capped at an hour (§5.4); and the first transient cooldown.
 
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 use std::time::{Duration, SystemTime};
 
 /// Longest cooldown a provider's reset header can impose.
@@ -83,7 +83,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -5,7 +5,7 @@
 
 use crate::cooldown::{self, MAX_RESET};
 use crate::target::Family;
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 use std::time::{Duration, SystemTime};
 
 /// The longest reset a 429 of `family` announces (headers, and Gemini's `RetryInfo` in the
@@ -218,7 +218,7 @@ fn gemini_reason(body: &[u8], reason: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
+    use http::header::{HeaderName, HeaderValue};
 
     fn headers(pairs: &[(&str, String)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -157,7 +157,7 @@ async fn front(
     let out = Outbound {
         client: &key,
         endpoint,
-        method: reqwest::Method::POST,
+        method: axum::http::Method::POST,
         suffix: None,
         forward: &forward,
         body,

@@ -279,7 +279,7 @@ struct Outbound<'a> {
     /// The API key that asked (whose usage the request is, under whose limits).
     client: &'a KeyInfo,
     endpoint: Endpoint,
-    method: reqwest::Method,
+    method: axum::http::Method,
     suffix: Option<&'a str>,
     forward: &'a HeaderMap,
     body: Bytes,
@@ -435,7 +435,7 @@ async fn proxy_json(
     let out = Outbound {
         client: &key,
         endpoint,
-        method: reqwest::Method::POST,
+        method: axum::http::Method::POST,
         suffix: None,
         forward: &forward,
         body,

@@ -138,7 +138,7 @@ async fn form_front(
     let out = Outbound {
         client: &key,
         endpoint,
-        method: reqwest::Method::POST,
+        method: axum::http::Method::POST,
         suffix: None,
         forward: &forward,
         body: form.rewrite(&route.upstream_model),

@@ -45,7 +45,7 @@ pub async fn retrieve(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    stored(state, req, id, reqwest::Method::GET, "").await
+    stored(state, req, id, axum::http::Method::GET, "").await
 }
 
 /// Deletes a stored response at the credential that created it (Rotor forgets the id once
@@ -58,7 +58,7 @@ pub async fn delete(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    stored(state, req, id, reqwest::Method::DELETE, "").await
+    stored(state, req, id, axum::http::Method::DELETE, "").await
 }
 
 /// Cancels a background response at the credential that created it.
@@ -70,7 +70,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    stored(state, req, id, reqwest::Method::POST, "/cancel").await
+    stored(state, req, id, axum::http::Method::POST, "/cancel").await
 }
 
 /// The input items of a stored response (the client's `limit`, `order`, `after` … passed on).
@@ -82,7 +82,7 @@ pub async fn input_items(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    stored(state, req, id, reqwest::Method::GET, "/input_items").await
+    stored(state, req, id, axum::http::Method::GET, "/input_items").await
 }
 
 async fn create_front(
@@ -118,7 +118,7 @@ async fn create_front(
     let out = Outbound {
         client: &key,
         endpoint: Endpoint::Responses,
-        method: reqwest::Method::POST,
+        method: axum::http::Method::POST,
         suffix: None,
         forward: &forward,
         body: rename(&route.upstream_model),
@@ -247,7 +247,7 @@ async fn stored(
     state: AppState,
     req: Request,
     id: String,
-    method: reqwest::Method,
+    method: axum::http::Method,
     tail: &'static str,
 ) -> Response {
     let started = Instant::now();
@@ -259,7 +259,7 @@ async fn stored_front(
     state: &AppState,
     req: Request,
     id: &str,
-    method: reqwest::Method,
+    method: axum::http::Method,
     tail: &'static str,
     started: Instant,
 ) -> Result<Response, GatewayError> {
@@ -297,13 +297,13 @@ async fn stored_front(
         };
     let cached = routed(state, &key, Family::OpenAi, &model.name).await?;
     let stream =
-        method == reqwest::Method::GET && tail.is_empty() && query_has(req.uri(), "stream=true");
+        method == axum::http::Method::GET && tail.is_empty() && query_has(req.uri(), "stream=true");
     let suffix = match req.uri().query() {
         Some(q) if !q.is_empty() => format!("/{id}{tail}?{q}"),
         _ => format!("/{id}{tail}"),
     };
     let forward = forwarded(req.headers());
-    let deleting = method == reqwest::Method::DELETE;
+    let deleting = method == axum::http::Method::DELETE;
     let out = Outbound {
         client: &key,
         endpoint: Endpoint::Responses,

@@ -5,13 +5,15 @@ use super::classify::Verdict;
 use super::cooling::Cooled;
 use super::relay::{read_bounded, read_limited, Bounded, Relay, RelayBody};
 use super::{Call, Engine, Failure, Outcome, RouteEntry};
-use crate::client::Upstream;
+use crate::client::{UpstreamRequest, UpstreamResponse};
 use crate::lifecycle::{self, Trigger};
 use crate::series::AnswerClass;
 use crate::state::StateBackend;
 use crate::usage;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Uri;
+use http_body_util::Full;
 use std::time::{Duration, Instant};
 
 /// Largest error body kept from a failed attempt (to relay if it is the last).
@@ -80,39 +82,24 @@ impl<S: StateBackend> Engine<S> {
         tally: &mut Tally,
     ) -> Step {
         let credential_id = entry.credential_id;
-        let checked = match call.suffix {
-            Some(suffix) => entry.target.url_with(call.endpoint, suffix),
-            None => entry.target.url(call.endpoint).cloned(),
-        };
-        let Some(url) = checked.filter(|u| self.upstream.check(u).is_ok()) else {
-            entry.metrics.attempt(AnswerClass::Blocked);
-            return Step::Next(Err(Failure::Blocked));
+        let request = match self.request(call, entry) {
+            Ok(request) => request,
+            Err(failure) => {
+                entry.metrics.attempt(AnswerClass::Blocked);
+                return Step::Next(Err(failure));
+            }
         };
         tally.attempts += 1;
-        let mut request = entry
-            .target
-            .authorize(self.upstream.client().request(call.method.clone(), url))
-            .headers(call.forward.clone());
-        if !call.body.is_empty() {
-            if !call.forward.contains_key(CONTENT_TYPE) {
-                request = request.header(CONTENT_TYPE, "application/json");
-            }
-            let body = match (&entry.upstream_model, call.rebody) {
-                (Some(name), Some(rebody)) => rebody(name),
-                _ => call.body.clone(),
-            };
-            request = request.body(body);
-        }
         let t0 = Instant::now();
         let timeout = self.settings.upstream_timeout.min(remaining);
-        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let sent = tokio::time::timeout(timeout, self.upstream.send(request)).await;
         let waited = t0.elapsed();
         tally.upstream_time += waited;
         entry.metrics.latency(waited);
         let response = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                let verdict = Verdict::of(Upstream::classify(&e));
+                let verdict = Verdict::of(e);
                 let step = self.failed(call, entry, trial, verdict).await;
                 tracing::warn!(%credential_id, outcome = verdict.class.as_str(), "upstream call failed");
                 return step;
@@ -123,6 +110,53 @@ impl<S: StateBackend> Engine<S> {
             .await
     }
 
+    /// The request for `entry`'s provider: its URL (refused when the address policy refuses
+    /// it), the client's forwarded headers, the provider's authentication (refused when the
+    /// credential's key cannot go in a header), and the body with the entry's model name.
+    fn request(&self, call: &Call<'_>, entry: &RouteEntry) -> Result<UpstreamRequest, Failure> {
+        let checked = |url: &url::Url| self.upstream.check(url).is_ok();
+        let uri = match call.suffix {
+            Some(suffix) => entry
+                .target
+                .url_with(call.endpoint, suffix)
+                .filter(checked)
+                .and_then(|url| Uri::try_from(url.as_str()).ok()),
+            None => entry
+                .target
+                .url(call.endpoint)
+                .filter(|url| checked(url))
+                .and(entry.target.uri(call.endpoint))
+                .cloned(),
+        };
+        let uri = uri.ok_or(Failure::Blocked)?;
+        let auth = entry.target.auth().ok_or(Failure::Unreadable)?;
+        let body = if call.body.is_empty() {
+            Bytes::new()
+        } else {
+            match (&entry.upstream_model, call.rebody) {
+                (Some(name), Some(rebody)) => rebody(name),
+                _ => call.body.clone(),
+            }
+        };
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = call.method.clone();
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.reserve(call.forward.len() + 4);
+        for (name, value) in call.forward {
+            headers.append(name, value.clone());
+        }
+        if !call.body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        // The forwarded headers never hold credentials; a client's `anthropic-version` wins
+        // over the default.
+        for (name, value) in auth {
+            headers.entry(name).or_insert_with(|| value.clone());
+        }
+        Ok(request)
+    }
+
     /// What the provider's answer to one attempt means: relayed, kept in case no later
     /// attempt does better (a trigger of §14), or refused as too large.
     async fn answered(
@@ -130,7 +164,7 @@ impl<S: StateBackend> Engine<S> {
         call: &Call<'_>,
         entry: &RouteEntry,
         trial: bool,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         deadline: Instant,
         tally: &mut Tally,
     ) -> Step {
@@ -261,7 +295,7 @@ fn relayed_headers(upstream: &HeaderMap) -> HeaderMap {
 
 /// An upstream answer whose body is still to read, or was read already (bounded) to classify it.
 enum Answer {
-    Open(reqwest::Response),
+    Open(UpstreamResponse),
     Read(HeaderMap, Bytes),
 }
 

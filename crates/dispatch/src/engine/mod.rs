@@ -54,12 +54,12 @@ pub struct Call<'a> {
     /// The endpoint.
     pub endpoint: Endpoint,
     /// The HTTP method (POST but for reading or deleting a stored response).
-    pub method: reqwest::Method,
+    pub method: http::Method,
     /// The rest of the path after the endpoint's URL (`/{id}/cancel`), when it names an object.
     pub suffix: Option<&'a str>,
     /// The client's headers that go upstream (`content-type`, `anthropic-version` …); the
     /// gateway chooses them, the credential's authentication is added here.
-    pub forward: &'a reqwest::header::HeaderMap,
+    pub forward: &'a http::header::HeaderMap,
     /// The body to send (model already rewritten; empty for GET and DELETE).
     pub body: Bytes,
     /// The body for an entry that names the model otherwise ([`RouteEntry::upstream_model`]).

@@ -117,7 +117,7 @@ mod tests {
     use crate::state::{PoolKey, Report};
     use crate::target::{Endpoint, Family, ModelTarget, ProviderKind, Target};
     use bytes::Bytes;
-    use reqwest::header::HeaderMap;
+    use http::header::HeaderMap;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -259,7 +259,7 @@ mod tests {
                 route,
                 balanced,
                 endpoint: Endpoint::Responses,
-                method: reqwest::Method::GET,
+                method: http::Method::GET,
                 suffix: Some("/resp_1"),
                 forward: &forward,
                 body: Bytes::new(),

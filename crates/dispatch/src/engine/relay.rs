@@ -3,11 +3,13 @@
 
 use super::cooling::{Cooled, Cooling};
 use super::{Call, Engine, EntryMetrics, RouteEntry, UsageSink, UsageTag};
+use crate::client::{next_chunk, read_at_most, UpstreamResponse};
 use crate::lifecycle;
 use crate::state::{PoolKey, StateBackend};
 use crate::usage::UsageScanner;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
+use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ pub struct Relay {
     /// Its status.
     pub status: u16,
     /// The provider's headers the client gets (type, `Retry-After`, request ids, rate limits).
-    pub headers: reqwest::header::HeaderMap,
+    pub headers: http::HeaderMap,
     /// Its body.
     pub body: RelayBody,
     /// The credential whose answer this is.
@@ -61,7 +63,7 @@ pub struct Relay {
 /// A stream being relayed, with what it needs to report its credential if it breaks and to
 /// count its tokens against the entry's `tpm`.
 struct Relaying<S> {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: Incoming,
     idle: Duration,
     cooling: Cooling<S>,
     pool: PoolKey,
@@ -86,7 +88,7 @@ impl<S: StateBackend> Relaying<S> {
         if self.done {
             return None;
         }
-        match tokio::time::timeout(self.idle, self.upstream.next()).await {
+        match tokio::time::timeout(self.idle, next_chunk(&mut self.upstream)).await {
             Ok(Some(Ok(chunk))) if chunk.len() > self.left => {
                 self.done = true;
                 tracing::warn!(credential_id = %self.credential, "upstream stream exceeded the maximum size; cut");
@@ -147,10 +149,10 @@ impl<S: StateBackend> Engine<S> {
         &self,
         call: &Call<'_>,
         entry: &RouteEntry,
-        response: reqwest::Response,
+        response: UpstreamResponse,
     ) -> RelayStream {
         let relaying = Relaying {
-            upstream: response.bytes_stream().boxed(),
+            upstream: response.into_body(),
             idle: self.settings.stream_idle_timeout,
             cooling: self.cooling.clone(),
             pool: call.route.pool,
@@ -181,17 +183,27 @@ pub(super) enum Bounded {
     Broken,
 }
 
+/// The answer's `Content-Length`, when it sent one.
+fn content_length(response: &UpstreamResponse) -> Option<u64> {
+    response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The whole answer, unless it is larger than `limit` (then nothing more is read).
 pub(super) async fn read_bounded(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     limit: usize,
 ) -> Result<Bytes, Bounded> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
+    let declared = content_length(&response);
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(Bounded::TooLarge);
     }
-    let capacity = response.content_length().unwrap_or(0) as usize;
-    let mut stream = response.bytes_stream();
-    let first = match stream.next().await {
+    let capacity = declared.unwrap_or(0) as usize;
+    let mut body = response.into_body();
+    let first = match next_chunk(&mut body).await {
         None => return Ok(Bytes::new()),
         Some(Err(_)) => return Err(Bounded::Broken),
         Some(Ok(chunk)) => chunk,
@@ -201,7 +213,7 @@ pub(super) async fn read_bounded(
     if len > limit {
         return Err(Bounded::TooLarge);
     }
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = next_chunk(&mut body).await {
         let chunk = chunk.map_err(|_| Bounded::Broken)?;
         len += chunk.len();
         if len > limit {
@@ -220,26 +232,16 @@ pub(super) async fn read_bounded(
 
 /// At most `limit` bytes of an error answer, read until `deadline` (what arrived by then).
 pub(super) async fn read_limited(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     limit: usize,
     deadline: Instant,
 ) -> Bytes {
     let remaining = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let read = async {
-        let mut out = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(Ok(chunk)) = stream.next().await {
-            let room = limit.saturating_sub(out.len());
-            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Bytes::from(out)
-    };
+    let read = read_at_most(response.into_body(), limit);
     tokio::time::timeout(remaining, read)
         .await
+        .map(Bytes::from)
         .unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 use super::LastError;
 use crate::signals;
 use crate::target::Family;
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What an answer means for the credential that got it (the "entered on" column of §14).
@@ -116,7 +116,7 @@ pub fn transport() -> Classified {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
+    use http::header::{HeaderName, HeaderValue};
 
     const NOW: u64 = 1_800_000_000_000;
 

@@ -2,8 +2,8 @@
 //! half-open trials go one at a time with doubling backoff, resets never clear a rejection.
 
 use super::*;
+use http::header::HeaderMap;
 use proptest::prelude::*;
-use reqwest::header::HeaderMap;
 
 const NOW: u64 = 1_800_000_000_000;
 const COOLDOWN_S: u32 = 60;

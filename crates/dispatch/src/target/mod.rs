@@ -4,6 +4,8 @@ mod endpoint;
 
 pub use endpoint::{Endpoint, Family};
 
+use http::header::{HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue, AUTHORIZATION};
+use http::Uri;
 use std::fmt;
 use url::Url;
 use zeroize::Zeroizing;
@@ -109,23 +111,39 @@ impl Target {
         endpoint.url(self.kind, &self.base_url, model, self.api_version())
     }
 
-    /// Adds the provider's authentication headers.
-    pub fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// Adds the provider's authentication headers to `headers` (marked sensitive, so that no
+    /// debug output shows them); a key that cannot go in a header is refused.
+    pub fn authorize(&self, headers: &mut HeaderMap) -> Result<(), InvalidHeaderValue> {
+        let secret = |value: String| {
+            let mut value = HeaderValue::try_from(value)?;
+            value.set_sensitive(true);
+            Ok::<_, InvalidHeaderValue>(value)
+        };
+        let key = || secret(self.api_key.as_str().to_owned());
         match self.kind {
-            ProviderKind::AzureOpenAi => req.header("api-key", self.api_key.as_str()),
-            // The client's `anthropic-version`, when it sends one, replaces this default.
-            ProviderKind::Anthropic => req
-                .header("x-api-key", self.api_key.as_str())
-                .header("anthropic-version", ANTHROPIC_VERSION),
-            ProviderKind::Gemini => req.header("x-goog-api-key", self.api_key.as_str()),
+            ProviderKind::AzureOpenAi => {
+                headers.insert(HeaderName::from_static("api-key"), key()?);
+            }
+            ProviderKind::Anthropic => {
+                headers.insert(HeaderName::from_static("x-api-key"), key()?);
+                // The client's `anthropic-version`, when it sends one, wins over this default.
+                headers
+                    .entry(HeaderName::from_static("anthropic-version"))
+                    .or_insert(HeaderValue::from_static(ANTHROPIC_VERSION));
+            }
+            ProviderKind::Gemini => {
+                headers.insert(HeaderName::from_static("x-goog-api-key"), key()?);
+            }
             ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                let req = req.bearer_auth(self.api_key.as_str());
-                match &self.organization {
-                    Some(org) => req.header("OpenAI-Organization", org),
-                    None => req,
+                let bearer = secret(format!("Bearer {}", self.api_key.as_str()))?;
+                headers.insert(AUTHORIZATION, bearer);
+                if let Some(org) = &self.organization {
+                    let org = HeaderValue::try_from(org.as_str())?;
+                    headers.insert(HeaderName::from_static("openai-organization"), org);
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -136,18 +154,23 @@ pub struct ModelTarget {
     target: Target,
     /// By [`Endpoint::index`]; `None`: another family's endpoint, or a URL that does not parse
     /// (the address policy refuses what it cannot judge).
-    urls: [Option<Url>; Endpoint::ALL.len()],
+    urls: [Option<(Url, Uri)>; Endpoint::ALL.len()],
+    /// The provider's authentication headers, built once (`None`: the key cannot go in a
+    /// header).
+    auth: Option<HeaderMap>,
 }
 
 impl ModelTarget {
     /// `target` serving the model called `upstream_model` at the provider.
     pub fn new(target: Target, upstream_model: &str) -> Self {
         let urls = Endpoint::ALL.map(|endpoint| {
-            target
-                .url(endpoint, upstream_model)
-                .and_then(|u| Url::parse(&u).ok())
+            let url = Url::parse(&target.url(endpoint, upstream_model)?).ok()?;
+            let uri = Uri::try_from(url.as_str()).ok()?;
+            Some((url, uri))
         });
-        Self { target, urls }
+        let mut auth = HeaderMap::new();
+        let auth = target.authorize(&mut auth).is_ok().then_some(auth);
+        Self { target, urls, auth }
     }
 
     /// The provider's request shape.
@@ -157,7 +180,12 @@ impl ModelTarget {
 
     /// Where to send a request for `endpoint` (`None`: not served, or the URL does not parse).
     pub fn url(&self, endpoint: Endpoint) -> Option<&Url> {
-        self.urls[endpoint.index()].as_ref()
+        self.urls[endpoint.index()].as_ref().map(|(url, _)| url)
+    }
+
+    /// [`ModelTarget::url`] as the request's URI.
+    pub fn uri(&self, endpoint: Endpoint) -> Option<&Uri> {
+        self.urls[endpoint.index()].as_ref().map(|(_, uri)| uri)
     }
 
     /// [`ModelTarget::url`] with `suffix` appended to its path (`/{id}/cancel` of a stored
@@ -178,9 +206,9 @@ impl ModelTarget {
         Some(url)
     }
 
-    /// Adds the provider's authentication headers.
-    pub fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        self.target.authorize(req)
+    /// The provider's authentication headers (`None`: the key cannot go in a header).
+    pub fn auth(&self) -> Option<&HeaderMap> {
+        self.auth.as_ref()
     }
 }
 
