@@ -51,21 +51,20 @@ impl Rotation {
             self.current = vec![0; n];
         }
         let mut total: i64 = 0;
-        let mut best: Option<usize> = None;
-        for i in 0..n {
+        let mut best: Option<(usize, i64)> = None;
+        for (i, current) in self.current.iter_mut().enumerate() {
             if !available(i) {
                 continue;
             }
             let w = i64::from(weight(i).max(1));
-
-            self.current[i] += w;
+            *current += w;
             total += w;
             match best {
-                Some(b) if self.current[b] >= self.current[i] => {}
-                _ => best = Some(i),
+                Some((_, top)) if top >= *current => {}
+                _ => best = Some((i, *current)),
             }
         }
-        let b = best?;
+        let (b, _) = best?;
         self.current[b] -= total;
         Some(b)
     }

@@ -20,13 +20,94 @@ use crate::lifecycle::{CredentialState, EntryRecord, Limits};
 use crate::state::Candidate;
 use uuid::Uuid;
 
-/// The lifecycle state of one pool's (model, credential) pairs: few at a time, so a list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A candidate without a record (available, never touched).
+const NO_RECORD: u32 = u32::MAX;
+
+/// The lifecycle state of one pool's (model, credential) pairs: few at a time, so a list,
+/// with each candidate's place in it remembered between picks (a pick looks each one up
+/// without a scan).
+#[derive(Debug, Clone, Default)]
 pub struct Book {
     entries: Vec<(Uuid, EntryRecord)>,
+    /// For each candidate of the last pick, its credential and the index of its record
+    /// ([`NO_RECORD`]: none); valid while `aligned_len` is the number of records.
+    slots: Vec<(Uuid, u32)>,
+    aligned_len: usize,
 }
 
+impl PartialEq for Book {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Book {}
+
 impl Book {
+    /// Points each of `candidates` at its record: a scan only when the candidates or the set
+    /// of records changed since the last pick, otherwise one comparison per candidate.
+    fn align(&mut self, candidates: &[Candidate]) {
+        let valid = self.aligned_len == self.entries.len()
+            && self.slots.len() == candidates.len()
+            && self
+                .slots
+                .iter()
+                .zip(candidates)
+                .all(|((c, _), cand)| *c == cand.credential);
+        if valid {
+            return;
+        }
+        let entries = &self.entries;
+        self.slots.clear();
+        self.slots.extend(candidates.iter().map(|cand| {
+            let at = entries.iter().position(|(c, _)| *c == cand.credential);
+            let at = at.and_then(|p| u32::try_from(p).ok()).unwrap_or(NO_RECORD);
+            (cand.credential, at)
+        }));
+        self.aligned_len = entries.len();
+    }
+
+    /// The record of `credential`, candidate `i` of the pick: found by its slot when the book
+    /// is aligned to the pick's candidates, by a scan otherwise.
+    fn slot(&self, i: usize, credential: Uuid) -> Option<&EntryRecord> {
+        match self.slots.get(i) {
+            Some(&(c, at)) if c == credential && self.aligned_len == self.entries.len() => {
+                let at = usize::try_from(at).ok()?;
+                self.entries.get(at).map(|(_, e)| e)
+            }
+            _ => self.get(credential),
+        }
+    }
+
+    /// The record of candidate `i` of the aligned pick, created available when missing.
+    fn slot_entry(&mut self, i: usize, credential: Uuid) -> &mut EntryRecord {
+        let aligned = self.aligned_len == self.entries.len();
+        let at = match self.slots.get(i) {
+            Some(&(c, at)) if c == credential && aligned => at,
+            _ => {
+                let at = self.entries.iter().position(|(c, _)| *c == credential);
+                at.and_then(|p| u32::try_from(p).ok()).unwrap_or(NO_RECORD)
+            }
+        };
+        let at = match usize::try_from(at).ok().filter(|&a| a < self.entries.len()) {
+            Some(at) => at,
+            None => {
+                let at = self.entries.len();
+                self.entries.push((credential, EntryRecord::default()));
+                match (self.slots.get_mut(i), u32::try_from(at)) {
+                    (Some(slot), Ok(index)) if aligned && slot.0 == credential => {
+                        *slot = (credential, index);
+                        self.aligned_len = self.entries.len();
+                    }
+                    // Realigned by the next pick.
+                    _ => {}
+                }
+                at
+            }
+        };
+        &mut self.entries[at].1
+    }
+
     /// The record of `credential` (none: never touched, i.e. available).
     pub fn get(&self, credential: Uuid) -> Option<&EntryRecord> {
         self.entries
@@ -140,7 +221,7 @@ fn serves(
     ask.untried(i)
         && credential(c).admits(ask.now_ms)
         && book
-            .get(c)
+            .slot(i, c)
             .is_none_or(|e| e.can_serve(ask.limits(i), ask.now_ms))
 }
 
@@ -152,6 +233,7 @@ pub fn pick(
     credential: impl Fn(Uuid) -> CredentialState,
 ) -> Choice {
     let n = ask.candidates.len();
+    book.align(ask.candidates);
     let view: &Book = book;
     let sticky = ask.sticky.and_then(|s| {
         (0..n).find(|&i| ask.credential(i) == s && serves(ask, view, &credential, i))
@@ -171,7 +253,7 @@ pub fn pick(
         }
     };
     // Only entries with limits count their requests: the others need no window.
-    let record = book.entry(ask.credential(index));
+    let record = book.slot_entry(index, ask.credential(index));
     let trial = if ask.limits(index).any() {
         record.admit(ask.now_ms, ask.trial_lease_ms)
     } else {
