@@ -92,17 +92,10 @@ impl Book {
         let at = match usize::try_from(at).ok().filter(|&a| a < self.entries.len()) {
             Some(at) => at,
             None => {
-                let at = self.entries.len();
+                // A new record: the next pick realigns (another candidate may share the
+                // credential, and its slot must find this record too).
                 self.entries.push((credential, EntryRecord::default()));
-                match (self.slots.get_mut(i), u32::try_from(at)) {
-                    (Some(slot), Ok(index)) if aligned && slot.0 == credential => {
-                        *slot = (credential, index);
-                        self.aligned_len = self.entries.len();
-                    }
-                    // Realigned by the next pick.
-                    _ => {}
-                }
-                at
+                self.entries.len() - 1
             }
         };
         &mut self.entries[at].1

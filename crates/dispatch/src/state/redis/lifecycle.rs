@@ -68,15 +68,17 @@ impl RedisState {
         });
         let mut inv = self.scripts.pick.prepare_invoke();
         inv.key(&keys.cursor).key(&keys.entries).key(&keys.windows);
+        let none = keys.none();
         match request.sticky {
             Some(s) => inv.key(keys.affinity(s.key)),
-            None => inv.key(keys.none()),
+            None => inv.key(&none),
         };
         match asked {
             Some((c, _)) => inv.key(keys::client_window(c.workspace, c.key)),
-            None => inv.key(keys.none()),
+            None => inv.key(&none),
         };
-        inv.arg(request.signature.to_string())
+        // Numbers go as themselves (no string is formatted for them); an absent one as "".
+        inv.arg(request.signature)
             .arg(now)
             .arg(request.candidates.len())
             .arg(request.trial_lease_ms.max(1))
@@ -87,32 +89,40 @@ impl RedisState {
             None => inv.arg(""),
         };
         let limits = |i: usize| request.limits.get(i).copied().unwrap_or_default();
+        let any_limits = request.limits.iter().any(|l| l.any());
+        let mut id = Uuid::encode_buffer();
         for (i, c) in request.candidates.iter().enumerate() {
             let tried = request.tried.contains(&c.credential);
-            let state = match states
+            inv.arg(&*c.credential.simple().encode_lower(&mut id))
+                .arg(c.weight.max(1))
+                .arg(if tried { "1" } else { "0" });
+            match states
                 .get(&c.credential)
                 .copied()
                 .unwrap_or_default()
                 .at(now)
             {
-                CredentialState::Available => "0".to_owned(),
-                CredentialState::Rejected { .. } => "r".to_owned(),
-                CredentialState::QuotaExhausted { until_ms, .. } => until_ms.to_string(),
+                CredentialState::Available => inv.arg("0"),
+                CredentialState::Rejected { .. } => inv.arg("r"),
+                CredentialState::QuotaExhausted { until_ms, .. } => inv.arg(until_ms),
             };
             let l = limits(i);
+            match l.rpm {
+                Some(rpm) => inv.arg(rpm),
+                None => inv.arg(""),
+            };
+            match l.tpm {
+                Some(tpm) => inv.arg(tpm),
+                None => inv.arg(""),
+            };
             // The window counts the credential when any of its entries here has limits.
-            let counted = request
-                .candidates
-                .iter()
-                .enumerate()
-                .any(|(j, o)| o.credential == c.credential && limits(j).any());
-            inv.arg(c.credential.simple().to_string())
-                .arg(c.weight.max(1))
-                .arg(if tried { "1" } else { "0" })
-                .arg(state)
-                .arg(l.rpm.map(|r| r.to_string()).unwrap_or_default())
-                .arg(l.tpm.map(|t| t.to_string()).unwrap_or_default())
-                .arg(if counted { "1" } else { "0" });
+            let counted = any_limits
+                && request
+                    .candidates
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| o.credential == c.credential && limits(j).any());
+            inv.arg(if counted { "1" } else { "0" });
         }
         if let Some((c, back)) = asked {
             inv.arg("c")

@@ -75,7 +75,13 @@ end
 local creds = {}
 for i = 1, n do creds[i] = arg(i, 1) end
 local recs = redis.call('HMGET', KEYS[2], unpack(creds))
-local wins = redis.call('HMGET', KEYS[3], unpack(creds))
+-- Minute windows matter only to entries with an rpm or tpm (the others are never counted).
+local limited = false
+for i = 1, n do
+  if arg(i, 5) ~= '' or arg(i, 6) ~= '' then limited = true break end
+end
+local wins = {}
+if limited then wins = redis.call('HMGET', KEYS[3], unpack(creds)) end
 
 -- circuit (kind, x, y): c; r/t open (until, step); h half-open (step, trial until)
 local kind, cx, cy = {}, {}, {}
