@@ -183,21 +183,13 @@ pub(super) enum Bounded {
     Broken,
 }
 
-/// The answer's `Content-Length`, when it sent one.
-fn content_length(response: &UpstreamResponse) -> Option<u64> {
-    response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
 /// The whole answer, unless it is larger than `limit` (then nothing more is read).
 pub(super) async fn read_bounded(
     response: UpstreamResponse,
     limit: usize,
 ) -> Result<Bytes, Bounded> {
-    let declared = content_length(&response);
+    // Hyper's exact size is the answer's `Content-Length`, when it sent one.
+    let declared = hyper::body::Body::size_hint(response.body()).exact();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Bounded::TooLarge);
     }

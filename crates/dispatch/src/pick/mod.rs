@@ -79,26 +79,18 @@ impl Book {
         }
     }
 
-    /// The record of candidate `i` of the aligned pick, created available when missing.
+    /// The record of candidate `i` of the aligned pick, created available when missing (a
+    /// new record realigns the next pick: another candidate may share the credential).
     fn slot_entry(&mut self, i: usize, credential: Uuid) -> &mut EntryRecord {
         let aligned = self.aligned_len == self.entries.len();
         let at = match self.slots.get(i) {
-            Some(&(c, at)) if c == credential && aligned => at,
-            _ => {
-                let at = self.entries.iter().position(|(c, _)| *c == credential);
-                at.and_then(|p| u32::try_from(p).ok()).unwrap_or(NO_RECORD)
-            }
+            Some(&(c, at)) if c == credential && aligned => usize::try_from(at).ok(),
+            _ => None,
         };
-        let at = match usize::try_from(at).ok().filter(|&a| a < self.entries.len()) {
-            Some(at) => at,
-            None => {
-                // A new record: the next pick realigns (another candidate may share the
-                // credential, and its slot must find this record too).
-                self.entries.push((credential, EntryRecord::default()));
-                self.entries.len() - 1
-            }
-        };
-        &mut self.entries[at].1
+        match at.filter(|&at| at < self.entries.len()) {
+            Some(at) => &mut self.entries[at].1,
+            None => self.entry(credential),
+        }
     }
 
     /// The record of `credential` (none: never touched, i.e. available).
