@@ -12,12 +12,14 @@
 //! - When nothing can serve, the answer says why: something returns by itself (cooling, at
 //!   capacity, quota) and when, or everything is rejected, or everything was tried.
 
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 
 use crate::balancer::Rotation;
-use crate::lifecycle::{CredentialState, EntryRecord, Limits};
+use crate::lifecycle::{Circuit, CredentialState, EntryRecord, Limits};
 use crate::state::Candidate;
+use schedule::Schedule;
 use uuid::Uuid;
 
 /// A candidate without a record (available, never touched).
@@ -249,6 +251,53 @@ pub fn pick(
         trial,
         sticky_hit,
     })
+}
+
+/// The rotation run ahead from `rotation` for requests like `ask` (a first attempt, no
+/// affinity, no limits): `None` when the pool has an entry whose serving depends on more than
+/// time (a half-open trial, limits) or nothing serves. Valid until the first cooldown or quota
+/// runs out; whoever changes a record or the composition drops it.
+pub fn plan(
+    rotation: &Rotation,
+    ask: &Ask<'_>,
+    book: &mut Book,
+    credential: impl Fn(Uuid) -> CredentialState,
+) -> Option<Schedule> {
+    let limited = ask.limits.iter().any(|l| l.any());
+    if !ask.tried.is_empty() || ask.sticky.is_some() || limited {
+        return None;
+    }
+    book.align(ask.candidates);
+    let now = ask.now_ms;
+    let mut valid_until_ms = u64::MAX;
+    let mut weights = Vec::with_capacity(ask.candidates.len());
+    for (i, cand) in ask.candidates.iter().enumerate() {
+        let mut serves = true;
+        match credential(cand.credential).at(now) {
+            CredentialState::Available => {}
+            CredentialState::QuotaExhausted { until_ms, .. } => {
+                serves = false;
+                valid_until_ms = valid_until_ms.min(until_ms);
+            }
+            CredentialState::Rejected { .. } => serves = false,
+        }
+        match book.slot(i, cand.credential).map(|e| e.circuit.at(now)) {
+            None | Some(Circuit::Closed) => {}
+            Some(Circuit::Open { until_ms, .. }) => {
+                serves = false;
+                valid_until_ms = valid_until_ms.min(until_ms);
+            }
+            Some(Circuit::HalfOpen { .. }) => return None,
+        }
+        weights.push(if serves {
+            i64::from(cand.weight.max(1))
+        } else {
+            0
+        });
+    }
+    let mut schedule = Schedule::new(rotation, weights)?;
+    schedule.valid_until_ms = valid_until_ms;
+    Some(schedule)
 }
 
 /// Why no untried entry can serve, and when the first returns by itself.

@@ -331,3 +331,76 @@ async fn a_full_client_minute_refuses_before_the_pool_is_touched() {
     later.client = Some(client);
     assert!(matches!(s.pick(later).await, Choice::Serve(_)));
 }
+
+/// One step of a pool's history: a pick (a retry when `retry`) and what the served entry
+/// answered, then time moving on.
+#[derive(Debug, Clone)]
+struct Step {
+    retry: bool,
+    answer: u8,
+    advance_ms: u64,
+    reset: bool,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    (
+        prop::bool::weighted(0.1),
+        // Mostly successes, so that the pool runs long enough unchanged to be replayed.
+        (0u8..64).prop_map(|a| a.saturating_sub(59)),
+        prop::sample::select(vec![0u64, 0, 0, 5, 500, 4_000, 30_000, 120_000]),
+        prop::bool::weighted(0.02),
+    )
+        .prop_map(|(retry, answer, advance_ms, reset)| Step {
+            retry,
+            answer,
+            advance_ms,
+            reset,
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_replayed_rotation_serves_exactly_what_the_full_pick_serves(
+        weights in proptest::collection::vec(1u32..5, 1..7),
+        steps in proptest::collection::vec(step(), 1..400),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let replayed = MemoryState::default();
+        let full = MemoryState { no_replay: true, ..MemoryState::default() };
+        let key = pool();
+        let c: Vec<Candidate> = weights
+            .iter()
+            .map(|&weight| Candidate { credential: Uuid::new_v4(), weight })
+            .collect();
+        let answers = [
+            answer(200, Trigger::Success),
+            answer(429, Trigger::RateLimited),
+            answer(500, Trigger::Transient),
+            answer(401, Trigger::Rejected),
+            answer(402, Trigger::QuotaExhausted),
+        ];
+        let mut now = NOW;
+        for (n, step) in steps.iter().enumerate() {
+            let tried = if step.retry { vec![c[n % c.len()].credential] } else { Vec::new() };
+            let a = replayed.pick_now(ask(key, &c, &[], &tried, now, None));
+            let b = full.pick_now(ask(key, &c, &[], &tried, now, None));
+            proptest::prop_assert_eq!(a, b, "step {}", n);
+            if let Some(i) = served(a) {
+                let answer = &answers[usize::from(step.answer)];
+                for s in [&replayed, &full] {
+                    rt.block_on(record(s, key, c[i].credential, answer, now));
+                }
+            }
+            if step.reset {
+                let all: Vec<Uuid> = c.iter().map(|c| c.credential).collect();
+                for s in [&replayed, &full] {
+                    rt.block_on(s.reset(key, &all, now));
+                }
+            }
+            now += step.advance_ms;
+        }
+    }
+}
