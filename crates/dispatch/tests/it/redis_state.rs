@@ -790,3 +790,77 @@ async fn with_redis_gone_picks_and_records_go_on_in_process() {
     );
     assert!(state.lead("probe", 1_000).await);
 }
+
+/// Redis's count of `command` calls so far.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "info", "commandstats"])
+        .output()
+        .expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("cmdstat_{command}:calls=");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `count` picks at once, half on each replica; what each was given.
+async fn concurrent_picks(
+    replicas: [&Arc<RedisState>; 2],
+    pool: PoolKey,
+    candidates: &Arc<[Candidate]>,
+    now: u64,
+    count: usize,
+) -> Vec<Choice> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (state, candidates) = (Arc::clone(replicas[i % 2]), Arc::clone(candidates));
+        tasks.spawn(async move { state.pick(ask(pool, &candidates, &[], now)).await });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picks_that_wait_together_go_in_one_call_and_stay_exact() {
+    let server = RedisServer::start();
+    let (a, b) = (replica(&server).await, replica(&server).await);
+    let pool = pool();
+    let candidates: Arc<[Candidate]> = Arc::from(vec![
+        Candidate {
+            credential: Uuid::new_v4(),
+            weight: 3,
+        },
+        Candidate {
+            credential: Uuid::new_v4(),
+            weight: 1,
+        },
+    ]);
+    let now = 1_800_000_000_000;
+    let before = calls(&server, "evalsha");
+    let choices = concurrent_picks([&a, &b], pool, &candidates, now, 400).await;
+    let scripts = calls(&server, "evalsha") - before;
+    let picked: Vec<usize> = choices.iter().filter_map(|c| served(*c)).collect();
+    assert_eq!(picked.len(), 400, "every pick served: {choices:?}");
+    assert_eq!(picked.iter().filter(|i| **i == 0).count(), 300, "the 3:1 weights exactly");
+    assert!(
+        scripts < 400,
+        "picks that waited shared calls: {scripts} script calls for 400 picks"
+    );
+
+    // The second entry fails and cools; once its cooldown is over, however many picks come at
+    // once, exactly one of them is its half-open trial.
+    let failed = answer(Trigger::Transient, Some(503));
+    a.record(pool, candidates[1].credential, report(&failed, now)).await;
+    let later = now + 11_000;
+    let choices = concurrent_picks([&a, &b], pool, &candidates, later, 200).await;
+    let trials: Vec<&Choice> = choices
+        .iter()
+        .filter(|c| matches!(c, Choice::Serve(s) if s.trial))
+        .collect();
+    assert_eq!(trials.len(), 1, "one trial: {choices:?}");
+    assert!(matches!(trials[0], Choice::Serve(s) if s.index == 1));
+    let to_second = choices.iter().filter(|c| served(**c) == Some(1)).count();
+    assert_eq!(to_second, 1, "nothing else goes to the entry on trial");
+}

@@ -1,6 +1,7 @@
 //! The lifecycle half of the Redis backend: [`StateBackend`] on Redis, each method falling
 //! back to the in-process state when Redis does not answer (and writes mirrored there).
 
+use super::batch::{Joined, Leader, Turn};
 use super::cache::States;
 use super::clients::{Take, MAX_LEASE};
 use super::codec::{
@@ -23,6 +24,35 @@ enum Cas<T> {
     Done(T),
     /// Others kept changing the field: nothing written.
     GaveUp,
+}
+
+/// One pick's five numbers of the script's reply as a choice (`None`: not a valid reply).
+fn decode_pick(reply: &[i64], n: usize, now: u64) -> Option<Choice> {
+    let at = |i: usize| reply.get(i).copied().unwrap_or(0);
+    let retry = || u64::try_from(at(1)).unwrap_or(1).max(1);
+    let choice = match *reply.first()? {
+        0 => {
+            let index = usize::try_from(at(1)).ok()?;
+            (index < n).then_some(())?;
+            Choice::Serve(Served {
+                index,
+                trial: at(2) == 1,
+                sticky_hit: at(3) == 1,
+            })
+        }
+        1 => Choice::AllCooling {
+            retry_after_ms: retry(),
+        },
+        2 => Choice::AllAtCapacity {
+            retry_after_ms: retry(),
+        },
+        3 => Choice::AllRejected,
+        5 => Choice::ClientFull {
+            until_ms: u64::try_from(at(1)).unwrap_or(now),
+        },
+        _ => Choice::Exhausted,
+    };
+    Some(choice)
 }
 
 impl RedisState {
@@ -57,7 +87,6 @@ impl RedisState {
     async fn pick_shared(&self, request: &PickRequest<'_>) -> Option<Choice> {
         let states = self.states(request.pool.workspace).await?;
         let now = request.now_ms;
-        let keys = PoolKeys::of(request.pool);
         // A client with a lease left is admitted here; the others ask Redis (and for a lease).
         let asked = request.client.and_then(|c| {
             let tokens_full = self.fallback.clients().tokens_full(c, now);
@@ -66,6 +95,67 @@ impl RedisState {
                 Take::Ask { back } => Some((c, back)),
             }
         });
+        let plain = asked.is_none()
+            && request.tried.is_empty()
+            && request.sticky.is_none()
+            && !request.limits.iter().any(|l| l.any());
+        let (choice, granted) = if plain {
+            (self.pick_batched(request, &states).await?, 0)
+        } else {
+            let reply = self.pick_call(request, &states, asked, 1).await?;
+            let at = |i: usize| reply.get(i).copied().unwrap_or(0);
+            (decode_pick(&reply, request.candidates.len(), now)?, at(4))
+        };
+        if let Some((c, _)) = asked {
+            let granted = u32::try_from(granted).unwrap_or(0);
+            self.leases.granted(c, granted, now);
+        }
+        if let Some(c) = request
+            .client
+            .filter(|_| !matches!(choice, Choice::ClientFull { .. }))
+        {
+            // Counted here too, so a fallback keeps most of the minute's count.
+            let counted = crate::state::ClientAdmit {
+                limits: crate::lifecycle::Limits::default(),
+                ..c
+            };
+            let _ = self.fallback.clients().admit_now(counted, now);
+        }
+        Some(choice)
+    }
+
+    /// A plain pick, batched with the others of its pool that wait ([`batch`]).
+    async fn pick_batched(&self, request: &PickRequest<'_>, states: &States) -> Option<Choice> {
+        let lane = (request.pool, request.signature);
+        let followers = match self.lanes.join(lane) {
+            Joined::Lead => Vec::new(),
+            Joined::Wait(turn) => match turn.await.ok()? {
+                Turn::Done(choice) => return choice,
+                Turn::Lead(followers) => followers,
+            },
+        };
+        let leader = Leader::new(&self.lanes, lane, followers);
+        let reply = self.pick_call(request, states, None, leader.picks()).await;
+        let n = request.candidates.len();
+        let choices = reply
+            .unwrap_or_default()
+            .chunks(5)
+            .map(|r| decode_pick(r, n, request.now_ms))
+            .collect::<Vec<_>>();
+        leader.finish(choices.into_iter())
+    }
+
+    /// One call of the pick script: `picks` picks of `request` (more than one: a batch of
+    /// plain ones), the client admitted when `asked`; the raw reply.
+    async fn pick_call(
+        &self,
+        request: &PickRequest<'_>,
+        states: &States,
+        asked: Option<(crate::state::ClientAdmit, u32)>,
+        picks: usize,
+    ) -> Option<Vec<i64>> {
+        let now = request.now_ms;
+        let keys = PoolKeys::of(request.pool);
         let mut inv = self.scripts.pick.prepare_invoke();
         inv.key(&keys.cursor).key(&keys.entries).key(&keys.windows);
         let none = keys.none();
@@ -130,48 +220,10 @@ impl RedisState {
                 .arg(c.limits.tpm.unwrap_or(0))
                 .arg(back)
                 .arg(MAX_LEASE);
+        } else if picks > 1 {
+            inv.arg("k").arg(picks);
         }
-        let reply: Vec<i64> = self.call("pick", inv).await?;
-        let at = |i: usize| reply.get(i).copied().unwrap_or(0);
-        let retry = || u64::try_from(at(1)).unwrap_or(1).max(1);
-        let choice = match at(0) {
-            0 => {
-                let index = usize::try_from(at(1)).ok()?;
-                (index < request.candidates.len()).then_some(())?;
-                Choice::Serve(Served {
-                    index,
-                    trial: at(2) == 1,
-                    sticky_hit: at(3) == 1,
-                })
-            }
-            1 => Choice::AllCooling {
-                retry_after_ms: retry(),
-            },
-            2 => Choice::AllAtCapacity {
-                retry_after_ms: retry(),
-            },
-            3 => Choice::AllRejected,
-            5 => Choice::ClientFull {
-                until_ms: u64::try_from(at(1)).unwrap_or(now),
-            },
-            _ => Choice::Exhausted,
-        };
-        if let Some((c, _)) = asked {
-            let granted = u32::try_from(at(4)).unwrap_or(0);
-            self.leases.granted(c, granted, now);
-        }
-        if let Some(c) = request
-            .client
-            .filter(|_| !matches!(choice, Choice::ClientFull { .. }))
-        {
-            // Counted here too, so a fallback keeps most of the minute's count.
-            let counted = crate::state::ClientAdmit {
-                limits: crate::lifecycle::Limits::default(),
-                ..c
-            };
-            let _ = self.fallback.clients().admit_now(counted, now);
-        }
-        Some(choice)
+        self.call("pick", inv).await
     }
 
     /// Rewrites `field` of hash `key` with what `apply` makes of its value (`None`: leave it),

@@ -6,6 +6,8 @@
 //!   admits the request and stores the cursor. A pool's keys carry the hash tag
 //!   `{workspace:model}` ([`keys`]), so a pick touches one slot (Redis Cluster works too),
 //!   and expire after a day of disuse.
+//! - Plain picks of a pool that wait while one is in flight go in the next call together
+//!   ([`batch`]): the script makes them one after the other, as separate calls would.
 //! - Credential-wide states (rejected, quota) live in `rotor:{workspace}:cred`, another slot:
 //!   the pick gets them as arguments from this replica's copy ([`cache`]), at most 500 ms old.
 //! - Answers are applied in Rust ([`crate::lifecycle`]) and written by compare-and-set, so
@@ -18,6 +20,7 @@
 //! as Redis answers again. Writes also go to the in-process state, so a fallback honours what
 //! was recorded while Redis was up.
 
+mod batch;
 mod cache;
 mod clients;
 mod codec;
@@ -62,6 +65,8 @@ pub struct RedisState {
     client_tokens: clients::Pending,
     /// Shares of clients' minutes leased to this replica.
     leases: clients::Leases,
+    /// Plain picks waiting for their pool's call in flight ([`batch`]).
+    lanes: batch::Lanes,
 }
 
 fn parse_binding(v: &str) -> Option<Binding> {
@@ -87,6 +92,7 @@ impl RedisState {
             id: Uuid::new_v4().simple().to_string(),
             client_tokens: clients::Pending::default(),
             leases: clients::Leases::default(),
+            lanes: batch::Lanes::default(),
         });
         state.probe().await;
         clients::spawn_flusher(Arc::downgrade(&state));

@@ -16,8 +16,9 @@ use redis::Script;
 /// credential's state at now (`0` available, `r` rejected, else the quota's end), rpm, tpm
 /// (empty: none), counted (`1`: the credential has limits in this pool); then, to admit a
 /// client, `c`, its rpm and tpm (`0`: none), the requests it gives back (unused of its last
-/// lease in this minute) and the lease it asks for (≥ 1).
-/// Reply, always five numbers, the last the requests leased to the client (this one included;
+/// lease in this minute) and the lease it asks for (≥ 1); or, for a batch of picks made one
+/// after the other in this call (no affinity, no client, nothing tried), `k` and their number.
+/// Reply, five numbers per pick, the last the requests leased to the client (this one included;
 /// 0 when none was admitted): `{0, index, trial, sticky_hit, g}`, `{1, retry_ms, 0, 0, g}` all
 /// cooling, `{2, retry_ms, 0, 0, g}` all at capacity, `{3, 0, 0, 0, g}` all rejected,
 /// `{4, 0, 0, 0, g}` exhausted, `{5, until_ms, 0, 0, 0}` the client's minute is full.
@@ -35,6 +36,11 @@ local function fmt(x) return string.format('%.0f', x) end
 
 local g = 0
 local cf = ARGV[8 + n * 7]
+local batch = 1
+if cf == 'k' then
+  batch = math.max(tonumber(ARGV[9 + n * 7]) or 1, 1)
+  cf = nil
+end
 if cf then
   local crpm, ctpm = tonumber(ARGV[9 + n * 7]), tonumber(ARGV[10 + n * 7])
   local back, want = tonumber(ARGV[11 + n * 7]) or 0, tonumber(ARGV[12 + n * 7]) or 1
@@ -54,7 +60,11 @@ if cf then
   if crpm > 0 then g = math.max(1, math.min(g, math.floor((crpm - r) / 8))) end
   redis.call('SET', KEYS[5], fmt(minute) .. ':' .. fmt(r + g) .. ':' .. fmt(t), 'PX', ARGV[6])
 end
-if n == 0 then return {4, 0, 0, 0, g} end
+if n == 0 then
+  local out = {}
+  for _ = 1, batch do for _, v in ipairs({4, 0, 0, 0, g}) do out[#out + 1] = v end end
+  return out
+end
 
 local cur = {}
 local reset = true
@@ -130,95 +140,116 @@ local function serves(i)
   return true
 end
 
-local hit = nil
-if sticky_ttl then
-  local v = redis.call('GET', KEYS[4])
-  if v then
-    local c, exp = string.match(v, '^([^|]*)|(%d+)$')
-    if c and tonumber(exp) > now then
-      for i = 1, n do
-        if arg(i, 1) == c and serves(i) then
-          hit = i
-          break
+-- One pick against the tables above, which it updates (cursor, trial, window) so that the
+-- next pick of a batch sees what this one did.
+local dirty = reset
+local served = false
+local function one()
+  local hit = nil
+  if sticky_ttl then
+    local v = redis.call('GET', KEYS[4])
+    if v then
+      local c, exp = string.match(v, '^([^|]*)|(%d+)$')
+      if c and tonumber(exp) > now then
+        for i = 1, n do
+          if arg(i, 1) == c and serves(i) then
+            hit = i
+            break
+          end
         end
       end
     end
   end
-end
 
-local best = nil
-if not hit then
-  local total = 0
-  for i = 1, n do
-    if serves(i) then
-      local w = math.max(tonumber(arg(i, 2)) or 1, 1)
-      cur[i] = cur[i] + w
-      total = total + w
-      if not best or cur[i] > cur[best] then best = i end
+  local best = nil
+  if not hit then
+    local total = 0
+    for i = 1, n do
+      if serves(i) then
+        local w = math.max(tonumber(arg(i, 2)) or 1, 1)
+        cur[i] = cur[i] + w
+        total = total + w
+        if not best or cur[i] > cur[best] then best = i end
+      end
+    end
+    if best then
+      cur[best] = cur[best] - total
+      dirty = true
     end
   end
-  if best then cur[best] = cur[best] - total end
+
+  local idx = hit or best
+  if not idx then
+    local untried, soonest, caponly = false, nil, true
+    for i = 1, n do
+      if arg(i, 3) ~= '1' then
+        untried = true
+        local cs = arg(i, 4)
+        if cs ~= 'r' then
+          local quota = nil
+          if cs ~= '0' then quota = tonumber(cs) end
+          local k, x, y = at(i)
+          local circuit = nil
+          if k == 'r' or k == 't' then
+            circuit = x
+          elseif k == 'h' and y ~= 0 then
+            circuit = math.min(y, now + 1000)
+          end
+          local cap = nil
+          if full(i) then cap = (minute + 1) * 60000 end
+          if quota or circuit then caponly = false end
+          local back = quota
+          if circuit and (not back or circuit > back) then back = circuit end
+          if cap and (not back or cap > back) then back = cap end
+          if not back then back = now end
+          if not soonest or back < soonest then soonest = back end
+        end
+      end
+    end
+    if not untried then return {4, 0, 0, 0, g} end
+    if not soonest then return {3, 0, 0, 0, g} end
+    local retry = math.max(soonest - now, 1)
+    if caponly then return {2, retry, 0, 0, g} end
+    return {1, retry, 0, 0, g}
+  end
+
+  served = true
+  local cred = arg(idx, 1)
+  if arg(idx, 7) == '1' then
+    req[idx] = req[idx] + 1
+    redis.call('HSET', KEYS[3], cred, fmt(minute) .. ':' .. fmt(req[idx]) .. ':' .. fmt(tok[idx]))
+    redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  end
+  local trial = 0
+  local k, x, y = at(idx)
+  if k == 'h' and y == 0 then
+    local rest = string.match(recs[idx] or '', '([|].*)$') or '|'
+    local v = 'h:' .. fmt(x) .. ':' .. fmt(now + lease) .. rest
+    redis.call('HSET', KEYS[2], cred, v)
+    recs[idx], kind[idx], cx[idx], cy[idx] = v, 'h', x, now + lease
+    trial = 1
+  end
+  local sticky_hit = 0
+  if hit then sticky_hit = 1 end
+  if sticky_ttl then
+    redis.call('SET', KEYS[4], cred .. '|' .. fmt(now + sticky_ttl), 'PX', math.max(sticky_ttl, 1))
+  end
+  return {0, idx - 1, trial, sticky_hit, g}
 end
-if reset or best then
+
+local out = one()
+if batch > 1 then
+  for _ = 2, batch do
+    for _, v in ipairs(one()) do out[#out + 1] = v end
+  end
+end
+if dirty then
   local parts = {}
   for i = 1, n do parts[i] = fmt(cur[i]) end
   redis.call('SET', KEYS[1], sig .. '|' .. table.concat(parts, ','), 'PX', ARGV[5])
 end
-
-local idx = hit or best
-if not idx then
-  local untried, soonest, caponly = false, nil, true
-  for i = 1, n do
-    if arg(i, 3) ~= '1' then
-      untried = true
-      local cs = arg(i, 4)
-      if cs ~= 'r' then
-        local quota = nil
-        if cs ~= '0' then quota = tonumber(cs) end
-        local k, x, y = at(i)
-        local circuit = nil
-        if k == 'r' or k == 't' then
-          circuit = x
-        elseif k == 'h' and y ~= 0 then
-          circuit = math.min(y, now + 1000)
-        end
-        local cap = nil
-        if full(i) then cap = (minute + 1) * 60000 end
-        if quota or circuit then caponly = false end
-        local back = quota
-        if circuit and (not back or circuit > back) then back = circuit end
-        if cap and (not back or cap > back) then back = cap end
-        if not back then back = now end
-        if not soonest or back < soonest then soonest = back end
-      end
-    end
-  end
-  if not untried then return {4, 0, 0, 0, g} end
-  if not soonest then return {3, 0, 0, 0, g} end
-  local retry = math.max(soonest - now, 1)
-  if caponly then return {2, retry, 0, 0, g} end
-  return {1, retry, 0, 0, g}
-end
-
-local cred = arg(idx, 1)
-if arg(idx, 7) == '1' then
-  redis.call('HSET', KEYS[3], cred, fmt(minute) .. ':' .. fmt(req[idx] + 1) .. ':' .. fmt(tok[idx]))
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
-end
-local trial = 0
-local k, x, y = at(idx)
-if k == 'h' and y == 0 then
-  local rest = string.match(recs[idx] or '', '([|].*)$') or '|'
-  redis.call('HSET', KEYS[2], cred, 'h:' .. fmt(x) .. ':' .. fmt(now + lease) .. rest)
-  trial = 1
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local sticky_hit = 0
-if hit then sticky_hit = 1 end
-if sticky_ttl then
-  redis.call('SET', KEYS[4], cred .. '|' .. fmt(now + sticky_ttl), 'PX', math.max(sticky_ttl, 1))
-end
-return {0, idx - 1, trial, sticky_hit, g}
+if served then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+return out
 "#;
 
 /// Writes a hash field only if it still holds what the caller read.
