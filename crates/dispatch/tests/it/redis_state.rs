@@ -843,7 +843,11 @@ async fn picks_that_wait_together_go_in_one_call_and_stay_exact() {
     let scripts = calls(&server, "evalsha") - before;
     let picked: Vec<usize> = choices.iter().filter_map(|c| served(*c)).collect();
     assert_eq!(picked.len(), 400, "every pick served: {choices:?}");
-    assert_eq!(picked.iter().filter(|i| **i == 0).count(), 300, "the 3:1 weights exactly");
+    assert_eq!(
+        picked.iter().filter(|i| **i == 0).count(),
+        300,
+        "the 3:1 weights exactly"
+    );
     assert!(
         scripts < 400,
         "picks that waited shared calls: {scripts} script calls for 400 picks"
@@ -852,7 +856,8 @@ async fn picks_that_wait_together_go_in_one_call_and_stay_exact() {
     // The second entry fails and cools; once its cooldown is over, however many picks come at
     // once, exactly one of them is its half-open trial.
     let failed = answer(Trigger::Transient, Some(503));
-    a.record(pool, candidates[1].credential, report(&failed, now)).await;
+    a.record(pool, candidates[1].credential, report(&failed, now))
+        .await;
     let later = now + 11_000;
     let choices = concurrent_picks([&a, &b], pool, &candidates, later, 200).await;
     let trials: Vec<&Choice> = choices
@@ -863,4 +868,26 @@ async fn picks_that_wait_together_go_in_one_call_and_stay_exact() {
     assert!(matches!(trials[0], Choice::Serve(s) if s.index == 1));
     let to_second = choices.iter().filter(|c| served(**c) == Some(1)).count();
     assert_eq!(to_second, 1, "nothing else goes to the entry on trial");
+
+    // Clients that hang up mid-pick (a load generator stopping) leave no pick waiting behind.
+    for round in 0..20 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let (state, candidates) = (
+                Arc::clone(if i % 2 == 0 { &a } else { &b }),
+                Arc::clone(&candidates),
+            );
+            tasks.spawn(async move { state.pick(ask(pool, &candidates, &[], later)).await });
+        }
+        tokio::time::sleep(Duration::from_micros(50 * round)).await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    let after = tokio::time::timeout(
+        Duration::from_secs(2),
+        concurrent_picks([&a, &b], pool, &candidates, later, 50),
+    )
+    .await
+    .expect("picks after hung-up ones are answered");
+    assert!(after.iter().all(|c| served(*c).is_some()), "{after:?}");
 }

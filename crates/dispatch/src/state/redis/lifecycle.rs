@@ -1,7 +1,7 @@
 //! The lifecycle half of the Redis backend: [`StateBackend`] on Redis, each method falling
 //! back to the in-process state when Redis does not answer (and writes mirrored there).
 
-use super::batch::{Joined, Leader, Turn};
+use super::batch::{self, Joined, Turn};
 use super::cache::States;
 use super::clients::{Take, MAX_LEASE};
 use super::codec::{
@@ -127,22 +127,21 @@ impl RedisState {
     /// A plain pick, batched with the others of its pool that wait ([`batch`]).
     async fn pick_batched(&self, request: &PickRequest<'_>, states: &States) -> Option<Choice> {
         let lane = (request.pool, request.signature);
-        let followers = match self.lanes.join(lane) {
-            Joined::Lead => Vec::new(),
+        let baton = match batch::join(&self.lanes, lane) {
+            Joined::Lead(baton) => baton,
             Joined::Wait(turn) => match turn.await.ok()? {
                 Turn::Done(choice) => return choice,
-                Turn::Lead(followers) => followers,
+                Turn::Lead(baton) => baton,
             },
         };
-        let leader = Leader::new(&self.lanes, lane, followers);
-        let reply = self.pick_call(request, states, None, leader.picks()).await;
+        let reply = self.pick_call(request, states, None, baton.picks()).await;
         let n = request.candidates.len();
         let choices = reply
             .unwrap_or_default()
             .chunks(5)
             .map(|r| decode_pick(r, n, request.now_ms))
             .collect::<Vec<_>>();
-        leader.finish(choices.into_iter())
+        baton.finish(choices.into_iter())
     }
 
     /// One call of the pick script: `picks` picks of `request` (more than one: a batch of

@@ -66,7 +66,7 @@ pub struct RedisState {
     /// Shares of clients' minutes leased to this replica.
     leases: clients::Leases,
     /// Plain picks waiting for their pool's call in flight ([`batch`]).
-    lanes: batch::Lanes,
+    lanes: Arc<batch::Lanes>,
 }
 
 fn parse_binding(v: &str) -> Option<Binding> {
@@ -92,7 +92,7 @@ impl RedisState {
             id: Uuid::new_v4().simple().to_string(),
             client_tokens: clients::Pending::default(),
             leases: clients::Leases::default(),
-            lanes: batch::Lanes::default(),
+            lanes: Arc::default(),
         });
         state.probe().await;
         clients::spawn_flusher(Arc::downgrade(&state));
