@@ -126,18 +126,26 @@ local function at(i)
   return k, x, y
 end
 
+-- Each candidate's arguments, read once (a batch asks them at every pick).
+local weight, out_of, rpm, tpm = {}, {}, {}, {}
+for i = 1, n do
+  weight[i] = math.max(tonumber(arg(i, 2)) or 1, 1)
+  out_of[i] = arg(i, 3) == '1' or arg(i, 4) ~= '0'
+  rpm[i], tpm[i] = tonumber(arg(i, 5)), tonumber(arg(i, 6))
+end
+
 local function full(i)
-  local rpm, tpm = tonumber(arg(i, 5)), tonumber(arg(i, 6))
-  return (rpm ~= nil and req[i] >= rpm) or (tpm ~= nil and tok[i] >= tpm)
+  return (rpm[i] ~= nil and req[i] >= rpm[i]) or (tpm[i] ~= nil and tok[i] >= tpm[i])
 end
 
 local function serves(i)
-  if arg(i, 3) == '1' or arg(i, 4) ~= '0' then return false end
-  local k, _, y = at(i)
-  if k == 'r' or k == 't' then return false end
-  if full(i) then return false end
-  if k == 'h' and y ~= 0 then return false end
-  return true
+  if out_of[i] then return false end
+  if kind[i] ~= 'c' then
+    local k, _, y = at(i)
+    if k == 'r' or k == 't' then return false end
+    if k == 'h' and y ~= 0 then return false end
+  end
+  return not full(i)
 end
 
 -- One pick against the tables above, which it updates (cursor, trial, window) so that the
@@ -166,7 +174,7 @@ local function one()
     local total = 0
     for i = 1, n do
       if serves(i) then
-        local w = math.max(tonumber(arg(i, 2)) or 1, 1)
+        local w = weight[i]
         cur[i] = cur[i] + w
         total = total + w
         if not best or cur[i] > cur[best] then best = i end
