@@ -9,6 +9,7 @@ mod admin;
 mod api_keys;
 mod auth;
 mod concurrency;
+mod console;
 mod credentials;
 mod embedded;
 mod encryption;

@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .route("/metrics", axum::routing::get(crate::observe::metrics_endpoint))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

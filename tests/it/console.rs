@@ -1,0 +1,95 @@
+//! The web console as served by `rotor serve`: the page and its assets come from the binary,
+//! under a Content-Security-Policy that lets the page load and call nothing but its own origin.
+//! (The console's behaviour in a browser is tested by the Playwright suite.)
+
+use crate::helpers::*;
+use reqwest::Method;
+
+/// The directives a console answer must carry, whatever else it has.
+const REQUIRED: &[&str] = &[
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+];
+
+fn assert_locked_down(resp: &Resp, what: &str) {
+    let csp = resp
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"));
+    for directive in REQUIRED {
+        assert!(
+            csp.contains(directive),
+            "{what}: CSP {csp:?} lacks {directive:?}"
+        );
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{what}: {csp}"
+    );
+    assert!(
+        !csp.contains("http:") && !csp.contains("https:") && !csp.contains('*'),
+        "{what}: {csp}"
+    );
+    assert_eq!(
+        resp.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(resp.header("x-frame-options"), Some("DENY"), "{what}");
+}
+
+#[tokio::test]
+async fn the_console_page_and_its_assets_are_served_from_the_binary_under_a_strict_csp() {
+    let app = spawn_app().await;
+    let page = app.req(Method::GET, "/").send().await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
+    assert_locked_down(&page, "/");
+    // The page loads exactly its own script and stylesheet, by path, and nothing inline.
+    assert!(
+        page.text.contains(r#"src="/assets/app.js""#),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains(r#"href="/assets/app.css""#),
+        "{}",
+        page.text
+    );
+    assert!(
+        !page.text.contains("<script>"),
+        "an inline script would be refused by the CSP"
+    );
+
+    for (path, kind) in [
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let asset = app.req(Method::GET, path).send().await;
+        assert_eq!(asset.status, 200, "{path}");
+        assert!(
+            asset.header("content-type").unwrap_or("").starts_with(kind),
+            "{path}"
+        );
+        assert!(asset.text.len() > 100, "{path} is empty");
+        assert_locked_down(&asset, path);
+        // No address of another host to load from (XML namespace names are not requests).
+        let foreign = asset
+            .text
+            .match_indices("http")
+            .filter(|(at, _)| !asset.text[*at..].starts_with("http://www.w3.org/"))
+            .count();
+        assert_eq!(foreign, 0, "{path} names another origin");
+    }
+    // Anything else under the console is the API's JSON 404, not the page.
+    app.req(Method::GET, "/assets/other.js")
+        .send()
+        .await
+        .assert_error(404, "not_found");
+}
