@@ -93,3 +93,36 @@ async fn the_console_page_and_its_assets_are_served_from_the_binary_under_a_stri
         .await
         .assert_error(404, "not_found");
 }
+
+#[tokio::test]
+async fn in_a_browser_one_signs_up_out_and_in_again_and_the_password_never_shows() {
+    let app = spawn_app().await;
+    let password = "a browser-typed password";
+    let summary = run_browser(
+        "account",
+        serde_json::json!({
+            "url": app.url(""),
+            "email": "ada@example.com",
+            "password": password,
+            "name": "Ada",
+        }),
+    )
+    .await;
+    // Signing out leaves nothing in the tab's storage; the wrong password is refused as text.
+    assert_eq!(summary["storage_after_sign_out"], 0, "{summary}");
+    let refusal = summary["refusal"].as_str().unwrap_or("");
+    assert!(
+        !refusal.is_empty() && !refusal.contains(password),
+        "{summary}"
+    );
+    // The account exists through the API, and the page's session token is a working one.
+    let token = summary["token"].as_str().expect("signed in at the end");
+    let me = app.get("/api/v1/me", token).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["email"], "ada@example.com");
+    assert_eq!(
+        me.body["is_admin"], true,
+        "the first user is the instance admin"
+    );
+    assert_eq!(app.login("ada@example.com", password).await.status, 200);
+}

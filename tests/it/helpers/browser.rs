@@ -1,0 +1,34 @@
+//! The console in a real browser: `console/tests/browser.mjs` drives Debian's Chromium with
+//! playwright-core (both installed by scripts/test) and prints a JSON summary.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Runs scenario `scenario` of `console/tests/browser.mjs` with `config` (which must hold the
+/// console's `url`), fails with its output if it fails, and returns its summary.
+pub async fn run_browser(scenario: &str, config: Value) -> Value {
+    let console = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(console.join("tests/browser.mjs"))
+        .arg(scenario)
+        .arg(config.to_string())
+        .current_dir(&console)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node runs (scripts/test installs Node.js, Chromium and playwright-core)");
+    assert!(
+        out.status.success(),
+        "browser scenario {scenario} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null)
+}
