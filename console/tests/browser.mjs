@@ -66,6 +66,32 @@ const scenarios = {
   },
 };
 
+/** Signs in through the form with the config's email and password. */
+async function signIn() {
+  await page.goto(`${config.url}/`);
+  await page.getByLabel("Email").fill(config.email);
+  await page.getByLabel("Password").fill(config.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+}
+
+Object.assign(scenarios, {
+  /** The model list: which rows carry the load-balancing icon. */
+  async models() {
+    await signIn();
+    await page.getByRole("heading", { name: "Models" }).waitFor();
+    await page.locator("tr[data-model]").first().waitFor();
+    const rows = {};
+    for (const row of await page.locator("tr[data-model]").all()) {
+      const name = await row.getAttribute("data-model");
+      rows[name] = (await row.getByRole("img", { name: "Load balancing enabled" }).count()) === 1;
+    }
+    await noSecretShown(config.secrets ?? []);
+    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/models.png` });
+    return { icons: rows };
+  },
+});
+
 let summary;
 try {
   const run = scenarios[scenario];

@@ -126,3 +126,49 @@ async fn in_a_browser_one_signs_up_out_and_in_again_and_the_password_never_shows
     );
     assert_eq!(app.login("ada@example.com", password).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_model_list_marks_exactly_the_models_whose_pool_is_in_effect() {
+    let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
+    let user = app.user("ada").await;
+    let email = user.email.clone();
+    let w = World::of(&app, user).await;
+    let key = "sk-console-never-shown-0123456789";
+    let creds = w.creds_at([key; 2], "https://x.example/v1").await;
+    let pooled = w.model("pooled", "gpt", creds[0]).await;
+    let off = w.model("switched-off", "gpt", creds[0]).await;
+    w.model("single", "gpt", creds[0]).await;
+    let entries = serde_json::json!([
+        {"credential_id": null, "enabled": true},
+        {"credential_id": creds[1], "enabled": true, "weight": 2},
+    ]);
+    for (model, enabled) in [(&pooled, true), (&off, false)] {
+        app.put(
+            &w.lb_path(model),
+            &w.user.token,
+            serde_json::json!({"enabled": enabled, "entries": entries}),
+        )
+        .await
+        .assert(200);
+    }
+    let summary = run_browser(
+        "models",
+        serde_json::json!({
+            "url": app.url(""), "email": email, "password": PASSWORD, "secrets": [key],
+        }),
+    )
+    .await;
+    assert_eq!(
+        summary["icons"],
+        serde_json::json!({"pooled": true, "switched-off": false, "single": false}),
+        "the icon follows the API's `effective`"
+    );
+    // The API agrees, and the switched-off pool kept its entries.
+    let models = app.get(&w.w("/models"), &w.user.token).await;
+    for m in models.body["data"].as_array().expect("a list") {
+        let icon = summary["icons"][m["name"].as_str().unwrap_or("")].clone();
+        assert_eq!(m["load_balancing"]["effective"], icon, "{m}");
+    }
+    let kept = app.get(&w.lb_path(&off), &w.user.token).await;
+    assert_eq!(kept.body["entries"].as_array().map(Vec::len), Some(2));
+}

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { session } from "../session";
+import { Models } from "./models";
 
 type Workspace = Schemas["MemberWorkspace"];
 
@@ -57,12 +58,13 @@ export function Shell() {
         </p>
       )}
       {workspace && (
-        <section class="card">
+        <>
           <h1>{workspace.name}</h1>
           <p>
             Your role: {workspace.role}. Plan: {workspace.plan}.
           </p>
-        </section>
+          <Models ws={workspace.id} key={workspace.id} />
+        </>
       )}
     </div>
   );
