@@ -13,6 +13,8 @@ COPY crates ./crates
 COPY tests ./tests
 COPY migrations ./migrations
 COPY openapi ./openapi
+# The web console as committed (scripts/console builds it; CI checks it is current).
+COPY console/dist ./console/dist
 ARG ROTOR_LICENSE_PUBKEY=""
 # No database at build time: sqlx macros, if any, use a committed .sqlx/ cache.
 ENV SQLX_OFFLINE=true
