@@ -26,25 +26,25 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(
             "/",
-            get(|| async { page(INDEX, "text/html; charset=utf-8", "no-cache") }),
+            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
         )
         .route(
             "/assets/app.js",
-            get(|| async { page(APP_JS, "text/javascript; charset=utf-8", "no-cache") }),
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/app.css",
-            get(|| async { page(APP_CSS, "text/css; charset=utf-8", "no-cache") }),
+            get(|| async { page(APP_CSS, "text/css; charset=utf-8") }),
         )
 }
 
 /// One embedded file with the console's headers (`no-cache`: revalidated, so an upgraded
 /// binary's console is used at once).
-fn page(body: &'static [u8], content_type: &'static str, cache: &'static str) -> Response {
+fn page(body: &'static [u8], content_type: &'static str) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -19,16 +19,5 @@ pub async fn run_browser(scenario: &str, config: Value) -> Value {
         .await
         .expect("the browser run ends within 2 minutes")
         .expect("node runs (scripts/test installs Node.js, Chromium and playwright-core)");
-    assert!(
-        out.status.success(),
-        "browser scenario {scenario} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null)
+    super::sdk::summary(&format!("browser scenario {scenario}"), &out)
 }

@@ -51,9 +51,15 @@ pub async fn run_sdk(script: &str, scenario: &str, config: Value) -> Value {
         .expect("the SDK run ends within 2 minutes")
         .expect("the venv's python runs");
     let _ = std::fs::remove_dir_all(&home);
+    summary(&format!("{script} {scenario}"), &out)
+}
+
+/// A client script's summary: fails with its output unless it succeeded, then the JSON of its
+/// last output line (`Null` when it prints none).
+pub(super) fn summary(what: &str, out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
-        "{script} {scenario} failed ({}):\n{}\n{}",
+        "{what} failed ({}):\n{}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -86,6 +86,14 @@ pub struct PickRequest<'a> {
     pub client: Option<ClientAdmit>,
 }
 
+impl PickRequest<'_> {
+    /// A first attempt with no affinity and no limits: what a replayed rotation (in process)
+    /// or a batch of picks (Redis) can serve.
+    pub fn plain(&self) -> bool {
+        self.tried.is_empty() && self.sticky.is_none() && !self.limits.iter().any(|l| l.any())
+    }
+}
+
 /// An answer to report: what it was, the pool's and the credential's cooldown settings, when.
 #[derive(Debug, Clone, Copy)]
 pub struct Report<'a> {

@@ -66,11 +66,8 @@ impl Pool {
 
     /// The next pick from the schedule, when it still holds for `request`.
     fn replay(&mut self, request: &PickRequest<'_>, epoch: u64) -> Option<Choice> {
-        let plain = request.tried.is_empty()
-            && request.sticky.is_none()
-            && !request.limits.iter().any(|l| l.any());
         let schedule = self.schedule.as_mut()?;
-        let holds = plain
+        let holds = request.plain()
             && schedule.signature == request.signature
             && schedule.epoch == epoch
             && request.now_ms < schedule.valid_until_ms

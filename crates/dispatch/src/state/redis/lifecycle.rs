@@ -95,11 +95,7 @@ impl RedisState {
                 Take::Ask { back } => Some((c, back)),
             }
         });
-        let plain = asked.is_none()
-            && request.tried.is_empty()
-            && request.sticky.is_none()
-            && !request.limits.iter().any(|l| l.any());
-        let (choice, granted) = if plain {
+        let (choice, granted) = if asked.is_none() && request.plain() {
             (self.pick_batched(request, &states).await?, 0)
         } else {
             let reply = self.pick_call(request, &states, asked, 1).await?;
