@@ -254,3 +254,53 @@ async fn sigterm_lets_in_flight_requests_and_streams_finish() {
     assert!(exit.success(), "{exit:?}");
     assert!(stopping.elapsed() < Duration::from_secs(30));
 }
+
+/// A supervisor may stop an instance the moment its port opens (a rollout that is cancelled, a
+/// health probe that connects first): that SIGTERM is a clean stop, never the default action.
+#[tokio::test]
+async fn a_sigterm_the_moment_the_port_opens_is_a_clean_stop() {
+    let database_url = fresh_database().await;
+    for round in 0..5 {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = rotor_command(
+            &["serve"],
+            &[
+                ("DATABASE_URL", &database_url),
+                ("ROTOR_MASTER_KEY", &master_key(6)),
+                ("ROTOR_JWT_SECRET", JWT_SECRET),
+                ("ROTOR_LISTEN", &listen),
+                ("RUST_LOG", "off"),
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the port never opened"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: exited early"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "round {round}: still running");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}

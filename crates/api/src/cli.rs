@@ -3,6 +3,7 @@
 use crate::config::{Config, JwtSecret, LogFormat, SecretUrl};
 use crate::embedded::EmbeddedPostgres;
 use crate::startup::{shutdown_signal, Application};
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -209,9 +210,10 @@ async fn serve(config: Config) -> ExitCode {
         Err(code) => return code,
     };
     let result = async {
+        let stop = shutdown_signal().context("cannot install the SIGTERM handler")?;
         let app = Application::build(config).await?;
         tracing::info!(address = %app.local_addr()?, "rotor listening");
-        app.run_until_stopped(shutdown_signal()).await?;
+        app.run_until_stopped(stop).await?;
         tracing::info!("rotor stopped");
         anyhow::Ok(())
     }
