@@ -205,12 +205,17 @@ async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Before anything starts (the embedded PostgreSQL included): a SIGTERM from then on is a
+    // clean stop, at the latest once the instance is up.
+    let stop = match shutdown_signal().context("cannot install the SIGTERM handler") {
+        Ok(stop) => stop,
+        Err(e) => return report(Err(e)),
+    };
     let (config, embedded) = match prepare(config).await {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
     let result = async {
-        let stop = shutdown_signal().context("cannot install the SIGTERM handler")?;
         let app = Application::build(config).await?;
         tracing::info!(address = %app.local_addr()?, "rotor listening");
         app.run_until_stopped(stop).await?;
