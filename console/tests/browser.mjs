@@ -1,19 +1,32 @@
 // Drives the console in Debian's Chromium (playwright-core, no downloaded browser) for the
-// Rust end-to-end tests (tests/it/browser.rs): `node browser.mjs <scenario> <config JSON>`.
-// Every scenario records each request the page makes and fails on one to another origin, and
-// checks that no secret of the config appears in the page's text or the browser's storage.
+// Rust end-to-end tests (tests/it/helpers/browser.rs): `node browser.mjs <scenario> <config>`.
+// Scenarios live in tests/scenarios/*.mjs, each module exporting functions `(t) => summary`.
+// Every scenario records each request the page makes and fails on one to another origin or on
+// a page error; `t.noSecretShown` checks the page's text and the browser's storage.
 // The last output line is a JSON summary for the Rust side to check through the API.
+import { readdir } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
 const [scenario, raw] = process.argv.slice(2);
 const config = JSON.parse(raw ?? "{}");
 const origin = new URL(config.url).origin;
 
+const scenarios = {};
+const dir = new URL("./scenarios/", import.meta.url);
+for (const file of (await readdir(dir)).filter((f) => f.endsWith(".mjs")).sort()) {
+  Object.assign(scenarios, await import(new URL(file, dir).href));
+}
+const run = scenarios[scenario];
+if (!run) throw new Error(`no scenario ${scenario}`);
+
 const browser = await chromium.launch({
   executablePath: process.env.ROTOR_TEST_CHROMIUM ?? "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
 });
-const context = await browser.newContext({ viewport: { width: 1366, height: 800 } });
+const context = await browser.newContext({
+  viewport: { width: 1366, height: 800 },
+  permissions: ["clipboard-read", "clipboard-write"],
+});
 const page = await context.newPage();
 const foreign = [];
 page.on("request", (r) => {
@@ -23,80 +36,45 @@ page.on("request", (r) => {
 const failures = [];
 page.on("pageerror", (e) => failures.push(String(e)));
 
-/** Fails unless no secret appears in the page's text or storage (call at every step). */
-async function noSecretShown(secrets) {
-  const text = await page.evaluate(() => document.body.innerText);
-  const storage = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
-  const cookies = JSON.stringify(await context.cookies());
-  for (const s of secrets) {
-    for (const [where, value] of [["page text", text], ["storage", storage], ["cookies", cookies]]) {
-      if (value.includes(s)) throw new Error(`a secret appears in the ${where}`);
+/** What a scenario works with. */
+const t = {
+  page,
+  context,
+  config,
+  /** Fails unless no secret appears in the page's text or storage (call at every step). */
+  async noSecretShown(secrets = config.secrets ?? []) {
+    const text = await page.evaluate(() => document.body.innerText);
+    const html = await page.content();
+    const storage = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
+    const cookies = JSON.stringify(await context.cookies());
+    for (const s of secrets) {
+      const places = [["page text", text], ["page's HTML", html], ["storage", storage], ["cookies", cookies]];
+      for (const [where, value] of places) {
+        if (value.includes(s)) throw new Error(`a secret appears in the ${where}`);
+      }
     }
-  }
-}
-
-const scenarios = {
-  /** Sign up, see the shell, sign out, sign in again. */
-  async account() {
-    const { email, password, name } = config;
+  },
+  /** Signs in through the form with the config's email and password. */
+  async signIn() {
     await page.goto(`${config.url}/`);
-    await page.getByRole("button", { name: "Sign up" }).click();
-    await page.getByLabel("Name").fill(name);
-    await page.getByLabel("Email").fill(email);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign up" }).click();
-    await page.getByRole("button", { name: "Sign out" }).waitFor();
-    await page.getByText(email).waitFor();
-    await noSecretShown([password]);
-    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/signed-in.png` });
-    await page.getByRole("button", { name: "Sign out" }).click();
-    await page.getByRole("heading", { name: "Sign in to Rotor" }).waitFor();
-    const afterOut = await page.evaluate(() => sessionStorage.length);
-    // A wrong password is refused on the page, as text.
-    await page.getByLabel("Email").fill(email);
-    await page.getByLabel("Password").fill(`${password}-wrong`);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    const refusal = await page.getByRole("alert").innerText();
-    await page.getByLabel("Password").fill(password);
+    await page.getByLabel("Email").fill(config.email);
+    await page.getByLabel("Password").fill(config.password);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
-    await noSecretShown([password]);
-    const token = await page.evaluate(() => sessionStorage.getItem("rotor.session"));
-    return { storage_after_sign_out: afterOut, refusal, token };
+  },
+  /** Opens the tab labelled `label` in the bar. */
+  async openTab(label) {
+    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: label }).click();
+  },
+  /** Saves a screenshot `<name>.png` when the config asks for screenshots. */
+  async shot(name) {
+    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/${name}.png` });
   },
 };
 
-/** Signs in through the form with the config's email and password. */
-async function signIn() {
-  await page.goto(`${config.url}/`);
-  await page.getByLabel("Email").fill(config.email);
-  await page.getByLabel("Password").fill(config.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("button", { name: "Sign out" }).waitFor();
-}
-
-Object.assign(scenarios, {
-  /** The model list: which rows carry the load-balancing icon. */
-  async models() {
-    await signIn();
-    await page.getByRole("heading", { name: "Models" }).waitFor();
-    await page.locator("tr[data-model]").first().waitFor();
-    const rows = {};
-    for (const row of await page.locator("tr[data-model]").all()) {
-      const name = await row.getAttribute("data-model");
-      rows[name] = (await row.getByRole("img", { name: "Load balancing enabled" }).count()) === 1;
-    }
-    await noSecretShown(config.secrets ?? []);
-    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/models.png` });
-    return { icons: rows };
-  },
-});
-
 let summary;
 try {
-  const run = scenarios[scenario];
-  if (!run) throw new Error(`no scenario ${scenario}`);
-  summary = await run();
+  summary = await run(t);
 } finally {
   await browser.close();
 }

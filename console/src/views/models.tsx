@@ -2,11 +2,13 @@
 // is in effect, the load-balancing icon (named for assistive technology, not colour alone).
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import type { Ctx } from "./context";
 
 type Model = Schemas["ModelView"];
 
-/** The models of workspace `ws`. */
-export function Models({ ws }: { ws: string }) {
+/** The models of the current workspace. */
+export function Models({ ctx }: { ctx: Ctx }) {
+  const ws = ctx.ws.id;
   const [models, setModels] = useState<Model[] | null>(null);
   const [error, setError] = useState<string | null>(null);
 

@@ -1,17 +1,31 @@
-// The signed-in frame: who is signed in, the workspace switch with its plan, sign out.
+// The signed-in frame: who is signed in, the workspace switch with its plan, the tabs, sign out.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { session } from "../session";
-import { Models } from "./models";
+import { manages, type Ctx } from "./context";
+import { TABS } from "./routes";
 
 type Workspace = Schemas["MemberWorkspace"];
+
+/** The tab named by the URL's hash (`#/credentials`), the first one otherwise. */
+function tabFromHash(): string {
+  return location.hash.replace(/^#\/?/, "").split("/")[0] || (TABS[0]?.id ?? "");
+}
 
 /** The page once signed in. */
 export function Shell() {
   const [me, setMe] = useState<Schemas["User"] | null>(null);
   const [workspaces, setWorkspaces] = useState<Workspace[]>([]);
   const [current, setCurrent] = useState<string | null>(null);
+  const [detail, setDetail] = useState<Schemas["WorkspaceDetail"] | null>(null);
+  const [tab, setTab] = useState(tabFromHash());
   const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const onHash = () => setTab(tabFromHash());
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
 
   useEffect(() => {
     void (async () => {
@@ -24,7 +38,19 @@ export function Shell() {
     })();
   }, []);
 
-  const workspace = workspaces.find((w) => w.id === current);
+  useEffect(() => {
+    if (!current) return;
+    setDetail(null);
+    void (async () => {
+      const answer = await api.GET("/api/v1/workspaces/{ws}", { params: { path: { ws: current } } });
+      if (answer.data) setDetail(answer.data);
+      else setError(messageOf(answer.error));
+    })();
+  }, [current]);
+
+  const tabs = TABS.filter((t) => !t.adminOnly || me?.is_admin);
+  const active = tabs.find((t) => t.id === tab) ?? tabs[0];
+  const ctx: Ctx | null = me && detail ? { me, ws: detail, canManage: manages(detail.role) } : null;
   return (
     <div class="shell">
       <header class="bar">
@@ -41,9 +67,9 @@ export function Shell() {
             </select>
           </label>
         )}
-        {workspace && (
-          <span class="plan" aria-label={`Plan: ${workspace.plan}`}>
-            {workspace.plan}
+        {detail && (
+          <span class="plan" aria-label={`Plan: ${detail.plan}`}>
+            {detail.plan}
           </span>
         )}
         <span class="spacer" />
@@ -52,18 +78,26 @@ export function Shell() {
           Sign out
         </button>
       </header>
+      <nav class="tabs" aria-label="Sections">
+        {tabs.map((t) => (
+          <a key={t.id} href={`#/${t.id}`} aria-current={t.id === active?.id ? "page" : undefined}>
+            {t.label}
+          </a>
+        ))}
+      </nav>
       {error && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
-      {workspace && (
+      {ctx && active && (
         <>
-          <h1>{workspace.name}</h1>
-          <p>
-            Your role: {workspace.role}. Plan: {workspace.plan}.
+          <h1>{ctx.ws.name}</h1>
+          <p class="muted">
+            Your role: {ctx.ws.role}. Plan: {ctx.ws.plan}. Load balancing:{" "}
+            {ctx.ws.features.load_balancing ? "available" : "not available on this plan"}.
           </p>
-          <Models ws={workspace.id} key={workspace.id} />
+          <active.view ctx={ctx} key={`${ctx.ws.id}/${active.id}`} />
         </>
       )}
     </div>

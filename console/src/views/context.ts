@@ -1,0 +1,16 @@
+// What every signed-in screen is given: the user, the current workspace with its features,
+// and whether the user may change it (owners and admins manage, the others read).
+import type { Schemas } from "../api/client";
+
+/** The current workspace as a screen sees it. */
+export interface Ctx {
+  me: Schemas["User"];
+  ws: Schemas["WorkspaceDetail"];
+  /** Owners and admins change things; editors and normal members read. */
+  canManage: boolean;
+}
+
+/** Whether `role` manages the workspace. */
+export function manages(role: Schemas["Role"]): boolean {
+  return role === "owner" || role === "admin";
+}

@@ -1,0 +1,17 @@
+// The console's screens, one tab each, addressed by the URL's hash (`#/models`) so a reload
+// or a bookmark lands on the same screen.
+import type { ComponentType } from "preact";
+import type { Ctx } from "./context";
+import { Models } from "./models";
+
+/** One screen of the console. */
+export interface Tab {
+  id: string;
+  label: string;
+  /** Shown to instance administrators only. */
+  adminOnly?: boolean;
+  view: ComponentType<{ ctx: Ctx }>;
+}
+
+/** The tabs, in the order the bar shows them. */
+export const TABS: Tab[] = [{ id: "models", label: "Models", view: Models }];

@@ -1,0 +1,31 @@
+// Signing up, out and in.
+
+/** Sign up, see the shell, sign out, sign in again. */
+export async function account(t) {
+  const { page, config } = t;
+  const { email, password, name } = config;
+  await page.goto(`${config.url}/`);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+  await page.getByText(email).waitFor();
+  await t.noSecretShown([password]);
+  await t.shot("signed-in");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Rotor" }).waitFor();
+  const afterOut = await page.evaluate(() => sessionStorage.length);
+  // A wrong password is refused on the page, as text.
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(`${password}-wrong`);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const refusal = await page.getByRole("alert").innerText();
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+  await t.noSecretShown([password]);
+  const token = await page.evaluate(() => sessionStorage.getItem("rotor.session"));
+  return { storage_after_sign_out: afterOut, refusal, token };
+}
