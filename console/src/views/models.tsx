@@ -1,8 +1,10 @@
 // The workspace's model list: each model with its provider, upstream name and, when its pool
-// is in effect, the load-balancing icon (named for assistive technology, not colour alone).
+// is in effect, the load-balancing icon (named for assistive technology, not colour alone);
+// a model's **Config** opens its **Load balancing** pane.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
+import { LoadBalancingPane } from "./load_balancing";
 
 type Model = Schemas["ModelView"];
 
@@ -10,15 +12,21 @@ type Model = Schemas["ModelView"];
 export function Models({ ctx }: { ctx: Ctx }) {
   const ws = ctx.ws.id;
   const [models, setModels] = useState<Model[] | null>(null);
+  const [providers, setProviders] = useState<Schemas["ProviderView"][]>([]);
+  const [menu, setMenu] = useState<string | null>(null);
+  const [pane, setPane] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+
+  async function load() {
+    const answer = await api.GET("/api/v1/workspaces/{ws}/models", { params: { path: { ws }, query: { limit: 200 } } });
+    if (answer.data) setModels(answer.data.data);
+    else setError(messageOf(answer.error));
+  }
 
   useEffect(() => {
     setModels(null);
-    void (async () => {
-      const answer = await api.GET("/api/v1/workspaces/{ws}/models", { params: { path: { ws } } });
-      if (answer.data) setModels(answer.data.data);
-      else setError(messageOf(answer.error));
-    })();
+    void load();
+    void api.GET("/api/v1/providers").then((r) => r.data && setProviders(r.data.data));
   }, [ws]);
 
   if (error)
@@ -28,37 +36,78 @@ export function Models({ ctx }: { ctx: Ctx }) {
       </p>
     );
   if (!models) return <p>Loading models…</p>;
+  const open = models.find((m) => m.id === pane);
   return (
-    <section class="card" aria-labelledby="models-title">
-      <h2 id="models-title">Models</h2>
-      {models.length === 0 ? (
-        <p>No models yet.</p>
-      ) : (
-        <table class="models">
-          <thead>
-            <tr>
-              <th scope="col">Model</th>
-              <th scope="col">Provider</th>
-              <th scope="col">Upstream model</th>
-              <th scope="col">Type</th>
-            </tr>
-          </thead>
-          <tbody>
-            {models.map((m) => (
-              <tr key={m.id} data-model={m.name}>
-                <th scope="row">
-                  {m.name}
-                  {m.load_balancing.effective && <BalancedIcon />}
+    <>
+      <section class="card" aria-labelledby="models-title">
+        <h2 id="models-title">Models</h2>
+        {models.length === 0 ? (
+          <p>No models yet.</p>
+        ) : (
+          <table class="models">
+            <thead>
+              <tr>
+                <th scope="col">Model</th>
+                <th scope="col">Provider</th>
+                <th scope="col">Upstream model</th>
+                <th scope="col">Type</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
                 </th>
-                <td>{m.provider}</td>
-                <td>{m.upstream_model}</td>
-                <td>{m.model_type}</td>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {models.map((m) => (
+                <tr key={m.id} data-model={m.name}>
+                  <th scope="row">
+                    {m.name}
+                    {m.load_balancing.effective && <BalancedIcon />}
+                  </th>
+                  <td>{m.provider}</td>
+                  <td>{m.upstream_model}</td>
+                  <td>{m.model_type}</td>
+                  <td class="actions">
+                    <button
+                      type="button"
+                      class="secondary"
+                      aria-haspopup="menu"
+                      aria-expanded={menu === m.id}
+                      onClick={() => setMenu(menu === m.id ? null : m.id)}
+                    >
+                      Config
+                    </button>
+                    {menu === m.id && (
+                      <div class="menu" role="menu" aria-label={`Config ${m.name}`}>
+                        <button
+                          type="button"
+                          role="menuitem"
+                          onClick={() => {
+                            setMenu(null);
+                            setPane(m.id);
+                          }}
+                        >
+                          Load balancing
+                        </button>
+                      </div>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      {open && (
+        <LoadBalancingPane
+          key={open.id}
+          ctx={ctx}
+          model={open}
+          providers={providers}
+          onClose={() => setPane(null)}
+          onSaved={() => void load()}
+        />
       )}
-    </section>
+    </>
   );
 }
 
