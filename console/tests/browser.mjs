@@ -68,7 +68,7 @@ const t = {
   },
   /** Saves a screenshot `<name>.png` when the config asks for screenshots. */
   async shot(name) {
-    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/${name}.png` });
+    if (config.screenshots) await page.screenshot({ path: `${config.screenshots}/${name}.png`, fullPage: true });
   },
 };
 

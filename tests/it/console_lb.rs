@@ -41,6 +41,12 @@ async fn the_dify_procedure_in_a_browser_balances_the_model_and_switching_off_ke
         json!(["Default Config", "key-1", "key-1", "fresh"])
     );
     assert_eq!(summary["icons"], json!({"gpt": true, "single": false}));
+    // The page shows each entry's share of the traffic before Save.
+    let shares: Vec<String> = ["20", "20", "20", "40"]
+        .iter()
+        .map(|s| format!("{s} % of requests"))
+        .collect();
+    assert_eq!(summary["shares"], json!(shares));
 
     // Through the API: on and in effect, with the entries in the page's order.
     let pool = w.lb(&gpt).await;

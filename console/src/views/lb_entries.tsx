@@ -21,16 +21,18 @@ interface EntriesProps {
 
 /** The entries as a list, in rotation order. */
 export function Entries(p: EntriesProps) {
+  const weight = (e: DraftEntry) => (e.enabled && /^\d+$/.test(e.weight.trim()) ? Number(e.weight) : 0);
+  const total = p.entries.reduce((sum, e) => sum + weight(e), 0);
   return (
     <ol class="entries" aria-label="Credentials in the pool">
       {p.entries.map((e, i) => (
-        <EntryRow key={e.key} index={i} entry={e} {...p} />
+        <EntryRow key={e.key} index={i} entry={e} share={total > 0 ? Math.round((weight(e) * 100) / total) : 0} {...p} />
       ))}
     </ol>
   );
 }
 
-function EntryRow(p: EntriesProps & { index: number; entry: DraftEntry }) {
+function EntryRow(p: EntriesProps & { index: number; entry: DraftEntry; share: number }) {
   const { entry: e, index: i, errors } = p;
   const set = (change: Partial<DraftEntry>) => p.onChange(i, { ...e, ...change });
   const field = (name: keyof DraftEntry, label: string, placeholder = "") => {
@@ -75,6 +77,7 @@ function EntryRow(p: EntriesProps & { index: number; entry: DraftEntry }) {
             {e.credential_id === null && <span class="muted"> (the model's credential: {p.defaultName})</span>}
           </span>
         </label>
+        <span class="muted share">{p.share} % of requests</span>
         <span class="spacer" />
         <StatusText status={status} saved={e.id !== null} readAt={p.readAt} now={p.now} />
         {!p.readOnly && (

@@ -120,8 +120,13 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
     if (status === 412) {
       setMessage({ kind: "error", text: "Someone else changed this pool meanwhile. Reload it to see their version." });
     } else {
-      setErrors(fieldErrors(answer.error));
-      setMessage({ kind: "error", text: messageOf(answer.error) });
+      const fields = fieldErrors(answer.error);
+      setErrors(fields);
+      const beside = Object.keys(fields).some((f) => f !== "entries");
+      setMessage({
+        kind: "error",
+        text: beside ? "Some fields need a change: see the messages next to them." : messageOf(answer.error),
+      });
     }
   }
 

@@ -58,6 +58,7 @@ export async function lb_procedure(t) {
   const added = pane.locator(`li[data-entry="${fresh.name}"]`);
   await added.waitFor();
   await added.getByLabel("Weight").fill("2");
+  const shares = await pane.locator("li[data-entry] .share").allInnerTexts();
   await t.noSecretShown([fresh.api_key]);
   await pane.getByRole("switch", { name: "Load balancing" }).check();
   await pane.getByRole("button", { name: "Save" }).click();
@@ -65,7 +66,7 @@ export async function lb_procedure(t) {
   await page.locator(`tr[data-model="${config.model}"]`).getByRole("img", { name: "Load balancing enabled" }).waitFor();
   await t.noSecretShown([fresh.api_key]);
   await t.shot("load-balancing");
-  return { before, entries: await entryNames(pane), icons: await icons(page) };
+  return { before, shares, entries: await entryNames(pane), icons: await icons(page) };
 }
 
 /** Switching the pool off again, from the same pane. */

@@ -6,8 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Runs scenario `scenario` of `console/tests/browser.mjs` with `config` (which must hold the
-/// console's `url`), fails with its output if it fails, and returns its summary.
-pub async fn run_browser(scenario: &str, config: Value) -> Value {
+/// console's `url`), fails with its output if it fails, and returns its summary. With
+/// `ROTOR_TEST_SCREENSHOTS=<dir>` set, the scenarios save their screenshots there (the README's
+/// come from `ROTOR_TEST_SCREENSHOTS=$PWD/docs/screenshots scripts/test -E 'test(/^console/)'`).
+pub async fn run_browser(scenario: &str, mut config: Value) -> Value {
+    if let (Ok(dir), Some(c)) = (
+        std::env::var("ROTOR_TEST_SCREENSHOTS"),
+        config.as_object_mut(),
+    ) {
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        c.insert("screenshots".to_owned(), Value::String(dir));
+    }
     let console = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console");
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(console.join("tests/browser.mjs"))
