@@ -94,6 +94,10 @@ async fn the_dify_procedure_in_a_browser_balances_the_model_and_switching_off_ke
     // Switching back to a single credential keeps the pool for later.
     let off = run_browser("lb_switch_off", cfg).await;
     assert_eq!(off["was_on"], true, "{off}");
+    assert_eq!(
+        off["focus_back"], true,
+        "Escape gives the focus back to Config"
+    );
     assert_eq!(off["icons"], json!({"gpt": false, "single": false}));
     let pool = w.lb(&gpt).await;
     assert_eq!(pool["enabled"], false);

@@ -1,7 +1,7 @@
 // The workspace's model list: each model with its provider, upstream name and, when its pool
 // is in effect, the load-balancing icon (named for assistive technology, not colour alone);
 // a model's **Config** opens its **Load balancing** pane.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
 import { LoadBalancingPane } from "./load_balancing";
@@ -28,6 +28,15 @@ export function Models({ ctx }: { ctx: Ctx }) {
     void load();
     void api.GET("/api/v1/providers").then((r) => r.data && setProviders(r.data.data));
   }, [ws]);
+
+  // A menu opens with its item focused; Escape closes it and returns to its Config button.
+  useLayoutEffect(() => {
+    if (menu) document.querySelector<HTMLElement>(`[data-menu="${menu}"] [role="menuitem"]`)?.focus();
+  }, [menu]);
+  const closeMenu = (id: string) => {
+    setMenu(null);
+    document.querySelector<HTMLElement>(`[data-config="${id}"]`)?.focus();
+  };
 
   if (error)
     return (
@@ -66,10 +75,11 @@ export function Models({ ctx }: { ctx: Ctx }) {
                   <td>{m.provider}</td>
                   <td>{m.upstream_model}</td>
                   <td>{m.model_type}</td>
-                  <td class="actions">
+                  <td class="actions" onKeyDown={(e) => e.key === "Escape" && menu === m.id && closeMenu(m.id)}>
                     <button
                       type="button"
                       class="secondary"
+                      data-config={m.id}
                       aria-haspopup="menu"
                       aria-expanded={menu === m.id}
                       onClick={() => setMenu(menu === m.id ? null : m.id)}
@@ -77,7 +87,12 @@ export function Models({ ctx }: { ctx: Ctx }) {
                       Config
                     </button>
                     {menu === m.id && (
-                      <div class="menu" role="menu" aria-label={`Config ${m.name}`}>
+                      <div
+                        class="menu"
+                        role="menu"
+                        data-menu={m.id}
+                        aria-label={`Config ${m.name}`}
+                      >
                         <button
                           type="button"
                           role="menuitem"

@@ -69,18 +69,30 @@ export async function lb_procedure(t) {
   return { before, shares, entries: await entryNames(pane), icons: await icons(page) };
 }
 
-/** Switching the pool off again, from the same pane. */
+/** Switching the pool off again, from the same pane, with the keyboard only. */
 export async function lb_switch_off(t) {
   const { page, config } = t;
   await t.signIn();
-  const pane = await openPane(t, config.model);
+  await page.getByRole("heading", { name: "Models" }).waitFor();
+  const row = page.locator(`tr[data-model="${config.model}"]`);
+  await row.getByRole("button", { name: "Config" }).focus();
+  await page.keyboard.press("Enter");
+  // The menu opens on its item; Escape closes it and gives the focus back to Config.
+  await page.keyboard.press("Escape");
+  const back = await row.getByRole("button", { name: "Config" }).evaluate((b) => b === document.activeElement);
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  const pane = page.getByRole("dialog", { name: "Load balancing" });
+  await pane.locator("li[data-entry]").first().waitFor();
   const sw = pane.getByRole("switch", { name: "Load balancing" });
   const wasOn = await sw.isChecked();
-  await sw.uncheck();
-  await pane.getByRole("button", { name: "Save" }).click();
+  await sw.focus();
+  await page.keyboard.press("Space");
+  await pane.getByRole("button", { name: "Save" }).focus();
+  await page.keyboard.press("Enter");
   await pane.getByText("Saved.", { exact: true }).waitFor();
   await page.locator(`tr[data-model="${config.model}"] [role="img"]`).waitFor({ state: "detached" });
-  return { was_on: wasOn, entries: await entryNames(pane), icons: await icons(page) };
+  return { was_on: wasOn, focus_back: back, entries: await entryNames(pane), icons: await icons(page) };
 }
 
 /** The two-credential rule, then a server 422 shown next to its fields. */
