@@ -172,3 +172,37 @@ async fn the_model_list_marks_exactly_the_models_whose_pool_is_in_effect() {
     let kept = app.get(&w.lb_path(&off), &w.user.token).await;
     assert_eq!(kept.body["entries"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn a_model_added_in_the_page_serves_with_its_credential_and_one_removed_is_gone() {
+    let app = spawn_app().await;
+    let user = app.user("ada").await;
+    let email = user.email.clone();
+    let w = World::of(&app, user).await;
+    let creds = w
+        .creds(["sk-model-form-000001", "sk-model-form-000002"])
+        .await;
+    let old = w.model("old", "gpt", creds[0]).await;
+    let summary = run_browser(
+        "models_add",
+        serde_json::json!({
+            "url": app.url(""), "email": email, "password": PASSWORD,
+            "name": "chat", "upstream": "gpt-up", "credential": "key-1", "remove": "old",
+        }),
+    )
+    .await;
+    assert_eq!(summary["price_error"], "must be a number", "{summary}");
+    assert_eq!(summary["names"], serde_json::json!(["chat"]));
+    let models = app.get(&w.w("/models"), &w.user.token).await;
+    let list = models.body["data"].as_array().expect("a list");
+    assert_eq!(list.len(), 1, "{}", models.body);
+    assert_eq!(list[0]["upstream_model"], "gpt-up");
+    assert_eq!(list[0]["credential_id"], creds[1].to_string());
+    assert_eq!(list[0]["input_usd_per_mtok"], 2.5);
+    app.get(&w.w(&format!("/models/{old}")), &w.user.token)
+        .await
+        .assert_error(404, "not_found");
+    // The gateway serves it with the credential chosen in the page.
+    w.chat("chat").await.assert(200);
+    assert_eq!(w.counts().get("sk-model-form-000002"), Some(&1));
+}

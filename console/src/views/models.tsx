@@ -5,6 +5,7 @@ import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
 import { LoadBalancingPane } from "./load_balancing";
+import { ModelForm } from "./model_form";
 
 type Model = Schemas["ModelView"];
 
@@ -15,6 +16,8 @@ export function Models({ ctx }: { ctx: Ctx }) {
   const [providers, setProviders] = useState<Schemas["ProviderView"][]>([]);
   const [menu, setMenu] = useState<string | null>(null);
   const [pane, setPane] = useState<string | null>(null);
+  const [adding, setAdding] = useState(false);
+  const [removing, setRemoving] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   async function load() {
@@ -38,6 +41,14 @@ export function Models({ ctx }: { ctx: Ctx }) {
     document.querySelector<HTMLElement>(`[data-config="${id}"]`)?.focus();
   };
 
+  async function remove(id: string) {
+    const answer = await api.DELETE("/api/v1/workspaces/{ws}/models/{id}", { params: { path: { ws, id } } });
+    setRemoving(null);
+    if (answer.response.status !== 204) return setError(messageOf(answer.error));
+    if (pane === id) setPane(null);
+    await load();
+  }
+
   if (error)
     return (
       <p class="error" role="alert">
@@ -49,7 +60,26 @@ export function Models({ ctx }: { ctx: Ctx }) {
   return (
     <>
       <section class="card" aria-labelledby="models-title">
-        <h2 id="models-title">Models</h2>
+        <div class="pane-head">
+          <h2 id="models-title">Models</h2>
+          <span class="spacer" />
+          {ctx.canManage && !adding && (
+            <button type="button" onClick={() => setAdding(true)}>
+              Add model
+            </button>
+          )}
+        </div>
+        {adding && (
+          <ModelForm
+            ws={ws}
+            providers={providers}
+            onCancel={() => setAdding(false)}
+            onCreated={() => {
+              setAdding(false);
+              void load();
+            }}
+          />
+        )}
         {models.length === 0 ? (
           <p>No models yet.</p>
         ) : (
@@ -102,6 +132,29 @@ export function Models({ ctx }: { ctx: Ctx }) {
                           }}
                         >
                           Load balancing
+                        </button>
+                        {ctx.canManage && (
+                          <button
+                            type="button"
+                            role="menuitem"
+                            onClick={() => {
+                              setMenu(null);
+                              setRemoving(m.id);
+                            }}
+                          >
+                            Remove model
+                          </button>
+                        )}
+                      </div>
+                    )}
+                    {removing === m.id && (
+                      <div class="confirm" role="group" aria-label={`Remove ${m.name}?`}>
+                        <span>Remove {m.name}? Its pool goes with it.</span>
+                        <button type="button" class="danger" onClick={() => void remove(m.id)}>
+                          Remove
+                        </button>
+                        <button type="button" class="secondary" onClick={() => setRemoving(null)}>
+                          Keep
                         </button>
                       </div>
                     )}
