@@ -3,6 +3,11 @@
 import type { ComponentType } from "preact";
 import type { Ctx } from "./context";
 import { Models } from "./models";
+import { Members } from "./members";
+import { Usage } from "./usage";
+import { Audit } from "./audit";
+import { License } from "./license";
+import { AdminWorkspaces } from "./admin_workspaces";
 
 /** One screen of the console. */
 export interface Tab {
@@ -14,4 +19,11 @@ export interface Tab {
 }
 
 /** The tabs, in the order the bar shows them. */
-export const TABS: Tab[] = [{ id: "models", label: "Models", view: Models }];
+export const TABS: Tab[] = [
+  { id: "models", label: "Models", view: Models },
+  { id: "members", label: "Members", view: Members },
+  { id: "usage", label: "Usage", view: Usage },
+  { id: "audit", label: "Audit log", view: Audit },
+  { id: "license", label: "License", adminOnly: true, view: License },
+  { id: "workspaces", label: "Workspaces", adminOnly: true, view: AdminWorkspaces },
+];
