@@ -3,6 +3,8 @@
 const KEY = "rotor.session";
 
 let current: string | null = sessionStorage.getItem(KEY);
+/** Why the last session ended when it was not the user's choice (shown on the sign-in form). */
+let ended: string | null = null;
 const listeners = new Set<() => void>();
 
 export const session = {
@@ -11,13 +13,19 @@ export const session = {
   },
   signIn(token: string): void {
     current = token;
+    ended = null;
     sessionStorage.setItem(KEY, token);
     listeners.forEach((l) => l());
   },
-  signOut(): void {
+  signOut(why: string | null = null): void {
     current = null;
+    ended = why;
     sessionStorage.removeItem(KEY);
     listeners.forEach((l) => l());
+  },
+  /** Why the session ended, when the server ended it. */
+  endedBecause(): string | null {
+    return ended;
   },
   subscribe(listener: () => void): () => void {
     listeners.add(listener);

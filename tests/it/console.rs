@@ -206,3 +206,30 @@ async fn a_model_added_in_the_page_serves_with_its_credential_and_one_removed_is
     w.chat("chat").await.assert(200);
     assert_eq!(w.counts().get("sk-model-form-000002"), Some(&1));
 }
+
+#[tokio::test]
+async fn a_tab_whose_session_ended_returns_to_sign_in_and_says_why() {
+    let app = spawn_app().await;
+    let user = app.user("ada").await;
+    let stale = user.token.clone();
+    app.post(
+        "/api/v1/me/password",
+        &user.token,
+        serde_json::json!({"current_password": PASSWORD, "new_password": "another password 42"}),
+    )
+    .await
+    .assert(204);
+    assert_eq!(app.get("/api/v1/me", &stale).await.status, 401);
+    let summary = run_browser(
+        "session_ended",
+        serde_json::json!({"url": app.url(""), "token": stale}),
+    )
+    .await;
+    assert!(
+        summary["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("session has ended")),
+        "{summary}"
+    );
+    assert_eq!(summary["storage"], 0, "the stale token is dropped");
+}

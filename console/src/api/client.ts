@@ -12,6 +12,14 @@ const bearer: Middleware = {
     if (token) request.headers.set("authorization", `Bearer ${token}`);
     return request;
   },
+  // A 401 means the token no longer works (expired, password changed, user removed): back to
+  // the sign-in form instead of screens that keep failing.
+  onResponse({ response }) {
+    if (response.status === 401 && session.token()) {
+      session.signOut("Your session has ended. Sign in again.");
+    }
+    return response;
+  },
 };
 
 /** The typed client: same origin, JSON, the session's bearer token. */

@@ -37,6 +37,11 @@ export function Auth() {
   return (
     <section class="card narrow" aria-labelledby="auth-title">
       <h1 id="auth-title">{title} to Rotor</h1>
+      {session.endedBecause() && (
+        <p class="notice" role="status">
+          {session.endedBecause()}
+        </p>
+      )}
       <form onSubmit={submit} noValidate>
         {mode === "signup" && (
           <Field id="name" label="Name" value={name} onInput={setName} error={fields.name} autoComplete="name" />

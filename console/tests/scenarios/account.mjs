@@ -29,3 +29,16 @@ export async function account(t) {
   const token = await page.evaluate(() => sessionStorage.getItem("rotor.session"));
   return { storage_after_sign_out: afterOut, refusal, token };
 }
+
+/** A tab whose session the server ended (here: the password changed elsewhere). */
+export async function session_ended(t) {
+  const { page, config } = t;
+  await page.goto(`${config.url}/`);
+  await page.evaluate((token) => sessionStorage.setItem("rotor.session", token), config.token);
+  await page.reload();
+  await page.getByRole("heading", { name: "Sign in to Rotor" }).waitFor();
+  return {
+    notice: await page.getByRole("status").innerText(),
+    storage: await page.evaluate(() => sessionStorage.length),
+  };
+}
