@@ -54,13 +54,17 @@ const t = {
       }
     }
   },
-  /** Signs in through the form with the config's email and password. */
+  /** Signs in through the form with the config's email and password, then switches to the
+   * config's `workspace` (an id) when it names one. */
   async signIn() {
     await page.goto(`${config.url}/`);
     await page.getByLabel("Email").fill(config.email);
     await page.getByLabel("Password").fill(config.password);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
+    if (config.workspace) {
+      await page.getByRole("combobox", { name: "Workspace" }).selectOption(config.workspace);
+    }
   },
   /** Opens the tab labelled `label` in the bar. */
   async openTab(label) {

@@ -209,3 +209,31 @@ async fn a_cooling_entry_counts_down_in_seconds_and_reset_cooldowns_puts_it_back
     let pool = w.lb(&gpt).await;
     assert_eq!(pool["entries"][1]["status"]["state"], "available", "{pool}");
 }
+
+#[tokio::test]
+async fn a_member_who_only_reads_sees_the_pool_and_cannot_change_it() {
+    let app = spawn_app_with(&[("ROTOR_LICENSE", &lb_license())]).await;
+    let owner = app.user("owner").await;
+    let w = World::of(&app, owner.clone()).await;
+    let creds = w
+        .creds(["sk-read-only-0000001", "sk-read-only-0000002"])
+        .await;
+    let gpt = w.pooled_model("gpt", &creds, 60).await;
+    let reader = app.user("reader").await;
+    app.add_member(&owner, w.ws(), &reader, "normal").await;
+    let before = w.lb(&gpt).await;
+    // The reader's first workspace is their own; the shared one is picked in the bar.
+    let summary = run_browser(
+        "lb_read_only",
+        json!({"url": app.url(""), "email": reader.email, "password": PASSWORD,
+               "model": "gpt", "workspace": owner.workspace}),
+    )
+    .await;
+    assert_eq!(summary["entries"], 2, "{summary}");
+    assert_eq!(summary["switch_disabled"], true);
+    assert_eq!(summary["weight_disabled"], true);
+    for control in ["save", "add", "reset"] {
+        assert_eq!(summary[control], 0, "{control}: {summary}");
+    }
+    assert_eq!(w.lb(&gpt).await["version"], before["version"]);
+}

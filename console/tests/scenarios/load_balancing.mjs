@@ -157,3 +157,19 @@ export async function lb_countdown(t) {
     countdowns_after: await entry.locator(".countdown").count(),
   };
 }
+
+/** A member who only reads: the pane shows the pool, nothing in it can be changed. */
+export async function lb_read_only(t) {
+  const { config } = t;
+  await t.signIn();
+  const pane = await openPane(t, config.model);
+  const count = (role, name) => pane.getByRole(role, { name }).count();
+  return {
+    entries: await pane.locator("li[data-entry]").count(),
+    switch_disabled: await pane.getByRole("switch", { name: "Load balancing" }).isDisabled(),
+    save: await count("button", "Save"),
+    add: await count("button", "Add credential"),
+    reset: await count("button", "Reset cooldowns"),
+    weight_disabled: await pane.getByLabel("Weight").first().isDisabled(),
+  };
+}
