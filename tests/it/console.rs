@@ -233,3 +233,28 @@ async fn a_tab_whose_session_ended_returns_to_sign_in_and_says_why() {
     );
     assert_eq!(summary["storage"], 0, "the stale token is dropped");
 }
+
+#[tokio::test]
+async fn a_workspace_created_from_the_bar_is_owned_by_its_creator_and_shown_at_once() {
+    let app = spawn_app().await;
+    let user = app.user("ada").await;
+    let summary = run_browser(
+        "new_workspace",
+        serde_json::json!({"url": app.url(""), "email": user.email, "password": PASSWORD,
+                           "name": "Research"}),
+    )
+    .await;
+    assert!(
+        !summary["refusal"].as_str().unwrap_or("").is_empty(),
+        "{summary}"
+    );
+    let list = app.get("/api/v1/workspaces", &user.token).await;
+    let research = list.body["data"]
+        .as_array()
+        .and_then(|l| l.iter().find(|w| w["name"] == "Research").cloned())
+        .expect("the new workspace");
+    assert_eq!(research["role"], "owner");
+    assert_eq!(summary["selected"], research["id"], "{summary}");
+    assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(summary["options"].as_array().map(Vec::len), Some(2));
+}

@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { session } from "../session";
 import { manages, type Ctx } from "./context";
+import { NewWorkspace } from "./new_workspace";
 import { TABS } from "./routes";
 
 type Workspace = Schemas["MemberWorkspace"];
@@ -72,6 +73,12 @@ export function Shell() {
             {detail.plan}
           </span>
         )}
+        <NewWorkspace
+          onCreated={(ws) => {
+            setWorkspaces([...workspaces, ws]);
+            setCurrent(ws.id);
+          }}
+        />
         <span class="spacer" />
         {me && <span class="who">{me.email}</span>}
         <button type="button" onClick={() => session.signOut()}>

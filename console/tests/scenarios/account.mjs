@@ -42,3 +42,21 @@ export async function session_ended(t) {
     storage: await page.evaluate(() => sessionStorage.length),
   };
 }
+
+/** A new workspace from the bar: refused without a name, then created and switched to. */
+export async function new_workspace(t) {
+  const { page, config } = t;
+  await t.signIn();
+  await page.getByRole("button", { name: "New workspace" }).click();
+  const form = page.getByRole("form", { name: "New workspace" });
+  await form.getByRole("button", { name: "Create" }).click();
+  const refusal = await form.locator("#new-workspace-name-error").innerText();
+  await form.getByLabel("Workspace name").fill(config.name);
+  await form.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: config.name, level: 1 }).waitFor();
+  return {
+    refusal,
+    selected: await page.getByRole("combobox", { name: "Workspace" }).inputValue(),
+    options: await page.getByRole("combobox", { name: "Workspace" }).locator("option").allInnerTexts(),
+  };
+}
