@@ -3,6 +3,8 @@
 import type { ComponentType } from "preact";
 import type { Ctx } from "./context";
 import { Models } from "./models";
+import { Credentials } from "./credentials";
+import { ApiKeys } from "./api_keys";
 import { Members } from "./members";
 import { Usage } from "./usage";
 import { Audit } from "./audit";
@@ -21,6 +23,8 @@ export interface Tab {
 /** The tabs, in the order the bar shows them. */
 export const TABS: Tab[] = [
   { id: "models", label: "Models", view: Models },
+  { id: "credentials", label: "Credentials", view: Credentials },
+  { id: "api-keys", label: "API keys", view: ApiKeys },
   { id: "members", label: "Members", view: Members },
   { id: "usage", label: "Usage", view: Usage },
   { id: "audit", label: "Audit log", view: Audit },
