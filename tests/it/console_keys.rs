@@ -237,6 +237,8 @@ async fn an_api_key_created_in_the_page_is_shown_once_works_and_stops_when_revok
     let revoked = run_browser("api_key_revoke", config).await;
     assert_eq!(revoked["status"], "Revoked", "{revoked}");
     assert_eq!(revoked["buttons"], 0, "{revoked}");
+    assert_eq!(revoked["keep_focused"], true, "{revoked}");
+    assert_eq!(revoked["focus_back"], true, "{revoked}");
     assert_eq!(gateway_status(&app, key).await, 401);
     assert!(key_named(&w, "from-page").await.is_none());
     // The world's own key is untouched.

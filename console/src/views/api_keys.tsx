@@ -2,9 +2,10 @@
 // once, in memory only, with a Copy button), changing its limits and revoking it (confirmed
 // in the page).
 import { Fragment } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { LimitsForm, limitsText, NewKeyForm } from "./api_key_form";
+import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
 
 type Key = Schemas["KeyView"];
@@ -109,7 +110,7 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
                   </td>
                   <td class="nowrap">{new Date(k.created_at).toLocaleDateString()}</td>
                   <td class="limits">{limitsText(k)}</td>
-                  <td>{usageText(k)}</td>
+                  <td class="usage">{usageText(k)}</td>
                   <td>{gone ? "Revoked" : status(k)}</td>
                   {ctx.canManage && (
                     <td class="actions">
@@ -124,15 +125,13 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
                         </div>
                       )}
                       {revoking === k.id && (
-                        <div class="confirm" role="group" aria-label={`Revoke ${k.name}?`}>
-                          <span>Revoke {k.name}? Applications using it stop working at once.</span>
-                          <button type="button" class="danger" onClick={() => void revoke(k)}>
-                            Revoke
-                          </button>
-                          <button type="button" class="secondary" onClick={() => setRevoking(null)}>
-                            Keep
-                          </button>
-                        </div>
+                        <Confirm
+                          label={`Revoke ${k.name}?`}
+                          text={`Revoke ${k.name}? Applications using it stop working at once.`}
+                          action="Revoke"
+                          onConfirm={() => void revoke(k)}
+                          onKeep={() => setRevoking(null)}
+                        />
                       )}
                     </td>
                   )}
@@ -166,6 +165,9 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
 /** The key just created, shown this once with a Copy button. */
 function CreatedKey({ created, onDismiss }: { created: Schemas["CreatedKey"]; onDismiss: () => void }) {
   const [copied, setCopied] = useState<string | null>(null);
+  // The panel opens with Copy focused, so the keyboard lands where the key is.
+  const copyButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => copyButton.current?.focus(), []);
   async function copy() {
     try {
       await navigator.clipboard.writeText(created.key);
@@ -184,7 +186,7 @@ function CreatedKey({ created, onDismiss }: { created: Schemas["CreatedKey"]; on
         <code class="secret-once" id="created-key">
           {created.key}
         </code>
-        <button type="button" onClick={() => void copy()}>
+        <button type="button" ref={copyButton} onClick={() => void copy()}>
           Copy
         </button>
         <button type="button" class="secondary" onClick={onDismiss}>

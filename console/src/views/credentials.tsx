@@ -4,6 +4,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
 import { configOf, CredentialForm } from "./credential_form";
 
@@ -236,15 +237,13 @@ function Row({ c, ctx, checked, editing, deleting, onEdit, onValidate, onDelete,
               </button>
             </div>
             {deleting && (
-              <div class="confirm" role="group" aria-label={`Delete ${c.name}?`}>
-                <span>Delete {c.name}? Pools that use it lose it.</span>
-                <button type="button" class="danger" onClick={onConfirm}>
-                  Delete
-                </button>
-                <button type="button" class="secondary" onClick={onKeep}>
-                  Keep
-                </button>
-              </div>
+              <Confirm
+                label={`Delete ${c.name}?`}
+                text={`Delete ${c.name}? Pools that use it lose it.`}
+                action="Delete"
+                onConfirm={onConfirm}
+                onKeep={onKeep}
+              />
             )}
           </td>
         )}

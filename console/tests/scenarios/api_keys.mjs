@@ -60,24 +60,35 @@ export async function api_key_once(t) {
   };
 }
 
-/** Revoke a key through its confirmation in the page. */
+/** Revoke a key through its confirmation in the page, with the keyboard only. */
 export async function api_key_revoke(t) {
-  const { config } = t;
+  const { page, config } = t;
   await t.signIn();
   const screen = await openKeys(t);
   const row = screen.locator(`tr[data-key="${config.name}"]`);
-  await row.getByRole("button", { name: "Revoke" }).click();
+  const focused = (locator) => locator.evaluate((e) => e === document.activeElement);
+  const revoke = row.getByRole("button", { name: "Revoke" });
+  await revoke.focus();
+  await page.keyboard.press("Enter");
   const confirm = row.getByRole("group", { name: `Revoke ${config.name}?` });
-  await confirm.getByRole("button", { name: "Keep" }).click();
+  await confirm.waitFor();
+  // It opens on Keep; Escape keeps the key and gives the focus back to Revoke.
+  const keepFocused = await focused(confirm.getByRole("button", { name: "Keep" }));
+  await page.keyboard.press("Escape");
   await confirm.waitFor({ state: "detached" });
-  await row.getByRole("button", { name: "Revoke" }).click();
-  await confirm.getByRole("button", { name: "Revoke" }).click();
+  const focusBack = await focused(revoke);
+  await page.keyboard.press("Enter");
+  await confirm.waitFor();
+  await page.keyboard.press("Shift+Tab");
+  await page.keyboard.press("Enter");
   await screen.locator(`tr[data-key="${config.name}"][data-status="revoked"]`).waitFor();
   await t.shot("api-key-revoked");
   return {
     status: await row.locator("td").nth(4).innerText(),
     done: await screen.getByRole("status").innerText(),
     buttons: await row.getByRole("button").count(),
+    keep_focused: keepFocused,
+    focus_back: focusBack,
   };
 }
 
