@@ -118,6 +118,10 @@ async fn a_credential_added_from_its_schema_keeps_its_secret_through_a_rename_an
         summary["edit_help"].as_str().unwrap_or("").contains(masked),
         "{summary}"
     );
+    assert_eq!(
+        summary["secret_required"]["error"], "required in clear when base_url or endpoint changes",
+        "{summary}"
+    );
     assert!(
         summary["validation"]
             .as_str()
@@ -151,6 +155,7 @@ async fn a_credential_added_from_its_schema_keeps_its_secret_through_a_rename_an
     assert!(credential_named(&w, "added").await.is_none());
     let c = credential_named(&w, "renamed").await.expect("renamed");
     assert_eq!(c["provider"], "openai_compatible");
+    assert_eq!(c["quota_cooldown_seconds"], 120);
     assert_eq!(
         c["config"],
         json!({"api_key": masked, "base_url": base_url})
@@ -176,7 +181,7 @@ async fn a_credential_added_from_its_schema_keeps_its_secret_through_a_rename_an
 }
 
 #[tokio::test]
-async fn a_member_who_only_reads_sees_the_credentials_and_no_control() {
+async fn a_member_who_only_reads_sees_credentials_and_keys_and_no_control() {
     let app = spawn_app().await;
     let owner = app.user("owner").await;
     let w = World::of(&app, owner.clone()).await;
@@ -198,7 +203,16 @@ async fn a_member_who_only_reads_sees_the_credentials_and_no_control() {
             .starts_with("Available"),
         "{summary}"
     );
-    for control in ["add", "edit", "validate", "delete"] {
+    assert_eq!(summary["key_rows"], 1, "the world's key: {summary}");
+    for control in [
+        "add",
+        "edit",
+        "validate",
+        "delete",
+        "create_key",
+        "edit_limits",
+        "revoke",
+    ] {
         assert_eq!(summary[control], 0, "{control}: {summary}");
     }
 }

@@ -144,9 +144,10 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
                         apiKey={k}
                         onCancel={() => setEditing(null)}
                         onSaved={(saved) => {
+                          // The answer is the key as stored: shown at once, with the message.
+                          setKeys((all) => all && all.map((x) => (x.id === saved.id ? saved : x)));
                           setEditing(null);
                           setDone(`Saved the limits of ${saved.name}.`);
-                          void load();
                         }}
                       />
                     </td>

@@ -165,9 +165,10 @@ export function Credentials({ ctx }: { ctx: Ctx }) {
                     credential={c}
                     onCancel={() => setEditing(null)}
                     onSaved={(saved) => {
+                      // The answer is the credential as stored: shown at once, with the message.
+                      setCredentials((all) => all && all.map((x) => (x.id === saved.id ? saved : x)));
                       setEditing(null);
                       setDone(`Saved ${saved.name}.`);
-                      void load();
                     }}
                   />
                 </Row>

@@ -62,6 +62,7 @@ export async function credentials_manage(t) {
   const duplicate = await errorOf(form, form.getByLabel("Name", { exact: true }));
   await t.noSecretShown([secret]);
   await form.getByLabel("Name", { exact: true }).fill(config.name);
+  await form.getByLabel("Quota cooldown (seconds)").fill("120");
   await form.getByRole("button", { name: "Add credential" }).click();
   const row = screen.locator(`tr[data-credential="${config.name}"]`);
   await row.waitFor();
@@ -77,6 +78,13 @@ export async function credentials_manage(t) {
   const editHelp = (await inputsOf(edit)).find((i) => i.label === "api_key")?.help;
   await t.noSecretShown([secret]);
   await t.shot("credentials-edit");
+  // A new base_url with the masked secret is refused (the stored key never goes to a new host).
+  const editUrl = edit.getByLabel("base_url", { exact: true });
+  await editUrl.fill(`${config.base_url}/elsewhere`);
+  await edit.getByRole("button", { name: "Save" }).click();
+  await edit.locator("[id$='-api_key-error']").waitFor();
+  const secretRequired = await errorOf(edit, edit.getByLabel("api_key", { exact: true }));
+  await editUrl.fill(config.base_url);
   await edit.getByLabel("Name", { exact: true }).fill(config.renamed);
   await edit.getByRole("button", { name: "Save" }).click();
   const renamed = screen.locator(`tr[data-credential="${config.renamed}"]`);
@@ -106,22 +114,48 @@ export async function credentials_manage(t) {
   await spare.waitFor({ state: "detached" });
   await t.noSecretShown([secret]);
   const names = await screen.locator("tr[data-credential]").evaluateAll((rows) => rows.map((r) => r.dataset.credential));
-  return { schema, refused, duplicate, group, listed, masked, edit_help: editHelp, validation, health, in_use: inUse, kept, names };
+  return {
+    schema,
+    refused,
+    duplicate,
+    group,
+    listed,
+    masked,
+    edit_help: editHelp,
+    secret_required: secretRequired,
+    validation,
+    health,
+    in_use: inUse,
+    kept,
+    names,
+  };
 }
 
-/** A member who only reads: the credentials and their health, no control to change them. */
+/** A member who only reads: the credentials with their health and the API keys, and no
+ * control to change either. */
 export async function credentials_read_only(t) {
+  const { page } = t;
   await t.signIn();
   const screen = await openCredentials(t);
   await screen.locator("tr[data-credential]").first().waitFor();
-  const count = (name) => screen.getByRole("button", { name }).count();
+  const count = (name) => page.getByRole("button", { name }).count();
   await t.noSecretShown();
-  return {
+  const credentials = {
     rows: await screen.locator("tr[data-credential]").count(),
     health: await screen.locator(".health").first().innerText(),
     add: await count("Add credential"),
     edit: await count("Edit"),
     validate: await count("Validate"),
     delete: await count("Delete"),
+  };
+  await t.openTab("API keys");
+  const keys = page.getByRole("region", { name: "API keys", exact: true });
+  await keys.locator("tr[data-key]").first().waitFor();
+  return {
+    ...credentials,
+    key_rows: await keys.locator("tr[data-key]").count(),
+    create_key: await count("Create key"),
+    edit_limits: await count("Edit limits"),
+    revoke: await count("Revoke"),
   };
 }
