@@ -60,7 +60,15 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
       <p class="muted">
         Applications call the gateway (<code>/v1</code>) with <code>Authorization: Bearer rk-…</code>.
       </p>
-      {created && <CreatedKey created={created} onDismiss={() => setCreated(null)} />}
+      {created && (
+        <CreatedKey
+          created={created}
+          onDismiss={() => {
+            setCreated(null);
+            document.getElementById("key-new-name")?.focus();
+          }}
+        />
+      )}
       {ctx.canManage && (
         <NewKeyForm
           ws={ws}
@@ -111,7 +119,10 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
                   <td class="nowrap">{new Date(k.created_at).toLocaleDateString()}</td>
                   <td class="limits">{limitsText(k)}</td>
                   <td class="usage">{usageText(k)}</td>
-                  <td>{gone ? "Revoked" : status(k)}</td>
+                  <td>
+                    {gone ? "Revoked" : status(k)}
+                    {!gone && scopeText(k) && <span class="muted help scope">{scopeText(k)}</span>}
+                  </td>
                   {ctx.canManage && (
                     <td class="actions">
                       {!gone && (
@@ -206,6 +217,15 @@ function CreatedKey({ created, onDismiss }: { created: Schemas["CreatedKey"]; on
 /** Whether a key works now. */
 function status(k: Key): string {
   return k.expires_at && new Date(k.expires_at).getTime() <= Date.now() ? "Expired" : "Active";
+}
+
+/** When and for which models a key works, beyond its status. */
+function scopeText(k: Key): string | null {
+  const parts = [
+    k.expires_at ? `until ${new Date(k.expires_at).toLocaleString()}` : null,
+    k.allowed_models ? `models: ${k.allowed_models.join(", ")}` : null,
+  ].filter(Boolean);
+  return parts.length ? parts.join("; ") : null;
 }
 
 /** What a key used this month, in words. */

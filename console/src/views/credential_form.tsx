@@ -1,7 +1,7 @@
 // The credential form generated from a provider's schema (`GET /providers`), for adding a
 // credential and for editing one whose secrets the API shows masked (a masked secret left as
 // is is not sent, so the stored value stays).
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
 
@@ -47,6 +47,9 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved }:
   const [busy, setBusy] = useState(false);
   const provider = providers.find((p) => p.id === providerId);
   const prefix = credential ? `cred-${credential.id}` : "cred-new";
+  // The form opens with its first control focused, for the keyboard.
+  const form = useRef<HTMLFormElement>(null);
+  useEffect(() => form.current?.querySelector<HTMLElement>("select, input")?.focus(), []);
 
   function refuse(fields: Record<string, string>, message: string) {
     setErrors(fields);
@@ -107,7 +110,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved }:
   }
 
   return (
-    <form class="credential-form" onSubmit={submit} noValidate aria-label={editing ? `Edit ${credential.name}` : "Add credential"}>
+    <form ref={form} class="credential-form" onSubmit={submit} noValidate aria-label={editing ? `Edit ${credential.name}` : "Add credential"}>
       <div class="grid">
         {editing ? (
           <p class="field">

@@ -60,6 +60,7 @@ export async function credentials_manage(t) {
   await form.getByRole("button", { name: "Add credential" }).click();
   await form.locator("[id$='-name-error']").waitFor();
   const duplicate = await errorOf(form, form.getByLabel("Name", { exact: true }));
+  await t.shot("credentials-refused");
   await t.noSecretShown([secret]);
   await form.getByLabel("Name", { exact: true }).fill(config.name);
   await form.getByLabel("Quota cooldown (seconds)").fill("120");
