@@ -10,6 +10,7 @@ mod api_keys;
 mod auth;
 mod concurrency;
 mod console;
+mod console_admin;
 mod console_keys;
 mod console_lb;
 mod credentials;

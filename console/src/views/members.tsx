@@ -113,12 +113,18 @@ function MemberRow({ ctx, member, onChanged, onRefused }: RowProps) {
   const [busy, setBusy] = useState(false);
   const confirmButton = useRef<HTMLButtonElement>(null);
   const removeButton = useRef<HTMLButtonElement>(null);
+  // Whether closing the confirmation gives the focus back to Remove (Cancel, or a refusal).
+  const refocus = useRef(false);
   const selectId = `role-${member.user_id}`;
   const you = member.user_id === ctx.me.id;
 
   useEffect(() => setRole(member.role), [member.role]);
   useEffect(() => {
     if (confirming) confirmButton.current?.focus();
+    else if (refocus.current) {
+      refocus.current = false;
+      removeButton.current?.focus();
+    }
   }, [confirming]);
 
   async function changeRole() {
@@ -136,17 +142,15 @@ function MemberRow({ ctx, member, onChanged, onRefused }: RowProps) {
     setBusy(true);
     const answer = await api.DELETE("/api/v1/workspaces/{ws}/members/{user_id}", { params: { path } });
     setBusy(false);
+    if (answer.response.ok) return onChanged(`${member.email} was removed.`);
+    refocus.current = true;
     setConfirming(false);
-    if (answer.response.ok) onChanged(`${member.email} was removed.`);
-    else {
-      onRefused(messageOf(answer.error));
-      removeButton.current?.focus();
-    }
+    onRefused(messageOf(answer.error));
   }
 
   function cancel() {
+    refocus.current = true;
     setConfirming(false);
-    removeButton.current?.focus();
   }
 
   return (

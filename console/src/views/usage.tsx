@@ -63,29 +63,38 @@ export function Usage({ ctx }: { ctx: Ctx }) {
   const ws = ctx.ws.id;
   const [days, setDays] = useState<number>(30);
   const [by, setBy] = useState<GroupBy>("model");
-  const [rows, setRows] = useState<Row[] | null>(null);
+  // The rows with the period and grouping they were asked for, so nothing stale is drawn.
+  const [report, setReport] = useState<{ days: number; by: GroupBy; rows: Row[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loads, setLoads] = useState(0);
 
   useEffect(() => {
-    setRows(null);
+    setReport(null);
     setError(null);
     const from = `${lastDays(days)[0]}T00:00:00Z`;
+    // An answer that arrives after the period or grouping changed again is dropped.
+    let current = true;
     void api
       .GET("/api/v1/workspaces/{ws}/usage", { params: { path: { ws }, query: { from, group_by: `day,${by}` } } })
       .then((answer) => {
+        if (!current) return;
         // JSON was asked for (no `format=csv`), so the body is the report, not CSV text.
         const report = answer.data as Schemas["UsageReport"] | undefined;
-        if (report) setRows(report.data);
+        if (report) setReport({ days, by, rows: report.data });
         else setError(messageOf(answer.error));
       });
+    return () => {
+      current = false;
+    };
   }, [ws, days, by, loads]);
 
-  const categories = lastDays(days);
-  const groups = rows ? groupsOf(rows, by) : [];
+  const rows = report?.rows ?? null;
+  const shownBy = report?.by ?? by;
+  const categories = lastDays(report?.days ?? days);
+  const groups = report ? groupsOf(report.rows, report.by) : [];
   const seriesOf = (pick: (r: Row) => number): Series[] =>
     groups.map((g) => ({ name: g.label, values: categories.map((d) => { const r = g.byDay.get(d); return r ? pick(r) : 0; }) }));
-  const groupLabel = by === "model" ? "Model" : "API key";
+  const groupLabel = shownBy === "model" ? "Model" : "API key";
   const priced = groups.some((g) => g.cost != null);
 
   return (
@@ -125,8 +134,8 @@ export function Usage({ ctx }: { ctx: Ctx }) {
       {rows && groups.length === 0 && <p data-empty="usage">No requests in this period.</p>}
       {rows && groups.length > 0 && (
         <>
-          <table class="models usage-totals" data-group-by={by}>
-            <caption class="caption">Totals over the last {days} days by {groupLabel.toLowerCase()}</caption>
+          <table class="models usage-totals" data-group-by={shownBy} data-period={categories.length}>
+            <caption class="caption">Totals over the last {categories.length} days by {groupLabel.toLowerCase()}</caption>
             <thead>
               <tr>
                 <th scope="col">{groupLabel}</th>
@@ -140,7 +149,7 @@ export function Usage({ ctx }: { ctx: Ctx }) {
             </thead>
             <tbody>
               {groups.map((g) => (
-                <tr key={g.key} data-group={by === "model" ? g.key : g.label}>
+                <tr key={g.key} data-group={shownBy === "model" ? g.key : g.label}>
                   <th scope="row">{g.label}</th>
                   <td class="num" data-col="requests">{g.requests}</td>
                   <td class="num" data-col="errors">{g.errors}</td>
