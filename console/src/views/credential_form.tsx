@@ -16,6 +16,8 @@ interface FormProps {
   credential?: Credential;
   onCancel: () => void;
   onSaved: (credential: Credential) => void;
+  /** The new-credential form's name and submit button, where "Add credential" is taken. */
+  addLabel?: { form: string; submit: string };
 }
 
 /** A credential's config as the API shows it (text in clear, secrets masked). */
@@ -35,7 +37,7 @@ export function wholeNumber(raw: string): number | null {
 }
 
 /** Add or edit a credential; server refusals are shown next to their fields. */
-export function CredentialForm({ ws, providers, credential, onCancel, onSaved }: FormProps) {
+export function CredentialForm({ ws, providers, credential, onCancel, onSaved, addLabel }: FormProps) {
   const editing = credential !== undefined;
   const initial = credential ? configOf(credential) : {};
   const [providerId, setProviderId] = useState(credential?.provider ?? providers[0]?.id ?? "");
@@ -110,7 +112,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved }:
   }
 
   return (
-    <form ref={form} class="credential-form" onSubmit={submit} noValidate aria-label={editing ? `Edit ${credential.name}` : "Add credential"}>
+    <form ref={form} class="credential-form" onSubmit={submit} noValidate aria-label={editing ? `Edit ${credential.name}` : (addLabel?.form ?? "Add credential")}>
       <div class="grid">
         {editing ? (
           <p class="field">
@@ -168,7 +170,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved }:
       )}
       <div class="row">
         <button type="submit" disabled={busy}>
-          {editing ? "Save" : "Add credential"}
+          {editing ? "Save" : (addLabel?.submit ?? "Add credential")}
         </button>
         <button type="button" class="secondary" onClick={onCancel}>
           Cancel

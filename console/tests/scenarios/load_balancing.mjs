@@ -51,7 +51,7 @@ export async function lb_procedure(t) {
   await pane.getByRole("button", { name: "Add a new credential" }).click();
   const form = pane.getByRole("form", { name: "New credential" });
   await form.getByLabel("Provider").selectOption(fresh.provider);
-  await form.getByLabel("Credential name").fill(fresh.name);
+  await form.getByLabel("Name", { exact: true }).fill(fresh.name);
   await form.getByLabel("api_key", { exact: true }).fill(fresh.api_key);
   await form.getByLabel("base_url", { exact: true }).fill(fresh.base_url);
   await form.getByRole("button", { name: "Add and use" }).click();
