@@ -32,7 +32,7 @@ export function NewWorkspace({ onCreated }: { onCreated: (ws: Schemas["MemberWor
       </button>
     );
   return (
-    <form class="inline-form" onSubmit={create} noValidate aria-label="New workspace">
+    <form class="bar-form" onSubmit={create} noValidate aria-label="New workspace">
       <Field id="new-workspace-name" label="Workspace name" value={name} onInput={setName} error={fields.name} />
       {error && !fields.name && (
         <p class="error" role="alert">
