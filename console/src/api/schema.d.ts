@@ -1084,7 +1084,9 @@ export interface components {
          */
         CredentialUpdate: {
             /** @description Fields to change (`null` clears an optional field). */
-            config?: Record<string, never> | null;
+            config?: {
+                [key: string]: string | null;
+            } | null;
             /** @description New name. */
             name?: string | null;
             /**
@@ -1096,7 +1098,9 @@ export interface components {
         /** @description A credential as shown to members: secrets masked. */
         CredentialView: {
             /** @description Config with secrets masked (`sk-…abcd`, or `****` when short). */
-            config: Record<string, never>;
+            config: {
+                [key: string]: string;
+            };
             /**
              * Format: date-time
              * @description Creation time.
@@ -1422,7 +1426,9 @@ export interface components {
             /** @description The items of this page. */
             data: {
                 /** @description Config with secrets masked (`sk-…abcd`, or `****` when short). */
-                config: Record<string, never>;
+                config: {
+                    [key: string]: string;
+                };
                 /**
                  * Format: date-time
                  * @description Creation time.
@@ -1796,8 +1802,16 @@ export interface components {
         };
         /** @description A credential to store. */
         NewCredential: {
-            /** @description Fields of the provider's credential schema. */
-            config: Record<string, never>;
+            /**
+             * @description Fields of the provider's credential schema.
+             * @example {
+             *       "api_key": "sk-…",
+             *       "base_url": "https://api.openai.com/v1"
+             *     }
+             */
+            config: {
+                [key: string]: string;
+            };
             /**
              * @description Name, unique per provider in the workspace.
              * @example team-key-1

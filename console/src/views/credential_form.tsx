@@ -23,7 +23,7 @@ interface FormProps {
 /** A credential's config as the API shows it (text in clear, secrets masked). */
 export function configOf(c: Credential): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.config as Record<string, unknown>)) {
+  for (const [k, v] of Object.entries(c.config)) {
     if (typeof v === "string") out[k] = v;
   }
   return out;
@@ -89,8 +89,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved, a
       body: {
         provider: p.id,
         name: name.trim(),
-        // The schema's `config` is a free-form object (its fields come from /providers).
-        config: config as unknown as Schemas["NewCredential"]["config"],
+        config,
         ...(seconds === null ? {} : { quota_cooldown_seconds: seconds }),
       },
     });
@@ -107,7 +106,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved, a
     const body: Schemas["CredentialUpdate"] = {};
     if (name.trim() !== c.name) body.name = name.trim();
     if (seconds !== null && seconds !== c.quota_cooldown_seconds) body.quota_cooldown_seconds = seconds;
-    if (Object.keys(config).length > 0) body.config = config as unknown as Schemas["CredentialUpdate"]["config"];
+    if (Object.keys(config).length > 0) body.config = config;
     return api.PATCH("/api/v1/workspaces/{ws}/credentials/{id}", { params: { path: { ws, id: c.id } }, body });
   }
 

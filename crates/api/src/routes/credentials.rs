@@ -56,7 +56,7 @@ pub struct NewCredential {
     #[schema(minimum = 60, maximum = 604800, example = 3600)]
     pub quota_cooldown_seconds: Option<i32>,
     /// Fields of the provider's credential schema.
-    #[schema(value_type = Object, example = json!({"api_key": "sk-…", "base_url": "https://api.openai.com/v1"}))]
+    #[schema(value_type = std::collections::HashMap<String, String>, example = json!({"api_key": "sk-…", "base_url": "https://api.openai.com/v1"}))]
     pub config: Map<String, Value>,
 }
 
@@ -71,7 +71,7 @@ pub struct CredentialUpdate {
     #[schema(minimum = 60, maximum = 604800)]
     pub quota_cooldown_seconds: Option<i32>,
     /// Fields to change (`null` clears an optional field).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Option<String>>>)]
     pub config: Option<Map<String, Value>>,
 }
 
@@ -88,7 +88,7 @@ pub struct CredentialView {
     #[schema(example = 3600)]
     pub quota_cooldown_seconds: i32,
     /// Config with secrets masked (`sk-…abcd`, or `****` when short).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub config: Map<String, Value>,
     /// Its standing with the provider, in every pool (§14).
     pub health: CredentialHealth,
