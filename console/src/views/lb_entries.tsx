@@ -118,7 +118,8 @@ function StatusText({ status, saved, readAt, now }: { status: Status | undefined
   const reason = status.reason ? ` (${status.reason.replace(/_/g, " ")})` : "";
   const err = status.last_error;
   return (
-    <span class={`status state-${status.state}`} role="status">
+    // No live region: a countdown would be announced every second.
+    <span class={`status state-${status.state}`}>
       <span class="state">
         {STATES[status.state] ?? status.state}
         {reason}

@@ -143,7 +143,7 @@ export async function lb_countdown(t) {
   await countdown.waitFor();
   const seconds = async () => Number((/back in (\d+) s/.exec(await countdown.innerText()) ?? [])[1]);
   const first = await seconds();
-  const text = await entry.getByRole("status").innerText();
+  const text = await entry.locator(".status").innerText();
   await page.waitForTimeout(2300);
   const later = await seconds();
   await t.shot("load-balancing-cooling");
@@ -153,7 +153,7 @@ export async function lb_countdown(t) {
     first,
     later,
     text,
-    after: await entry.getByRole("status").innerText(),
+    after: await entry.locator(".status").innerText(),
     countdowns_after: await entry.locator(".countdown").count(),
   };
 }
