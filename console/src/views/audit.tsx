@@ -17,7 +17,10 @@ export function utc(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 }
 
-/** A detail value as text: `{from, to}` reads "from → to", objects and lists are flattened. */
+/**
+ * A detail value as text: `{from, to}` reads "from → to", objects and lists are flattened, and
+ * unset fields (null, empty) are left out.
+ */
 export function detailText(value: unknown): string {
   if (value === null || value === undefined) return "none";
   if (typeof value !== "object") return String(value);
@@ -25,8 +28,10 @@ export function detailText(value: unknown): string {
   const o = value as Record<string, unknown>;
   if ("from" in o && "to" in o && Object.keys(o).length === 2) return `${detailText(o.from)} → ${detailText(o.to)}`;
   return Object.entries(o)
-    .filter(([k]) => !HIDDEN.test(k))
-    .map(([k, v]) => `${k}: ${detailText(v)}`)
+    .filter(([k, v]) => !HIDDEN.test(k) && v !== null && v !== undefined)
+    .map(([k, v]) => [k, detailText(v)] as const)
+    .filter(([, text]) => text !== "")
+    .map(([k, text]) => `${k}: ${text}`)
     .join("; ");
 }
 
@@ -92,7 +97,7 @@ export function Audit({ ctx }: { ctx: Ctx }) {
           <tbody>
             {events.map((e) => (
               <tr key={e.id} data-event={e.id} data-action={e.action}>
-                <td class="nowrap">
+                <td>
                   <time dateTime={e.created_at}>{utc(e.created_at)}</time>
                 </td>
                 <td>{who(e.actor_user_id)}</td>

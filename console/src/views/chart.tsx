@@ -26,12 +26,19 @@ const TOP = 8;
 /** How many colours the stylesheet defines (`.series-0` … `.series-7`). */
 export const PALETTE = 8;
 
-/** A round upper bound for the y axis, so the grid lines fall on readable numbers. */
+/** How many intervals the y axis has (five grid lines). */
+const TICKS = 4;
+
+/** A round upper bound for the y axis such that its grid lines fall on whole, readable numbers. */
 export function niceMax(max: number): number {
-  if (max <= 0) return 1;
-  const step = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= max) return m * step;
-  return 10 * step;
+  if (max <= 0) return TICKS;
+  const raw = max / TICKS;
+  const unit = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    const step = m * unit;
+    if (step >= raw && Number.isInteger(step)) return step * TICKS;
+  }
+  return 10 * unit * TICKS;
 }
 
 /** `1234567` → `1.2M`, for axis labels (the tables carry the exact numbers). */
@@ -51,7 +58,7 @@ export function StackedBars({ title, categories, series, seriesLabel }: ChartPro
   const barW = Math.max(2, Math.min(40, slot * 0.7));
   const y = (v: number) => TOP + plotH - (v / top) * plotH;
   const labelEvery = Math.ceil(categories.length / 12);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * top);
+  const ticks = Array.from({ length: TICKS + 1 }, (_, i) => (i * top) / TICKS);
   const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, "-");
 
   return (
@@ -69,7 +76,7 @@ export function StackedBars({ title, categories, series, seriesLabel }: ChartPro
           <g key={t}>
             <line class="grid" x1={LEFT} x2={WIDTH - 8} y1={y(t)} y2={y(t)} />
             <text class="axis" x={LEFT - 6} y={y(t) + 4} text-anchor="end">
-              {compact(Math.round(t))}
+              {compact(t)}
             </text>
           </g>
         ))}

@@ -1,6 +1,6 @@
 // The workspace's members and their roles: owners and admins add a member by email, change a
 // role and remove a member (confirmed in the page); the server's refusals are shown as text.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
 import type { Ctx } from "./context";
@@ -119,7 +119,8 @@ function MemberRow({ ctx, member, onChanged, onRefused }: RowProps) {
   const you = member.user_id === ctx.me.id;
 
   useEffect(() => setRole(member.role), [member.role]);
-  useEffect(() => {
+  // Focus moves as the confirmation opens or closes, before the next paint.
+  useLayoutEffect(() => {
     if (confirming) confirmButton.current?.focus();
     else if (refocus.current) {
       refocus.current = false;

@@ -135,7 +135,7 @@ export function Usage({ ctx }: { ctx: Ctx }) {
       {rows && groups.length > 0 && (
         <>
           <table class="models usage-totals" data-group-by={shownBy} data-period={categories.length}>
-            <caption class="caption">Totals over the last {categories.length} days by {groupLabel.toLowerCase()}</caption>
+            <caption class="caption">Totals over the last {categories.length} days by {shownBy === "model" ? "model" : "API key"}</caption>
             <thead>
               <tr>
                 <th scope="col">{groupLabel}</th>

@@ -106,6 +106,9 @@ export async function members_screen(t) {
   await gone.getByRole("button", { name: "Remove" }).click();
   const confirm = gone.getByRole("group", { name: `Remove ${config.remove}?` });
   await confirm.waitFor();
+  await page
+    .waitForFunction(() => document.activeElement?.textContent === "Yes, remove", null, { timeout: 5000 })
+    .catch(() => {});
   const focusedOnConfirm = await page.evaluate(() => document.activeElement?.textContent ?? "");
   await confirm.getByRole("button", { name: "Cancel" }).press("Enter");
   const keptAfterCancel = await gone.count();
