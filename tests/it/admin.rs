@@ -60,6 +60,9 @@ async fn saas_plans_grant_load_balancing_and_are_audited() {
     let customer = app.user("customer").await;
     let path = format!("/api/v1/admin/workspaces/{}/plan", customer.workspace);
     let ws_path = format!("/api/v1/workspaces/{}", customer.workspace);
+    // The console learns from here that plans can be set.
+    let license = app.get("/api/v1/admin/license", &admin.token).await;
+    assert_eq!(license.body["deployment"], "saas", "{}", license.body);
 
     assert_eq!(
         app.get(&ws_path, &customer.token).await.body["features"]["load_balancing"],

@@ -366,12 +366,9 @@ async fn license_and_workspaces_are_the_instance_admins_and_refusals_change_noth
         summary["members"], 2,
         "grace's workspace has two members: {summary}"
     );
-    assert!(
-        text(&summary, "plan_answer")
-            .to_lowercase()
-            .contains("plan"),
-        "{summary}"
-    );
+    // Self-hosted: the plan is shown, with no control to change it, and the page says why.
+    assert_eq!(summary["plan_controls"], 0, "{summary}");
+    assert!(text(&summary, "note").contains("self-hosted"), "{summary}");
     assert_eq!(summary["plan_shown"], "sandbox", "{summary}");
     let ws = app.workspace(&other).await;
     assert_eq!(ws.body["plan"], "sandbox");
@@ -394,6 +391,11 @@ async fn a_license_installed_in_the_page_is_the_instance_license() {
     assert_eq!(summary["licensee"], "ACME Corp", "{summary}");
     assert_eq!(summary["features"], "load_balancing", "{summary}");
     assert_eq!(summary["box_after"], "", "{summary}");
+    assert!(
+        text(&summary, "bar_before").contains("not available")
+            && text(&summary, "bar_after").contains("Load balancing: available"),
+        "the bar follows the license: {summary}"
+    );
     assert!(text(&summary, "done").contains("valid"), "{summary}");
     // Through the API: the license is installed and its feature is on for the workspace.
     let status = app.get("/api/v1/admin/license", &admin.token).await;

@@ -19,6 +19,7 @@ async fn a_valid_license_is_installed_reported_and_audited() {
     let none = app.get("/api/v1/admin/license", &admin.token).await;
     none.assert(200);
     assert_eq!(none.body["status"], "none");
+    assert_eq!(none.body["deployment"], "self-hosted");
     let key_id = none.body["trusted_key_id"].as_str().unwrap().to_owned();
     assert!(key_id.starts_with("lk_"), "{key_id}");
     app.get("/api/v1/admin/license", &other.token)

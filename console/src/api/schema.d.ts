@@ -1370,6 +1370,12 @@ export interface components {
         };
         /** @description The license status shown to instance administrators. */
         LicenseStatus: {
+            /**
+             * @description `self-hosted` (features come from the license) or `saas` (workspace plans grant
+             *     them too), so a console knows whether plans can be set.
+             * @example self-hosted
+             */
+            deployment: string;
             /** @description Edition. */
             edition?: string | null;
             /**

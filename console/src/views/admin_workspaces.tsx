@@ -1,6 +1,5 @@
 // For instance administrators: every workspace of the instance with its plan and member count,
-// and a plan control per workspace. The API does not say whether the instance runs in saas
-// mode, so the control is always there and a self-hosted instance's refusal shows as text.
+// and, in saas mode (told by GET /admin/license's `deployment`), a plan control per workspace.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
@@ -13,11 +12,12 @@ type Plan = Schemas["Plan"];
 const PLANS: Plan[] = ["sandbox", "professional", "team", "enterprise"];
 
 /** The instance's workspaces. */
-export function AdminWorkspaces(_props: { ctx: Ctx }) {
+export function AdminWorkspaces({ ctx }: { ctx: Ctx }) {
   const [list, setList] = useState<Workspace[] | null>(null);
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [saas, setSaas] = useState<boolean | null>(null);
 
   async function page(after: string | null) {
     setBusy(true);
@@ -32,14 +32,16 @@ export function AdminWorkspaces(_props: { ctx: Ctx }) {
 
   useEffect(() => {
     void page(null);
+    void api.GET("/api/v1/admin/license").then((r) => setSaas(r.data ? r.data.deployment === "saas" : false));
   }, []);
 
   return (
     <section class="card" aria-labelledby="workspaces-title">
       <h2 id="workspaces-title">Workspaces</h2>
       <p class="muted">
-        Plans grant features in saas mode only; a self-hosted instance takes its features from the license and refuses
-        plan changes.
+        {saas
+          ? "This instance is the hosted service: a workspace's plan grants its features."
+          : "This instance is self-hosted: features come from the license, and plans (set in saas mode only) have no effect."}
       </p>
       {error && (
         <p class="error" role="alert">
@@ -47,7 +49,7 @@ export function AdminWorkspaces(_props: { ctx: Ctx }) {
         </p>
       )}
       {!list && !error && <p>Loading workspaces…</p>}
-      {list && (
+      {list && saas !== null && (
         <table class="models admin-workspaces">
           <thead>
             <tr>
@@ -62,7 +64,12 @@ export function AdminWorkspaces(_props: { ctx: Ctx }) {
               <WorkspaceRow
                 key={w.id}
                 workspace={w}
-                onChanged={(changed) => setList((old) => old?.map((o) => (o.id === changed.id ? changed : o)) ?? null)}
+                saas={saas}
+                onChanged={(changed) => {
+                  setList((old) => old?.map((o) => (o.id === changed.id ? changed : o)) ?? null);
+                  // The bar's plan and features follow when it is the current workspace.
+                  if (changed.id === ctx.ws.id) ctx.refresh();
+                }}
               />
             ))}
           </tbody>
@@ -80,7 +87,15 @@ export function AdminWorkspaces(_props: { ctx: Ctx }) {
 }
 
 /** One workspace: its plan as a select with **Set plan**, and the answer as text. */
-function WorkspaceRow({ workspace, onChanged }: { workspace: Workspace; onChanged: (w: Workspace) => void }) {
+function WorkspaceRow({
+  workspace,
+  saas,
+  onChanged,
+}: {
+  workspace: Workspace;
+  saas: boolean;
+  onChanged: (w: Workspace) => void;
+}) {
   const [plan, setPlan] = useState<Plan>(workspace.plan);
   const [message, setMessage] = useState<{ kind: "error" | "done"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -113,21 +128,24 @@ function WorkspaceRow({ workspace, onChanged }: { workspace: Workspace; onChange
         <time dateTime={workspace.created_at}>{utc(workspace.created_at)}</time>
       </td>
       <td>
-        <span class="inline-field">
-          <label for={selectId} class="visually-hidden">
-            Plan of {workspace.name}
-          </label>
-          <select id={selectId} value={plan} onChange={(e) => setPlan((e.target as HTMLSelectElement).value as Plan)}>
-            {PLANS.map((p) => (
-              <option key={p} value={p}>
-                {p}
-              </option>
-            ))}
-          </select>
-          <button type="button" class="secondary" disabled={busy || plan === workspace.plan} onClick={() => void save()}>
-            Set plan
-          </button>
-        </span>
+        {!saas && <span class="plan-name">{workspace.plan}</span>}
+        {saas && (
+          <span class="inline-field">
+            <label for={selectId} class="visually-hidden">
+              Plan of {workspace.name}
+            </label>
+            <select id={selectId} value={plan} onChange={(e) => setPlan((e.target as HTMLSelectElement).value as Plan)}>
+              {PLANS.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+            <button type="button" class="secondary" disabled={busy || plan === workspace.plan} onClick={() => void save()}>
+              Set plan
+            </button>
+          </span>
+        )}
         {message && (
           <p class={message.kind} role={message.kind === "error" ? "alert" : "status"} data-message={message.kind}>
             {message.text}

@@ -8,6 +8,8 @@ export interface Ctx {
   ws: Schemas["WorkspaceDetail"];
   /** Owners and admins change things; editors and normal members read. */
   canManage: boolean;
+  /** Reads the workspace again (its plan and features change with a license or a plan). */
+  refresh: () => void;
 }
 
 /** Whether `role` manages the workspace. */

@@ -16,7 +16,7 @@ const MEANING: Record<string, string> = {
 };
 
 /** The license screen. */
-export function License(_props: { ctx: Ctx }) {
+export function License({ ctx }: { ctx: Ctx }) {
   const [status, setStatus] = useState<Status | null>(null);
   const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -41,6 +41,8 @@ export function License(_props: { ctx: Ctx }) {
     setBusy(false);
     if (answer.data) {
       setStatus(answer.data);
+      // The bar's "Load balancing: available" follows the license at once.
+      ctx.refresh();
       setToken("");
       setDone(`License installed: ${answer.data.status}.`);
     } else {

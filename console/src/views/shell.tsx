@@ -39,19 +39,21 @@ export function Shell() {
     })();
   }, []);
 
+  async function readDetail(ws: string) {
+    const answer = await api.GET("/api/v1/workspaces/{ws}", { params: { path: { ws } } });
+    if (answer.data) setDetail(answer.data);
+    else setError(messageOf(answer.error));
+  }
+
   useEffect(() => {
     if (!current) return;
     setDetail(null);
-    void (async () => {
-      const answer = await api.GET("/api/v1/workspaces/{ws}", { params: { path: { ws: current } } });
-      if (answer.data) setDetail(answer.data);
-      else setError(messageOf(answer.error));
-    })();
+    void readDetail(current);
   }, [current]);
 
   const tabs = TABS.filter((t) => !t.adminOnly || me?.is_admin);
   const active = tabs.find((t) => t.id === tab) ?? tabs[0];
-  const ctx: Ctx | null = me && detail ? { me, ws: detail, canManage: manages(detail.role) } : null;
+  const ctx: Ctx | null = me && detail ? { me, ws: detail, canManage: manages(detail.role), refresh: () => void readDetail(detail.id) } : null;
   return (
     <div class="shell">
       <header class="bar">

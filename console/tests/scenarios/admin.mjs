@@ -272,8 +272,8 @@ export async function admin_tabs(t) {
 
 /**
  * License refusals: each of `config.bad_licenses` pasted and refused (as text); the status shown
- * before and after. Then, on the Workspaces tab, `config.plan_workspace`'s plan set to `config.plan`
- * (refused as text on a self-hosted instance).
+ * before and after. Then, on the Workspaces tab of this self-hosted instance,
+ * `config.plan_workspace`'s plan shown as text, with no control to change it.
  */
 export async function license_refusals(t) {
   const { page, config } = t;
@@ -300,13 +300,12 @@ export async function license_refusals(t) {
   const row = page.locator(`tr[data-workspace="${config.plan_workspace}"]`);
   await row.waitFor();
   const members = Number(await row.locator("td.num").innerText());
-  await row.locator("select").selectOption(config.plan);
-  await row.getByRole("button", { name: "Set plan" }).click();
-  const planAnswer = await textOf(row.locator("[data-message]"));
-  const planShown = await row.locator("select").inputValue();
+  const planControls = (await row.locator("select").count()) + (await row.getByRole("button", { name: "Set plan" }).count());
+  const planShown = await row.locator(".plan-name").innerText();
+  const note = await page.locator('section[aria-labelledby="workspaces-title"] p.muted').first().innerText();
   await t.shot("workspaces");
   await t.noSecretShown();
-  return { before, after, refusals, members, plan_answer: planAnswer, plan_shown: planShown };
+  return { before, after, refusals, members, plan_controls: planControls, plan_shown: planShown, note };
 }
 
 /** Installs `config.license` on the License tab; the status and facts shown afterwards. */
@@ -314,10 +313,14 @@ export async function license_install(t) {
   const { page, config } = t;
   await t.signIn();
   await t.openTab("License");
+  const feature = page.locator(".shell > p.muted");
+  const barBefore = await feature.innerText();
   await page.getByLabel("License token").fill(config.license);
   await page.getByRole("button", { name: "Install license" }).click();
   const done = await textOf(page.locator('section[aria-labelledby="install-title"] [role=status]'));
   await page.locator('[data-license-status="valid"]').waitFor();
+  // The bar follows without a reload.
+  await page.locator(".shell > p.muted", { hasText: "Load balancing: available" }).waitFor();
   await t.shot("license");
   return {
     done,
@@ -325,6 +328,8 @@ export async function license_install(t) {
     licensee: await page.locator('[data-fact="licensee"]').innerText(),
     features: await page.locator('[data-fact="features"]').innerText(),
     box_after: await page.getByLabel("License token").inputValue(),
+    bar_before: barBefore,
+    bar_after: await feature.innerText(),
   };
 }
 

@@ -3,6 +3,7 @@
 //! features (e.g. `load_balancing`) and may cap the number of workspaces; its expiry is checked
 //! on every use, so a license that lapses while the server runs stops granting at once.
 
+use crate::config::Deployment;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -175,6 +176,10 @@ pub struct LicenseStatus {
     pub max_workspaces: Option<u64>,
     /// Id of the public key this binary trusts.
     pub trusted_key_id: String,
+    /// `self-hosted` (features come from the license) or `saas` (workspace plans grant
+    /// them too), so a console knows whether plans can be set.
+    #[schema(example = "self-hosted")]
+    pub deployment: &'static str,
 }
 
 /// The instance's license: the active claims (if any) and a startup problem to report
@@ -233,9 +238,10 @@ impl LicenseState {
         self.valid_claims(now).and_then(|c| c.max_workspaces)
     }
 
-    /// The status at `now`.
-    pub fn status(&self, now: DateTime<Utc>) -> LicenseStatus {
+    /// The status at `now` on an instance of kind `deployment`.
+    pub fn status(&self, now: DateTime<Utc>, deployment: Deployment) -> LicenseStatus {
         let trusted_key_id = self.verifier.key_id().to_owned();
+        let deployment = deployment.as_str();
         match self.active() {
             Some(c) => LicenseStatus {
                 status: if c.exp > now.timestamp() {
@@ -249,6 +255,7 @@ impl LicenseState {
                 expires_at: Some(c.expires_at()),
                 max_workspaces: c.max_workspaces,
                 trusted_key_id,
+                deployment,
             },
             None => LicenseStatus {
                 status: self.problem.read().ok().and_then(|p| *p).unwrap_or("none"),
@@ -258,6 +265,7 @@ impl LicenseState {
                 expires_at: None,
                 max_workspaces: None,
                 trusted_key_id,
+                deployment,
             },
         }
     }
@@ -334,13 +342,13 @@ mod tests {
         let (_, public) = keygen().unwrap();
         let s = LicenseState::new(Verifier::new(&public).unwrap());
         let now = Utc::now();
-        assert_eq!(s.status(now).status, "none");
+        assert_eq!(s.status(now, Deployment::SelfHosted).status, "none");
         s.activate(claims(now.timestamp() + 10));
         assert!(s.grants("load_balancing", now));
         assert_eq!(s.max_workspaces(now), Some(2));
         let later = now + chrono::Duration::seconds(11);
         assert!(!s.grants("load_balancing", later));
-        assert_eq!(s.status(later).status, "expired");
+        assert_eq!(s.status(later, Deployment::SelfHosted).status, "expired");
         assert_eq!(s.max_workspaces(later), None);
     }
 }

@@ -38,6 +38,16 @@ pub enum Deployment {
     Saas,
 }
 
+impl Deployment {
+    /// The name `ROTOR_DEPLOYMENT` takes (`self-hosted`, `saas`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deployment::SelfHosted => "self-hosted",
+            Deployment::Saas => "saas",
+        }
+    }
+}
+
 /// Whether anyone may sign up (`ROTOR_SIGNUP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Signup {

@@ -86,7 +86,11 @@ pub async fn license_status(
     State(state): State<AppState>,
     _admin: InstanceAdmin,
 ) -> Json<LicenseStatus> {
-    Json(state.license().status(chrono::Utc::now()))
+    Json(
+        state
+            .license()
+            .status(chrono::Utc::now(), state.config().deployment),
+    )
 }
 
 /// Install a license (persisted; the valid license installed last is the active one). An
@@ -117,7 +121,11 @@ pub async fn install_license(
         Ok(claims) => {
             crate::sync::publish(&state, crate::sync::Change::License).await;
             tracing::info!(licensee = %claims.sub, expires_at = %claims.expires_at(), "license installed");
-            Ok(Json(state.license().status(chrono::Utc::now())))
+            Ok(Json(
+                state
+                    .license()
+                    .status(chrono::Utc::now(), state.config().deployment),
+            ))
         }
         Err(Rejected::Expired) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
