@@ -8,7 +8,13 @@ import { Shell } from "./views/shell";
 function App() {
   const [token, setToken] = useState(session.token());
   useEffect(() => session.subscribe(() => setToken(session.token())), []);
-  return token ? <Shell /> : <Auth />;
+  return token ? (
+    <Shell />
+  ) : (
+    <main>
+      <Auth />
+    </main>
+  );
 }
 
 const root = document.getElementById("app");

@@ -2,7 +2,17 @@
 // closes; never a cookie, so no other origin can send it), and in memory for the page.
 const KEY = "rotor.session";
 
-let current: string | null = sessionStorage.getItem(KEY);
+/** sessionStorage, or null where the browser blocks site storage (the session then lives in
+ * memory only, for this page). */
+function storage(): Storage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
+let current: string | null = storage()?.getItem(KEY) ?? null;
 /** Why the last session ended when it was not the user's choice (shown on the sign-in form). */
 let ended: string | null = null;
 const listeners = new Set<() => void>();
@@ -14,13 +24,13 @@ export const session = {
   signIn(token: string): void {
     current = token;
     ended = null;
-    sessionStorage.setItem(KEY, token);
+    storage()?.setItem(KEY, token);
     listeners.forEach((l) => l());
   },
   signOut(why: string | null = null): void {
     current = null;
     ended = why;
-    sessionStorage.removeItem(KEY);
+    storage()?.removeItem(KEY);
     listeners.forEach((l) => l());
   },
   /** Why the session ended, when the server ended it. */

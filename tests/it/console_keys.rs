@@ -80,7 +80,7 @@ async fn a_credential_added_from_its_schema_keeps_its_secret_through_a_rename_an
         "{summary}"
     );
     assert_eq!(schema[1]["type"], "password", "{summary}");
-    assert_eq!(schema[1]["autocomplete"], "off", "{summary}");
+    assert_eq!(schema[1]["autocomplete"], "new-password", "{summary}");
     assert_eq!(schema[2]["type"], "text", "{summary}");
     assert!(
         schema[2]["help"]

@@ -20,6 +20,12 @@ const bearer: Middleware = {
     }
     return response;
   },
+  // A network failure (server down, connection cut) answers like the API's errors do, so every
+  // screen shows it as text instead of hanging with an unhandled rejection.
+  onError() {
+    const body = { error: { code: "network_error", message: "Could not reach Rotor. Check the connection and try again." } };
+    return new Response(JSON.stringify(body), { status: 503, headers: { "content-type": "application/json" } });
+  },
 };
 
 /** The typed client: same origin, JSON, the session's bearer token. */

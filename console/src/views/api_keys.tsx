@@ -2,7 +2,7 @@
 // once, in memory only, with a Copy button), changing its limits and revoking it (confirmed
 // in the page).
 import { Fragment } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { LimitsForm, limitsText, NewKeyForm } from "./api_key_form";
 import { Confirm } from "./confirm";
@@ -179,7 +179,7 @@ function CreatedKey({ created, onDismiss }: { created: Schemas["CreatedKey"]; on
   const [copied, setCopied] = useState<string | null>(null);
   // The panel opens with Copy focused, so the keyboard lands where the key is.
   const copyButton = useRef<HTMLButtonElement>(null);
-  useEffect(() => copyButton.current?.focus(), []);
+  useLayoutEffect(() => copyButton.current?.focus(), []);
   async function copy() {
     try {
       await navigator.clipboard.writeText(created.key);

@@ -69,7 +69,6 @@ export function StackedBars({ title, categories, series, seriesLabel }: ChartPro
         class="chart-svg"
         role="img"
         aria-labelledby={`chart-${slug}`}
-        aria-describedby={`table-${slug}`}
         preserveAspectRatio="xMidYMid meet"
       >
         {ticks.map((t) => (

@@ -1,7 +1,7 @@
 // The credential form generated from a provider's schema (`GET /providers`), for adding a
 // credential and for editing one whose secrets the API shows masked (a masked secret left as
 // is is not sent, so the stored value stays).
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
 
@@ -51,7 +51,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved, a
   const prefix = credential ? `cred-${credential.id}` : "cred-new";
   // The form opens with its first control focused, for the keyboard.
   const form = useRef<HTMLFormElement>(null);
-  useEffect(() => form.current?.querySelector<HTMLElement>("select, input")?.focus(), []);
+  useLayoutEffect(() => form.current?.querySelector<HTMLElement>("select, input")?.focus(), []);
 
   function refuse(fields: Record<string, string>, message: string) {
     setErrors(fields);
@@ -204,7 +204,10 @@ function SchemaInput({ id, field, stored, value, onInput, error }: SchemaInputPr
       <input
         id={id}
         type={secret ? "password" : "text"}
-        autoComplete="off"
+        // Not a login: no password manager fills the user's password in or saves a provider key.
+        autoComplete={secret ? "new-password" : "off"}
+        data-lpignore="true"
+        data-1p-ignore
         spellcheck={false}
         value={value}
         placeholder={field.default ?? ""}

@@ -13,7 +13,10 @@ interface AddProps {
   /** Providers whose credentials may serve this model (its API family). */
   providers: Provider[];
   credentials: Credential[];
-  onPick: (credential: Credential) => void;
+  /** The pool has its Default Config entry (otherwise it is offered again). */
+  hasDefault: boolean;
+  /** A credential picked, or null for the Default Config entry. */
+  onPick: (credential: Credential | null) => void;
   /** A credential created in place (also added to the pool). */
   onCreated: (credential: Credential) => void;
 }
@@ -32,6 +35,21 @@ export function AddCredential(p: AddProps) {
         <div class="picker" role="group" aria-label="Choose a credential">
           {existing.length === 0 && <p class="muted">No credential of this model's providers yet.</p>}
           <ul>
+            {!p.hasDefault && (
+              <li>
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={() => {
+                    p.onPick(null);
+                    setOpen("closed");
+                  }}
+                >
+                  Default Config
+                </button>{" "}
+                <span class="muted">the model's own credential</span>
+              </li>
+            )}
             {existing.map((c) => (
               <li key={c.id}>
                 <button

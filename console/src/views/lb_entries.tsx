@@ -62,7 +62,12 @@ function EntryRow(p: EntriesProps & { index: number; entry: DraftEntry; share: n
   const status = e.id ? p.status[e.id] : undefined;
   const idError = errors[`entries[${i}].credential_id`] ?? errors[`entries[${i}].id`];
   return (
-    <li class="entry" data-entry={e.credential_name} data-state={status?.state ?? "unsaved"}>
+    <li
+      class="entry"
+      data-entry={e.credential_name}
+      data-state={status?.state ?? "unsaved"}
+      aria-label={`Entry ${i + 1}: ${e.credential_name}`}
+    >
       <div class="entry-head">
         <label class="toggle">
           <input
@@ -126,6 +131,7 @@ function StatusText({ status, saved, readAt, now }: { status: Status | undefined
       </span>
       {status.state !== "available" && left > 0 && <span class="countdown"> · back in {left} s</span>}
       {status.rpm_used !== null && status.rpm_used !== undefined && <span class="muted"> · {status.rpm_used} req this minute</span>}
+      {status.tpm_used !== null && status.tpm_used !== undefined && <span class="muted"> · {status.tpm_used} tokens this minute</span>}
       {err && (
         <span class="muted last-error">
           {" "}

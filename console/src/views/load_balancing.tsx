@@ -35,9 +35,11 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
   const [now, setNow] = useState(Date.now());
   const [credentials, setCredentials] = useState<Schemas["CredentialView"][]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [message, setMessage] = useState<{ kind: "error" | "done"; text: string } | null>(null);
+  const [message, setMessage] = useState<{ kind: "error" | "conflict" | "done"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const heading = useRef<HTMLHeadingElement>(null);
+  // Bumped by every read or write the user starts: a poll sent before one of them is stale.
+  const generation = useRef(0);
 
   const family = providers.find((p) => p.id === model.provider)?.family;
   const sameFamily = providers.filter((p) => p.family === family);
@@ -51,6 +53,7 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
   }
 
   async function load() {
+    generation.current += 1;
     const [pool, creds] = await Promise.all([
       api.GET("/api/v1/workspaces/{ws}/models/{id}/load-balancing", { params: { path } }),
       api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query: { limit: 200 } } }),
@@ -65,23 +68,31 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
   useEffect(() => {
     void load();
     heading.current?.focus();
-    // Live state while the pane is open: only the entries' state, never the draft.
-    const poll = setInterval(() => {
-      void api.GET("/api/v1/workspaces/{ws}/models/{id}/load-balancing", { params: { path } }).then((r) => {
-        if (r.data) live(r.data);
-      });
-    }, REFRESH_MS);
+    // Live state while the pane is open: only the entries' state, never the draft. One read at
+    // a time, none while the tab is hidden, and an answer overtaken by a save or reset is dropped.
+    let stopped = false;
+    let timer = 0;
+    const poll = async () => {
+      if (!document.hidden) {
+        const sent = generation.current;
+        const r = await api.GET("/api/v1/workspaces/{ws}/models/{id}/load-balancing", { params: { path } });
+        if (r.data && sent === generation.current && !stopped) live(r.data);
+      }
+      if (!stopped) timer = window.setTimeout(() => void poll(), REFRESH_MS);
+    };
+    timer = window.setTimeout(() => void poll(), REFRESH_MS);
     const tick = setInterval(() => setNow(Date.now()), 1000);
     return () => {
-      clearInterval(poll);
+      stopped = true;
+      clearTimeout(timer);
       clearInterval(tick);
     };
   }, [model.id]);
 
   const defaultName = credentials.find((c) => c.id === model.credential_id)?.name ?? "default credential";
-  const edit = (change: Partial<Draft>) => {
-    if (!draft) return;
-    setDraft({ ...draft, ...change });
+  // Changes apply to the draft as it is then (an in-place credential arrives after edits).
+  const edit = (change: Partial<Draft> | ((d: Draft) => Partial<Draft>)) => {
+    setDraft((d) => d && { ...d, ...(typeof change === "function" ? change(d) : change) });
     setMessage(null);
   };
 
@@ -103,6 +114,7 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
       return;
     }
     setBusy(true);
+    generation.current += 1;
     const answer = await api.PUT("/api/v1/workspaces/{ws}/models/{id}/load-balancing", {
       params: { path, header: { "If-Match": `"${view.version}"` } },
       body: parsed.body,
@@ -118,7 +130,10 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
     }
     const status = answer.response.status;
     if (status === 412) {
-      setMessage({ kind: "error", text: "Someone else changed this pool meanwhile. Reload it to see their version." });
+      setMessage({
+        kind: "conflict",
+        text: "Someone else changed this pool meanwhile. Reload it to see their version (your changes here are dropped).",
+      });
     } else {
       const fields = fieldErrors(answer.error);
       setErrors(fields);
@@ -131,17 +146,27 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
   }
 
   async function resetCooldowns() {
+    generation.current += 1;
     const answer = await api.DELETE("/api/v1/workspaces/{ws}/models/{id}/load-balancing/cooldowns", {
       params: { path },
     });
     if (answer.response.status !== 204) return setMessage({ kind: "error", text: messageOf(answer.error) });
     const pool = await api.GET("/api/v1/workspaces/{ws}/models/{id}/load-balancing", { params: { path } });
     if (pool.data) live(pool.data);
-    setMessage({ kind: "done", text: "Every credential is back in the rotation." });
+    setMessage({
+      kind: "done",
+      text: "Cooldowns cleared. A credential the provider rejected stays out until it is changed or validated.",
+    });
   }
 
   return (
-    <section class="card pane" role="dialog" aria-modal="false" aria-label="Load balancing">
+    <section
+      class="card pane"
+      role="dialog"
+      aria-modal="false"
+      aria-label="Load balancing"
+      onKeyDown={(e) => e.key === "Escape" && !e.defaultPrevented && onClose()}
+    >
       <div class="pane-head">
         <h2 ref={heading} tabIndex={-1}>
           Load balancing · {model.name}
@@ -151,7 +176,7 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
           Close
         </button>
       </div>
-      {!draft || !view ? (
+      {!draft || !view || providers.length === 0 ? (
         message ? (
           <p class="error" role="alert">
             {message.text}
@@ -166,7 +191,13 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
             rate limit leaves the rotation for the cooldown and the request moves on to the next. Adding a
             credential more than once, or raising its weight, gives it a larger share.
           </p>
-          {feature ? (
+          {!feature && (
+            <p class="upgrade" role="note">
+              Load balancing is a paid feature. Upgrade this workspace to a paid plan, or install a license on
+              this instance, to turn it on. You can still prepare the pool; it stays off until then.
+            </p>
+          )}
+          {(feature || view.enabled) && (
             <label class="toggle main-switch">
               <input
                 type="checkbox"
@@ -178,11 +209,6 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
               />
               <span aria-hidden="true">Load balancing {draft.enabled ? "on" : "off"}</span>
             </label>
-          ) : (
-            <p class="upgrade" role="note">
-              Load balancing is a paid feature. Upgrade this workspace to a paid plan, or install a license on
-              this instance, to turn it on. You can still prepare the pool; it stays off until then.
-            </p>
           )}
           {errors.entries && <p class="error">{errors.entries}</p>}
           <Entries
@@ -193,24 +219,25 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
             defaultName={defaultName}
             errors={errors}
             readOnly={readOnly}
-            onChange={(i, e) => edit({ entries: draft.entries.map((x, j) => (j === i ? e : x)) })}
-            onRemove={(i) => edit({ entries: draft.entries.filter((_, j) => j !== i) })}
+            onChange={(i, e) => edit((d) => ({ entries: d.entries.map((x, j) => (j === i ? e : x)) }))}
+            onRemove={(i) => edit((d) => ({ entries: d.entries.filter((_, j) => j !== i) }))}
           />
           {!readOnly && (
             <AddCredential
               ws={ws}
               providers={sameFamily}
               credentials={credentials}
-              onPick={(c) => edit({ entries: [...draft.entries, newEntry(c.id, c.name)] })}
+              hasDefault={draft.entries.some((e) => e.credential_id === null)}
+              onPick={(c) => edit((d) => ({ entries: [...d.entries, newEntry(c?.id ?? null, c?.name ?? "Default Config")] }))}
               onCreated={(c) => {
-                setCredentials([...credentials, c]);
-                edit({ entries: [...draft.entries, newEntry(c.id, c.name)] });
+                setCredentials((cs) => [...cs, c]);
+                edit((d) => ({ entries: [...d.entries, newEntry(c.id, c.name)] }));
               }}
             />
           )}
           <Settings draft={draft} errors={errors} readOnly={readOnly} onChange={edit} />
           {message && (
-            <p class={message.kind === "error" ? "error" : "done"} role={message.kind === "error" ? "alert" : "status"}>
+            <p class={message.kind === "done" ? "done" : "error"} role={message.kind === "done" ? "status" : "alert"}>
               {message.text}
             </p>
           )}
@@ -222,7 +249,7 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
               <button type="button" class="secondary" onClick={() => void resetCooldowns()}>
                 Reset cooldowns
               </button>
-              {message?.text.startsWith("Someone else") && (
+              {message?.kind === "conflict" && (
                 <button type="button" class="secondary" onClick={() => void load()}>
                   Reload
                 </button>

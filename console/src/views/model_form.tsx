@@ -50,7 +50,8 @@ export function ModelForm({ ws, providers, onCreated, onCancel }: FormProps) {
 
   async function submit(e: Event) {
     e.preventDefault();
-    const price = (v: string) => (v.trim() === "" ? null : Number(v));
+    // A plain decimal (no "1e3", "0x10" or "Infinity", which JSON would turn into null).
+    const price = (v: string) => (v.trim() === "" ? null : /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : NaN);
     const bad: Record<string, string> = {};
     if (Number.isNaN(price(input))) bad.input_usd_per_mtok = "must be a number";
     if (Number.isNaN(price(output))) bad.output_usd_per_mtok = "must be a number";

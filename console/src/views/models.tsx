@@ -4,6 +4,7 @@
 import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
+import { Confirm } from "./confirm";
 import { LoadBalancingPane } from "./load_balancing";
 import { ModelForm } from "./model_form";
 
@@ -19,6 +20,7 @@ export function Models({ ctx }: { ctx: Ctx }) {
   const [adding, setAdding] = useState(false);
   const [removing, setRemoving] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [refusal, setRefusal] = useState<string | null>(null);
 
   async function load() {
     const answer = await api.GET("/api/v1/workspaces/{ws}/models", { params: { path: { ws }, query: { limit: 200 } } });
@@ -29,7 +31,7 @@ export function Models({ ctx }: { ctx: Ctx }) {
   useEffect(() => {
     setModels(null);
     void load();
-    void api.GET("/api/v1/providers").then((r) => r.data && setProviders(r.data.data));
+    void api.GET("/api/v1/providers").then((r) => (r.data ? setProviders(r.data.data) : setError(messageOf(r.error))));
   }, [ws]);
 
   // A menu opens with its item focused; Escape closes it and returns to its Config button.
@@ -44,7 +46,8 @@ export function Models({ ctx }: { ctx: Ctx }) {
   async function remove(id: string) {
     const answer = await api.DELETE("/api/v1/workspaces/{ws}/models/{id}", { params: { path: { ws, id } } });
     setRemoving(null);
-    if (answer.response.status !== 204) return setError(messageOf(answer.error));
+    if (answer.response.status !== 204) return setRefusal(messageOf(answer.error));
+    setRefusal(null);
     if (pane === id) setPane(null);
     await load();
   }
@@ -69,6 +72,11 @@ export function Models({ ctx }: { ctx: Ctx }) {
             </button>
           )}
         </div>
+        {refusal && (
+          <p class="error" role="alert">
+            {refusal}
+          </p>
+        )}
         {adding && (
           <ModelForm
             ws={ws}
@@ -148,15 +156,13 @@ export function Models({ ctx }: { ctx: Ctx }) {
                       </div>
                     )}
                     {removing === m.id && (
-                      <div class="confirm" role="group" aria-label={`Remove ${m.name}?`}>
-                        <span>Remove {m.name}? Its pool goes with it.</span>
-                        <button type="button" class="danger" onClick={() => void remove(m.id)}>
-                          Remove
-                        </button>
-                        <button type="button" class="secondary" onClick={() => setRemoving(null)}>
-                          Keep
-                        </button>
-                      </div>
+                      <Confirm
+                        label={`Remove ${m.name}?`}
+                        text={`Remove ${m.name}? Its pool goes with it.`}
+                        action="Remove"
+                        onConfirm={() => remove(m.id)}
+                        onKeep={() => setRemoving(null)}
+                      />
                     )}
                   </td>
                 </tr>
@@ -171,7 +177,10 @@ export function Models({ ctx }: { ctx: Ctx }) {
           ctx={ctx}
           model={open}
           providers={providers}
-          onClose={() => setPane(null)}
+          onClose={() => {
+            setPane(null);
+            document.querySelector<HTMLElement>(`[data-config="${open.id}"]`)?.focus();
+          }}
           onSaved={() => void load()}
         />
       )}

@@ -1,5 +1,5 @@
 // The signed-in frame: who is signed in, the workspace switch with its plan, the tabs, sign out.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { session } from "../session";
 import { manages, type Ctx } from "./context";
@@ -30,8 +30,12 @@ export function Shell() {
 
   useEffect(() => {
     void (async () => {
-      const [user, list] = await Promise.all([api.GET("/api/v1/me"), api.GET("/api/v1/workspaces")]);
-      if (user.response.status === 401) return session.signOut();
+      const [user, list] = await Promise.all([
+        api.GET("/api/v1/me"),
+        api.GET("/api/v1/workspaces", { params: { query: { limit: 200 } } }),
+      ]);
+      // A 401 has already ended the session (api/client.ts), with its reason.
+      if (user.response.status === 401) return;
       if (!user.data || !list.data) return setError(messageOf(user.error ?? list.error));
       setMe(user.data);
       setWorkspaces(list.data.data);
@@ -39,10 +43,17 @@ export function Shell() {
     })();
   }, []);
 
+  // Only the answer for the workspace chosen last is shown (a slow one for a previous choice
+  // is dropped).
+  const wanted = useRef<string | null>(null);
   async function readDetail(ws: string) {
+    wanted.current = ws;
     const answer = await api.GET("/api/v1/workspaces/{ws}", { params: { path: { ws } } });
-    if (answer.data) setDetail(answer.data);
-    else setError(messageOf(answer.error));
+    if (wanted.current !== ws) return;
+    if (answer.data) {
+      setDetail(answer.data);
+      setError(null);
+    } else setError(messageOf(answer.error));
   }
 
   useEffect(() => {
@@ -71,7 +82,8 @@ export function Shell() {
           </label>
         )}
         {detail && (
-          <span class="plan" aria-label={`Plan: ${detail.plan}`}>
+          <span class="plan">
+            <span class="visually-hidden">Plan: </span>
             {detail.plan}
           </span>
         )}
@@ -94,21 +106,26 @@ export function Shell() {
           </a>
         ))}
       </nav>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
-      {ctx && active && (
-        <>
-          <h1>{ctx.ws.name}</h1>
-          <p class="muted">
-            Your role: {ctx.ws.role}. Plan: {ctx.ws.plan}. Load balancing:{" "}
-            {ctx.ws.features.load_balancing ? "available" : "not available on this plan"}.
+      <main>
+        {error && (
+          <p class="error" role="alert">
+            {error}
           </p>
-          <active.view ctx={ctx} key={`${ctx.ws.id}/${active.id}`} />
-        </>
-      )}
+        )}
+        {me && workspaces.length === 0 && !error && (
+          <p class="notice">You are not a member of any workspace yet: create one with New workspace.</p>
+        )}
+        {ctx && active && (
+          <>
+            <h1>{ctx.ws.name}</h1>
+            <p class="muted">
+              Your role: {ctx.ws.role}. Plan: {ctx.ws.plan}. Load balancing:{" "}
+              {ctx.ws.features.load_balancing ? "available" : "not available (a paid plan or a license turns it on)"}.
+            </p>
+            <active.view ctx={ctx} key={`${ctx.ws.id}/${active.id}`} />
+          </>
+        )}
+      </main>
     </div>
   );
 }

@@ -264,7 +264,7 @@ export async function admin_tabs(t) {
     await page.goto(`${config.url}/#/license`);
     await page.reload();
     // The workspace's name heads the page once the user and workspace are loaded.
-    await page.locator(".shell > h1").waitFor();
+    await page.locator(".shell main > h1").waitFor();
     licenseHeading[u.email] = await page.getByRole("heading", { name: "Install a license" }).count();
   }
   return { tabs, license_heading: licenseHeading };
@@ -313,14 +313,14 @@ export async function license_install(t) {
   const { page, config } = t;
   await t.signIn();
   await t.openTab("License");
-  const feature = page.locator(".shell > p.muted");
+  const feature = page.locator(".shell main > p.muted");
   const barBefore = await feature.innerText();
   await page.getByLabel("License token").fill(config.license);
   await page.getByRole("button", { name: "Install license" }).click();
   const done = await textOf(page.locator('section[aria-labelledby="install-title"] [role=status]'));
   await page.locator('[data-license-status="valid"]').waitFor();
   // The bar follows without a reload.
-  await page.locator(".shell > p.muted", { hasText: "Load balancing: available" }).waitFor();
+  await page.locator(".shell main > p.muted", { hasText: "Load balancing: available" }).waitFor();
   await t.shot("license");
   return {
     done,
