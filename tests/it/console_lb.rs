@@ -237,3 +237,61 @@ async fn a_member_who_only_reads_sees_the_pool_and_cannot_change_it() {
     }
     assert_eq!(w.lb(&gpt).await["version"], before["version"]);
 }
+
+#[tokio::test]
+async fn a_pool_left_on_after_the_plan_lost_the_feature_can_still_be_switched_off_from_the_pane() {
+    let app = spawn_app_with(&[("ROTOR_DEPLOYMENT", "saas")]).await;
+    let admin = app.user("admin").await;
+    let user = app.user("ada").await;
+    let plan = format!("/api/v1/admin/workspaces/{}/plan", user.workspace);
+    app.put(&plan, &admin.token, json!({"plan": "team"}))
+        .await
+        .assert(200);
+    let w = World::of(&app, user.clone()).await;
+    let creds = w
+        .creds(["sk-downgrade-000001", "sk-downgrade-000002"])
+        .await;
+    let gpt = w.model("gpt", "gpt", creds[0]).await;
+    w.pool(&gpt, &[(None, 1), (Some(creds[1]), 1)], 60).await;
+    app.put(&plan, &admin.token, json!({"plan": "sandbox"}))
+        .await
+        .assert(200);
+    assert_eq!(w.lb(&gpt).await["reason"], "feature_not_available");
+
+    let summary = run_browser(
+        "lb_feature_gone",
+        config(&app, &user, json!({"model": "gpt"})),
+    )
+    .await;
+    assert!(
+        summary["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("paid feature")),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["was_on"], true,
+        "the switch stays while the pool is on"
+    );
+    assert_eq!(summary["entries"], json!(["key-1", "Default Config"]));
+    assert!(
+        summary["offline"]
+            .as_str()
+            .is_some_and(|m| m.contains("Could not reach Rotor")),
+        "{summary}"
+    );
+    // Once off, only the notice is left: it cannot be turned on again on this plan.
+    assert_eq!(summary["switches"], 0, "{summary}");
+    // Off, with the entries kept (Default Config added back last).
+    let pool = w.lb(&gpt).await;
+    assert_eq!(pool["enabled"], false, "{pool}");
+    let names: Vec<&str> = pool["entries"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x["credential_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, ["key-1", "Default Config"]);
+}

@@ -173,3 +173,26 @@ export async function lb_read_only(t) {
     weight_disabled: await pane.getByLabel("Weight").first().isDisabled(),
   };
 }
+
+/** The feature went while the pool was on: the notice, and the switch to turn it off; the
+ * Default Config entry removed and added back; then a save while the server is unreachable. */
+export async function lb_feature_gone(t) {
+  const { page, config } = t;
+  await t.signIn();
+  const pane = await openPane(t, config.model);
+  const notice = await pane.getByRole("note").innerText();
+  const sw = pane.getByRole("switch", { name: "Load balancing" });
+  const wasOn = await sw.isChecked();
+  await pane.locator('li[data-entry="Default Config"]').getByRole("button", { name: "Remove Default Config" }).click();
+  await pane.getByRole("button", { name: "Add credential" }).click();
+  await pane.getByRole("group", { name: "Choose a credential" }).getByRole("button", { name: "Default Config" }).click();
+  const entries = await entryNames(pane);
+  await sw.uncheck();
+  // The network fails once: the page says so and stays usable.
+  await page.route("**/load-balancing", (route) => route.abort(), { times: 1 });
+  await pane.getByRole("button", { name: "Save" }).click();
+  const offline = await pane.getByRole("alert").innerText();
+  await pane.getByRole("button", { name: "Save" }).click();
+  await pane.getByText("Saved.", { exact: true }).waitFor();
+  return { notice, was_on: wasOn, entries, offline, switches: await sw.count() };
+}
