@@ -436,3 +436,24 @@ async fn in_saas_mode_a_plan_set_in_the_page_is_the_workspace_plan() {
     // The admin's own workspace was not touched.
     assert_eq!(app.workspace(&admin).await.body["plan"], "sandbox");
 }
+
+#[tokio::test]
+async fn an_owner_who_steps_down_in_the_page_loses_the_managing_controls_at_once() {
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    let grace = app.user("grace").await;
+    app.add_member(&ada, ada.workspace, &grace, "owner").await;
+    let summary = run_browser(
+        "self_demotion",
+        json!({"url": app.url(""), "email": ada.email, "password": PASSWORD, "role": "normal"}),
+    )
+    .await;
+    assert_eq!(summary["before"], 1, "{summary}");
+    assert_eq!(summary["after"], 0, "{summary}");
+    assert!(
+        text(&summary, "bar").contains("Your role: normal"),
+        "{summary}"
+    );
+    let ws = app.workspace(&ada).await;
+    assert_eq!(ws.body["role"], "normal");
+}

@@ -132,8 +132,11 @@ function MemberRow({ ctx, member, onChanged, onRefused }: RowProps) {
     setBusy(true);
     const answer = await api.PATCH("/api/v1/workspaces/{ws}/members/{user_id}", { params: { path }, body: { role } });
     setBusy(false);
-    if (answer.data) onChanged(`${member.email} is now ${answer.data.role}.`);
-    else {
+    if (answer.data) {
+      onChanged(`${member.email} is now ${answer.data.role}.`);
+      // Your own role decides what the other screens offer you.
+      if (you) ctx.refresh();
+    } else {
       setRole(member.role);
       onRefused(messageOf(answer.error));
     }
@@ -143,7 +146,12 @@ function MemberRow({ ctx, member, onChanged, onRefused }: RowProps) {
     setBusy(true);
     const answer = await api.DELETE("/api/v1/workspaces/{ws}/members/{user_id}", { params: { path } });
     setBusy(false);
-    if (answer.response.ok) return onChanged(`${member.email} was removed.`);
+    if (answer.response.ok) {
+      onChanged(`${member.email} was removed.`);
+      // Leaving a workspace: the console starts again on the ones you still have.
+      if (you) location.reload();
+      return;
+    }
     refocus.current = true;
     setConfirming(false);
     onRefused(messageOf(answer.error));

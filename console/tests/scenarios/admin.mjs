@@ -348,3 +348,17 @@ export async function plan_change(t) {
   await t.noSecretShown();
   return { before, answer, after: await row.getAttribute("data-plan"), members: Number(await row.locator("td.num").innerText()) };
 }
+
+/** An owner who steps down to `config.role` in the page loses the managing controls at once. */
+export async function self_demotion(t) {
+  const { page, config } = t;
+  await t.signIn();
+  await t.openTab("Members");
+  const me = page.locator(`tr[data-member="${config.email}"]`);
+  await me.waitFor();
+  const before = await page.getByRole("button", { name: "Add member" }).count();
+  await me.getByLabel(`Role of ${config.email}`).selectOption(config.role);
+  await me.getByRole("button", { name: "Change role" }).click();
+  await page.getByRole("button", { name: "Add member" }).waitFor({ state: "detached" });
+  return { before, after: await page.getByRole("button", { name: "Add member" }).count(), bar: await page.locator(".shell main > p.muted").innerText() };
+}
