@@ -258,3 +258,24 @@ async fn a_workspace_created_from_the_bar_is_owned_by_its_creator_and_shown_at_o
     assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(summary["options"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn the_model_list_shows_every_model_past_the_first_page() {
+    let app = spawn_app().await;
+    let user = app.user("ada").await;
+    let email = user.email.clone();
+    let w = World::of(&app, user).await;
+    let cred = w.cred("c", "sk-many-models-00001").await;
+    // One more than a page of the API's list (200).
+    for i in 0..203 {
+        w.model(&format!("m-{i:03}"), "gpt", cred).await;
+    }
+    let summary = run_browser(
+        "models",
+        serde_json::json!({"url": app.url(""), "email": email, "password": PASSWORD}),
+    )
+    .await;
+    let shown = summary["icons"].as_object().map(|m| m.len());
+    assert_eq!(shown, Some(203), "every page is read");
+    assert!(summary["icons"].get("m-202").is_some());
+}

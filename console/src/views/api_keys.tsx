@@ -4,6 +4,7 @@
 import { Fragment } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import { LimitsForm, limitsText, NewKeyForm } from "./api_key_form";
 import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
@@ -25,7 +26,7 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
   const [done, setDone] = useState<string | null>(null);
 
   async function load() {
-    const answer = await api.GET("/api/v1/workspaces/{ws}/api-keys", { params: { path: { ws }, query: { limit: 200 } } });
+    const answer = await listAll((query) => api.GET("/api/v1/workspaces/{ws}/api-keys", { params: { path: { ws }, query } }));
     if (answer.data) setKeys(answer.data.data);
     else setError(messageOf(answer.error));
   }

@@ -2,6 +2,7 @@
 // on which target, and the event's non-secret details.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import type { Ctx } from "./context";
 
 type Event = Schemas["AuditEvent"];
@@ -58,7 +59,7 @@ export function Audit({ ctx }: { ctx: Ctx }) {
   useEffect(() => {
     setEvents(null);
     void page(null);
-    void api.GET("/api/v1/workspaces/{ws}/members", { params: { path: { ws }, query: { limit: 200 } } }).then((r) => {
+    void listAll((query) => api.GET("/api/v1/workspaces/{ws}/members", { params: { path: { ws }, query } })).then((r) => {
       const names: Record<string, string> = { [ctx.me.id]: ctx.me.email };
       for (const m of r.data?.data ?? []) names[m.user_id] = m.email;
       setPeople(names);

@@ -4,6 +4,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
 import { configOf, CredentialForm } from "./credential_form";
@@ -44,7 +45,7 @@ export function Credentials({ ctx }: { ctx: Ctx }) {
   const [done, setDone] = useState<string | null>(null);
 
   async function load() {
-    const answer = await api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query: { limit: 200 } } });
+    const answer = await listAll((query) => api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query } }));
     if (answer.data) setCredentials(answer.data.data);
     else setError(messageOf(answer.error));
   }

@@ -3,6 +3,7 @@
 // pool's settings, Save with the two-credential rule, live state and Reset cooldowns.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import type { Ctx } from "./context";
 import { AddCredential } from "./lb_add";
 import { bodyOf, distinctEnabled, draftOf, newEntry, type Draft } from "./lb_draft";
@@ -56,7 +57,7 @@ export function LoadBalancingPane({ ctx, model, providers, onClose, onSaved }: P
     generation.current += 1;
     const [pool, creds] = await Promise.all([
       api.GET("/api/v1/workspaces/{ws}/models/{id}/load-balancing", { params: { path } }),
-      api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query: { limit: 200 } } }),
+      listAll((query) => api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query } })),
     ]);
     if (!pool.data) return setMessage({ kind: "error", text: messageOf(pool.error) });
     setView(pool.data);

@@ -2,6 +2,7 @@
 // role and remove a member (confirmed in the page); the server's refusals are shown as text.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import { Field } from "./auth";
 import type { Ctx } from "./context";
 
@@ -26,7 +27,7 @@ export function Members({ ctx }: { ctx: Ctx }) {
   const [message, setMessage] = useState<Message>(null);
 
   async function load() {
-    const answer = await api.GET("/api/v1/workspaces/{ws}/members", { params: { path: { ws }, query: { limit: 200 } } });
+    const answer = await listAll((query) => api.GET("/api/v1/workspaces/{ws}/members", { params: { path: { ws }, query } }));
     if (answer.data) setMembers(answer.data.data);
     else setError(messageOf(answer.error));
   }

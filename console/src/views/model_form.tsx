@@ -3,6 +3,7 @@
 // and optional prices.
 import { useEffect, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import { Field } from "./auth";
 
 type ModelType = Schemas["ModelType"];
@@ -31,8 +32,7 @@ export function ModelForm({ ws, providers, onCreated, onCancel }: FormProps) {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    void api
-      .GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query: { limit: 200 } } })
+    void listAll((query) => api.GET("/api/v1/workspaces/{ws}/credentials", { params: { path: { ws }, query } }))
       .then((r) => {
         if (!r.data) return setError(messageOf(r.error));
         setCredentials(r.data.data);

@@ -3,6 +3,7 @@
 // a model's **Config** opens its **Load balancing** pane.
 import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import type { Ctx } from "./context";
 import { Confirm } from "./confirm";
 import { LoadBalancingPane } from "./load_balancing";
@@ -23,7 +24,7 @@ export function Models({ ctx }: { ctx: Ctx }) {
   const [refusal, setRefusal] = useState<string | null>(null);
 
   async function load() {
-    const answer = await api.GET("/api/v1/workspaces/{ws}/models", { params: { path: { ws }, query: { limit: 200 } } });
+    const answer = await listAll((query) => api.GET("/api/v1/workspaces/{ws}/models", { params: { path: { ws }, query } }));
     if (answer.data) setModels(answer.data.data);
     else setError(messageOf(answer.error));
   }

@@ -1,6 +1,7 @@
 // The signed-in frame: who is signed in, the workspace switch with its plan, the tabs, sign out.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { listAll } from "../api/list";
 import { session } from "../session";
 import { manages, type Ctx } from "./context";
 import { NewWorkspace } from "./new_workspace";
@@ -32,7 +33,7 @@ export function Shell() {
     void (async () => {
       const [user, list] = await Promise.all([
         api.GET("/api/v1/me"),
-        api.GET("/api/v1/workspaces", { params: { query: { limit: 200 } } }),
+        listAll((query) => api.GET("/api/v1/workspaces", { params: { query } })),
       ]);
       // A 401 has already ended the session (api/client.ts), with its reason.
       if (user.response.status === 401) return;
