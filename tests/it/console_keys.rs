@@ -294,3 +294,39 @@ async fn limits_set_and_changed_in_the_page_are_the_keys_limits() {
     assert_eq!(k["monthly_token_budget"], Value::Null, "{k}");
     assert_eq!(k["monthly_budget_usd"], 12.5, "{k}");
 }
+
+#[tokio::test]
+async fn a_key_scoped_in_the_page_reaches_only_its_models_and_carries_its_expiry() {
+    let app = spawn_app().await;
+    let user = app.user("ada").await;
+    let w = World::of(&app, user.clone()).await;
+    let cred = w.cred("c", "sk-scope-0000000001").await;
+    w.model("alpha", "gpt", cred).await;
+    w.model("beta", "gpt", cred).await;
+    let summary = run_browser(
+        "api_key_scope",
+        json!({"url": app.url(""), "email": user.email, "password": PASSWORD,
+               "name": "scoped", "models": "alpha, ", "expires": "2099-06-30"}),
+    )
+    .await;
+    let key = summary["key"].as_str().expect("the key shown once");
+    let keys = app.get(&w.w("/api-keys"), &w.user.token).await;
+    let scoped = keys.body["data"]
+        .as_array()
+        .and_then(|l| l.iter().find(|k| k["name"] == "scoped").cloned())
+        .expect("the key created in the page");
+    assert_eq!(scoped["allowed_models"], json!(["alpha"]), "{scoped}");
+    assert!(
+        scoped["expires_at"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("2099-06-30T23:59:59")),
+        "{scoped}"
+    );
+    app.chat(key, "alpha").await.assert(200);
+    let refused = app.chat(key, "beta").await;
+    assert!(
+        refused.status == 403 || refused.status == 404,
+        "{}",
+        refused.text
+    );
+}

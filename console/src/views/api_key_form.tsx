@@ -83,6 +83,8 @@ function LimitFields({ prefix, typed, errors, onInput }: LimitFieldsProps) {
 /** Create a key with a name and limits; `onCreated` receives the answer holding the key. */
 export function NewKeyForm({ ws, onCreated }: { ws: string; onCreated: (k: Schemas["CreatedKey"]) => void }) {
   const [name, setName] = useState("");
+  const [models, setModels] = useState("");
+  const [expires, setExpires] = useState("");
   const [typed, setTyped] = useState<Typed>(typedOf(undefined));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | null>(null);
@@ -95,6 +97,14 @@ export function NewKeyForm({ ws, onCreated }: { ws: string; onCreated: (k: Schem
     setErrors(parsed.errors);
     if (Object.keys(parsed.errors).length) return setError("Check the fields.");
     const body: Schemas["NewKey"] = { name: name.trim() };
+    // Scope: the models it may call (comma-separated; empty: all) and the day it stops working
+    // (at the end of that UTC day).
+    const allowed = models
+      .split(",")
+      .map((m) => m.trim())
+      .filter(Boolean);
+    if (allowed.length > 0) body.allowed_models = allowed;
+    if (expires !== "") body.expires_at = `${expires}T23:59:59Z`;
     for (const l of LIMITS) {
       const v = parsed.limits[l.name];
       if (v !== null) body[l.name] = v;
@@ -107,6 +117,8 @@ export function NewKeyForm({ ws, onCreated }: { ws: string; onCreated: (k: Schem
       return setError(messageOf(answer.error));
     }
     setName("");
+    setModels("");
+    setExpires("");
     setTyped(typedOf(undefined));
     onCreated(answer.data);
   }
@@ -117,8 +129,20 @@ export function NewKeyForm({ ws, onCreated }: { ws: string; onCreated: (k: Schem
       <div class="key-grid">
         <Field id="key-new-name" label="Name" value={name} onInput={setName} error={errors.name} autoComplete="off" />
         <LimitFields prefix="key-new" typed={typed} errors={errors} onInput={setTyped} />
+        <Field
+          id="key-new-models"
+          label="Allowed models"
+          value={models}
+          onInput={setModels}
+          error={errors.allowed_models}
+          autoComplete="off"
+        />
+        <Field id="key-new-expires" label="Expires on (UTC)" type="date" value={expires} onInput={setExpires} error={errors.expires_at} />
       </div>
-      <p class="muted help">Limits are optional: leave a field empty for no limit.</p>
+      <p class="muted help">
+        Limits are optional: leave a field empty for no limit. Allowed models: names separated by commas, empty for
+        every model of the workspace. Expires at the end of that day.
+      </p>
       {error && (
         <p class="error" role="alert">
           {error}

@@ -130,3 +130,18 @@ export async function api_key_limits(t) {
   await t.shot("api-key-limits");
   return { refused, created, before, after: await row.locator("td.limits").innerText() };
 }
+
+/** A key scoped to `config.models` (comma-separated) until `config.expires` (YYYY-MM-DD). */
+export async function api_key_scope(t) {
+  const { page, config } = t;
+  await t.signIn();
+  await t.openTab("API keys");
+  const form = page.getByRole("form", { name: "Create API key" });
+  await form.getByLabel("Name", { exact: true }).fill(config.name);
+  await form.getByLabel("Allowed models").fill(config.models);
+  await form.getByLabel("Expires on (UTC)").fill(config.expires);
+  await form.getByRole("button", { name: "Create key" }).click();
+  const shown = page.locator("#created-key");
+  await shown.waitFor();
+  return { key: await shown.innerText() };
+}
