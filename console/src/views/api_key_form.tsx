@@ -3,6 +3,7 @@
 import { useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
+import { decimalNumber, wholeNumber } from "./numbers";
 
 type Key = Schemas["KeyView"];
 type Limits = Schemas["KeyLimits"];
@@ -34,10 +35,9 @@ function parse(typed: Typed): { limits: Record<LimitName, number | null>; errors
   const errors: Record<string, string> = {};
   for (const l of LIMITS) {
     const raw = typed[l.name].trim().replace(/[,_\s]/g, "");
-    const ok = l.decimal ? /^\d+(\.\d+)?$/.test(raw) : /^\d+$/.test(raw);
-    if (raw === "") limits[l.name] = null;
-    else if (ok) limits[l.name] = Number(raw);
-    else errors[l.name] = l.decimal ? "must be a number" : "must be a whole number";
+    const value = l.decimal ? decimalNumber(raw) : wholeNumber(raw);
+    if (Number.isNaN(value)) errors[l.name] = l.decimal ? "must be a number" : "must be a whole number";
+    else limits[l.name] = value;
   }
   return { limits, errors };
 }

@@ -4,6 +4,7 @@
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
+import { wholeNumber } from "./numbers";
 
 type Provider = Schemas["ProviderView"];
 type Credential = Schemas["CredentialView"];
@@ -29,12 +30,6 @@ export function configOf(c: Credential): Record<string, string> {
   return out;
 }
 
-/** Parses an optional whole number typed in a field: null when empty, NaN when not one. */
-export function wholeNumber(raw: string): number | null {
-  const v = raw.trim();
-  if (v === "") return null;
-  return /^\d+$/.test(v) ? Number(v) : NaN;
-}
 
 /** Add or edit a credential; server refusals are shown next to their fields. */
 export function CredentialForm({ ws, providers, credential, onCancel, onSaved, addLabel }: FormProps) {

@@ -1,6 +1,7 @@
 // The Load balancing pane edits a draft of the pool and sends it whole (PUT) on Save: this
 // holds the draft's shape, its conversion to and from the API, and the two-credential rule.
 import type { Schemas } from "../api/client";
+import { wholeNumber } from "./numbers";
 
 type View = Schemas["LoadBalancingView"];
 
@@ -91,16 +92,13 @@ export function distinctEnabled(draft: Draft, defaultCredential: string): number
 export function bodyOf(draft: Draft): { body: Schemas["PutBody"] } | { fields: Record<string, string> } {
   const fields: Record<string, string> = {};
   const int = (field: string, value: string, optional: boolean): number | null => {
-    const v = value.trim();
-    if (v === "") {
-      if (!optional) fields[field] = "is required";
-      return null;
-    }
-    if (!/^\d+$/.test(v)) {
+    const n = wholeNumber(value);
+    if (n === null && !optional) fields[field] = "is required";
+    if (Number.isNaN(n)) {
       fields[field] = "must be a whole number";
       return null;
     }
-    return Number(v);
+    return n;
   };
   const entries = draft.entries.map((e, i) => ({
     id: e.id,

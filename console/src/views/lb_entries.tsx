@@ -2,6 +2,7 @@
 // state (a countdown to its return, in seconds, while it cools down).
 import type { Schemas } from "../api/client";
 import type { DraftEntry } from "./lb_draft";
+import { wholeNumber } from "./numbers";
 
 type Status = Schemas["EntryStatus"];
 
@@ -21,7 +22,7 @@ interface EntriesProps {
 
 /** The entries as a list, in rotation order. */
 export function Entries(p: EntriesProps) {
-  const weight = (e: DraftEntry) => (e.enabled && /^\d+$/.test(e.weight.trim()) ? Number(e.weight) : 0);
+  const weight = (e: DraftEntry) => (e.enabled ? wholeNumber(e.weight) || 0 : 0);
   const total = p.entries.reduce((sum, e) => sum + weight(e), 0);
   return (
     <ol class="entries" aria-label="Credentials in the pool">

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { listAll } from "../api/list";
 import { Field } from "./auth";
+import { decimalNumber } from "./numbers";
 
 type ModelType = Schemas["ModelType"];
 
@@ -50,8 +51,7 @@ export function ModelForm({ ws, providers, onCreated, onCancel }: FormProps) {
 
   async function submit(e: Event) {
     e.preventDefault();
-    // A plain decimal (no "1e3", "0x10" or "Infinity", which JSON would turn into null).
-    const price = (v: string) => (v.trim() === "" ? null : /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : NaN);
+    const price = decimalNumber;
     const bad: Record<string, string> = {};
     if (Number.isNaN(price(input))) bad.input_usd_per_mtok = "must be a number";
     if (Number.isNaN(price(output))) bad.output_usd_per_mtok = "must be a number";
