@@ -53,12 +53,18 @@ export function Settings({ draft, errors, readOnly, onChange }: SettingsProps) {
         <select
           id="lb-affinity"
           value={draft.affinity}
+          aria-invalid={errors.affinity ? true : undefined}
+          aria-describedby={errors.affinity ? "lb-affinity-error" : undefined}
           onChange={(e) => onChange({ affinity: (e.target as HTMLSelectElement).value as Draft["affinity"] })}
         >
           <option value="none">None: every request goes round the pool</option>
           <option value="session">Session: a session sticks to one credential (warm prompt caches)</option>
         </select>
-        {errors.affinity && <p class="error">{errors.affinity}</p>}
+        {errors.affinity && (
+          <p id="lb-affinity-error" class="error">
+            {errors.affinity}
+          </p>
+        )}
       </div>
     </fieldset>
   );

@@ -115,14 +115,24 @@ export function ModelForm({ ws, providers, onCreated, onCancel }: FormProps) {
         </div>
         <div class="field">
           <label for="model-credential">Default credential</label>
-          <select id="model-credential" value={credential} onChange={(e) => setCredential((e.target as HTMLSelectElement).value)}>
+          <select
+            id="model-credential"
+            value={credential}
+            aria-invalid={errors.credential_id ? true : undefined}
+            aria-describedby={errors.credential_id ? "model-credential-error" : undefined}
+            onChange={(e) => setCredential((e.target as HTMLSelectElement).value)}
+          >
             {ofProvider.map((c) => (
               <option key={c.id} value={c.id}>
                 {c.name}
               </option>
             ))}
           </select>
-          {errors.credential_id && <p class="error">{errors.credential_id}</p>}
+          {errors.credential_id && (
+            <p id="model-credential-error" class="error">
+              {errors.credential_id}
+            </p>
+          )}
         </div>
         <Field id="model-input-price" label="Input price (USD per million tokens)" value={input} onInput={setInput} error={errors.input_usd_per_mtok} />
         <Field id="model-output-price" label="Output price (USD per million tokens)" value={output} onInput={setOutput} error={errors.output_usd_per_mtok} />
