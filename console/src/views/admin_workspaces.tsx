@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import type { Ctx } from "./context";
 import { utc } from "./audit";
+import { Refusal } from "./notice";
 
 type Workspace = Schemas["Workspace"];
 type Plan = Schemas["Plan"];
@@ -43,11 +44,7 @@ export function AdminWorkspaces({ ctx }: { ctx: Ctx }) {
           ? "This instance is the hosted service: a workspace's plan grants its features."
           : "This instance is self-hosted: features come from the license, and plans (set in saas mode only) have no effect."}
       </p>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       {!list && !error && <p>Loading workspaces…</p>}
       {list && saas !== null && (
         <table class="models admin-workspaces">

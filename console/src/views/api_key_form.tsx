@@ -4,6 +4,7 @@ import { useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
 import { decimalNumber, wholeNumber } from "./numbers";
+import { Refusal } from "./notice";
 
 type Key = Schemas["KeyView"];
 type Limits = Schemas["KeyLimits"];
@@ -143,11 +144,7 @@ export function NewKeyForm({ ws, onCreated }: { ws: string; onCreated: (k: Schem
         Limits are optional: leave a field empty for no limit. Allowed models: names separated by commas, empty for
         every model of the workspace. Expires at the end of that day.
       </p>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       <div class="row">
         <button type="submit" disabled={busy}>
           Create key
@@ -186,11 +183,7 @@ export function LimitsForm({ ws, apiKey, onCancel, onSaved }: { ws: string; apiK
       <div class="key-grid">
         <LimitFields prefix={`key-${apiKey.id}`} typed={typed} errors={errors} onInput={setTyped} />
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       <div class="row">
         <button type="submit" disabled={busy}>
           Save limits

@@ -8,6 +8,7 @@ import { listAll } from "../api/list";
 import { LimitsForm, limitsText, NewKeyForm } from "./api_key_form";
 import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
+import { Done, Refusal } from "./notice";
 
 type Key = Schemas["KeyView"];
 
@@ -80,16 +81,8 @@ export function ApiKeys({ ctx }: { ctx: Ctx }) {
           }}
         />
       )}
-      {done && (
-        <p class="done" role="status">
-          {done}
-        </p>
-      )}
-      {refusal && (
-        <p class="error" role="alert">
-          {refusal}
-        </p>
-      )}
+      <Done text={done} />
+      <Refusal text={refusal} />
       {rows.length === 0 ? (
         <p>No API keys yet.</p>
       ) : (

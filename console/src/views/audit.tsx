@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { listAll } from "../api/list";
 import type { Ctx } from "./context";
+import { Refusal } from "./notice";
 
 type Event = Schemas["AuditEvent"];
 
@@ -77,11 +78,7 @@ export function Audit({ ctx }: { ctx: Ctx }) {
     <section class="card" aria-labelledby="audit-title">
       <h2 id="audit-title">Audit log</h2>
       <p class="muted">Every change to the workspace, newest first. Times are UTC.</p>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       {!events && !error && <p>Loading the audit log…</p>}
       {events && events.length === 0 && <p>No events yet.</p>}
       {events && events.length > 0 && (

@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { api, fieldErrors, messageOf } from "../api/client";
 import { session } from "../session";
+import { Refusal } from "./notice";
 
 type Mode = "signin" | "signup";
 
@@ -56,11 +57,7 @@ export function Auth() {
           error={fields.password}
           autoComplete={mode === "signin" ? "current-password" : "new-password"}
         />
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Refusal text={error} />
         <button type="submit" disabled={busy}>
           {title}
         </button>

@@ -5,6 +5,7 @@ import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { Field } from "./auth";
 import { wholeNumber } from "./numbers";
+import { Refusal } from "./notice";
 
 type Provider = Schemas["ProviderView"];
 type Credential = Schemas["CredentialView"];
@@ -157,11 +158,7 @@ export function CredentialForm({ ws, providers, credential, onCancel, onSaved, a
         />
       </div>
       {!editing && <p class="muted help">Quota cooldown: 60 to 604800 seconds; empty for the default (3600).</p>}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       <div class="row">
         <button type="submit" disabled={busy}>
           {editing ? "Save" : (addLabel?.submit ?? "Add credential")}

@@ -8,6 +8,7 @@ import { listAll } from "../api/list";
 import { Confirm } from "./confirm";
 import type { Ctx } from "./context";
 import { configOf, CredentialForm } from "./credential_form";
+import { Done, Refusal } from "./notice";
 
 type Credential = Schemas["CredentialView"];
 type Provider = Schemas["ProviderView"];
@@ -118,16 +119,8 @@ export function Credentials({ ctx }: { ctx: Ctx }) {
           }}
         />
       )}
-      {done && (
-        <p class="done" role="status">
-          {done}
-        </p>
-      )}
-      {refusal && (
-        <p class="error" role="alert">
-          {refusal}
-        </p>
-      )}
+      <Done text={done} />
+      <Refusal text={refusal} />
       {groups.length === 0 && <p>No credentials yet.</p>}
       {groups.map((g) => (
         <section key={g.id} class="cred-group" aria-labelledby={`cred-group-${g.id}`} data-provider={g.id}>

@@ -112,7 +112,7 @@ const STATES: Record<string, string> = {
 };
 
 /** Seconds left of a countdown read `remaining` seconds at `readAt`, as of `now`. */
-export function secondsLeft(remaining: number, readAt: number, now: number): number {
+function secondsLeft(remaining: number, readAt: number, now: number): number {
   return Math.max(0, Math.ceil(remaining - (now - readAt) / 1000));
 }
 

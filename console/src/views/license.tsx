@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { utc } from "./audit";
 import type { Ctx } from "./context";
+import { Done } from "./notice";
 
 type Status = Schemas["LicenseStatus"];
 
@@ -127,11 +128,7 @@ export function License({ ctx }: { ctx: Ctx }) {
               {error}
             </p>
           )}
-          {done && (
-            <p class="done" role="status">
-              {done}
-            </p>
-          )}
+          <Done text={done} />
           <button type="submit" disabled={busy || token.trim() === ""}>
             Install license
           </button>

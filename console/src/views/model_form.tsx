@@ -6,6 +6,7 @@ import { api, fieldErrors, messageOf, type Schemas } from "../api/client";
 import { listAll } from "../api/list";
 import { Field } from "./auth";
 import { decimalNumber } from "./numbers";
+import { Refusal } from "./notice";
 
 type ModelType = Schemas["ModelType"];
 
@@ -137,11 +138,7 @@ export function ModelForm({ ws, providers, onCreated, onCancel }: FormProps) {
         <Field id="model-input-price" label="Input price (USD per million tokens)" value={input} onInput={setInput} error={errors.input_usd_per_mtok} />
         <Field id="model-output-price" label="Output price (USD per million tokens)" value={output} onInput={setOutput} error={errors.output_usd_per_mtok} />
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       <div class="row">
         <button type="submit" disabled={busy}>
           Add model

@@ -8,6 +8,7 @@ import type { Ctx } from "./context";
 import { Confirm } from "./confirm";
 import { LoadBalancingPane } from "./load_balancing";
 import { ModelForm } from "./model_form";
+import { Refusal } from "./notice";
 
 type Model = Schemas["ModelView"];
 
@@ -73,11 +74,7 @@ export function Models({ ctx }: { ctx: Ctx }) {
             </button>
           )}
         </div>
-        {refusal && (
-          <p class="error" role="alert">
-            {refusal}
-          </p>
-        )}
+        <Refusal text={refusal} />
         {adding && (
           <ModelForm
             ws={ws}

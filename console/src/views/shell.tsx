@@ -6,6 +6,7 @@ import { session } from "../session";
 import { manages, type Ctx } from "./context";
 import { NewWorkspace } from "./new_workspace";
 import { TABS } from "./routes";
+import { Refusal } from "./notice";
 
 type Workspace = Schemas["MemberWorkspace"];
 
@@ -108,11 +109,7 @@ export function Shell() {
         ))}
       </nav>
       <main>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Refusal text={error} />
         {me && workspaces.length === 0 && !error && (
           <p class="notice">You are not a member of any workspace yet: create one with New workspace.</p>
         )}

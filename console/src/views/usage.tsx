@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { StackedBars, type Series } from "./chart";
 import type { Ctx } from "./context";
+import { Refusal } from "./notice";
 
 type Row = Schemas["UsageView"];
 type GroupBy = "model" | "api_key";
@@ -125,11 +126,7 @@ export function Usage({ ctx }: { ctx: Ctx }) {
         </div>
       </div>
       <p class="muted">UTC days; the gateway's counts reach this report within a few seconds.</p>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Refusal text={error} />
       {!rows && !error && <p>Loading usage…</p>}
       {rows && groups.length === 0 && <p data-empty="usage">No requests in this period.</p>}
       {rows && groups.length > 0 && (
