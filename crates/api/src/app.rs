@@ -1,16 +1,16 @@
 //! The HTTP application: routes, OpenAPI document, Swagger UI and the middleware stack.
 
+use crate::edge::{Edge, EdgeFuture};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes;
 use crate::state::AppState;
-use axum::http::{Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
-use std::any::Any;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -118,28 +118,66 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole application with its state and middleware.
 pub fn router(state: AppState) -> Router {
     let (routes, api) = documented().split_for_parts();
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
-        .route("/metrics", axum::routing::get(crate::observe::metrics_endpoint))
+        .route(
+            "/metrics",
+            axum::routing::get(crate::observe::metrics_endpoint),
+        )
         .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(
-            request_id,
-            crate::request_id::MakeRequestCounter::default(),
-        ))
+}
+
+/// Every request's way in: through the [`Edge`], then the gateway's hot endpoints (OpenAI's
+/// and Anthropic's JSON calls, [`crate::gateway::hot`]) straight to their handler, and
+/// everything else through the router. The handler is the one the router would call; only
+/// the route matching and the router's layers are skipped, and the gateway uses none of them.
+pub struct Front {
+    router: Router,
+    state: AppState,
+    edge: Edge,
+}
+
+/// A [`Front`] answer: the gateway's, or the router's.
+type FrontFuture = futures_util::future::Either<
+    futures_util::future::Map<
+        futures_util::future::BoxFuture<'static, Response>,
+        fn(Response) -> Result<Response, Infallible>,
+    >,
+    <Router as tower::Service<Request<Body>>>::Future,
+>;
+
+impl Front {
+    /// The front of `state`'s application.
+    pub fn new(state: AppState) -> Self {
+        Self {
+            router: router(state.clone()),
+            state,
+            edge: Edge::default(),
+        }
+    }
+
+    /// Answers `req` from `peer`.
+    pub fn call(&self, req: Request<Body>, peer: SocketAddr) -> EdgeFuture<FrontFuture> {
+        use futures_util::future::{Either, FutureExt};
+        self.edge.handle(req, |mut req| {
+            let hot = (req.method() == Method::POST)
+                .then(|| crate::gateway::hot(req.uri().path()))
+                .flatten();
+            match hot {
+                Some(endpoint) => {
+                    let answer = crate::gateway::proxy(self.state.clone(), req, endpoint);
+                    Either::Left(answer.boxed().map(Ok as fn(Response) -> _))
+                }
+                None => {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    Either::Right(tower::Service::call(&mut self.router.clone(), req))
+                }
+            }
+        })
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -154,7 +192,38 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
-    tracing::error!("request handler panicked");
-    ApiError::internal().into_response()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::hot;
+
+    #[test]
+    fn every_hot_path_is_a_documented_post_route_of_the_router() {
+        let doc = openapi();
+        let hot_paths = [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/completions",
+            "/v1/embeddings",
+        ];
+        for path in hot_paths {
+            assert!(hot(path).is_some(), "{path}");
+            let item = doc
+                .paths
+                .paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} is routed"));
+            assert!(item.post.is_some(), "{path} is a POST route");
+        }
+        // Anything else goes through the router (its own 404s and 405s).
+        for path in [
+            "/v1/chat/completions/",
+            "/v1/responses",
+            "/v1/models",
+            "/V1/messages",
+            "/v1/messages/count_tokens",
+        ] {
+            assert_eq!(hot(path), None, "{path}");
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! are open at once (further ones wait in the kernel's backlog), and on shutdown the listener
 //! closes while open connections finish their requests.
 
-use axum::extract::ConnectInfo;
-use axum::Router;
+use crate::app::Front;
+use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -14,20 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 /// A connection that has not sent complete request headers in this time is closed.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` completes; then stops accepting and waits up
+/// Serves `front` on `listener` until `shutdown` completes; then stops accepting and waits up
 /// to `grace` for open connections to finish.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    front: Front,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let front = Arc::new(front);
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -62,10 +62,9 @@ pub async fn serve(
         };
         // Small writes (stream chunks) go out at once instead of waiting for delayed ACKs.
         let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req)
+        let front = front.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            front.call(req.map(Body::new), peer)
         });
         let connection = builder
             .serve_connection(TokioIo::new(tcp), service)

@@ -162,9 +162,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::app::router(self.state.clone());
+        let front = crate::app::Front::new(self.state.clone());
         let max = self.state.config().max_connections;
-        crate::serve::serve(self.listener, app, max, shutdown, SHUTDOWN_GRACE).await;
+        crate::serve::serve(self.listener, front, max, shutdown, SHUTDOWN_GRACE).await;
         crate::ledger::flush_at_shutdown(&self.state).await;
         self.state.db().close().await;
         Ok(())

@@ -4,7 +4,7 @@ use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// The filter when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn";
 
 /// Installs the global subscriber; later calls are ignored (tests build several apps). A
 /// filter that does not parse (only `rotor migrate` passes one unchecked) falls back to

@@ -160,7 +160,8 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "ROTOR_LOG_FORMAT", default_value = "pretty", value_parser = Trim(EnumValueParser::<LogFormat>::new()))]
     pub log_format: LogFormat,
-    /// Log filter (`tracing` directives, e.g. `rotor_api=debug,info`).
+    /// Log filter (`tracing` directives, e.g. `rotor_api=debug,info`); each request's access
+    /// line is `rotor_api::access` at `info` (`rotor_api::access=off` silences it).
     #[arg(long, env = "RUST_LOG", default_value = crate::telemetry::DEFAULT_FILTER, value_parser = Trim(parse::log_filter))]
     pub log_filter: String,
     /// Running on the embedded default (local model servers on loopback/private addresses

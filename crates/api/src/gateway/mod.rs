@@ -388,9 +388,21 @@ fn failed_credential(failure: rotor_dispatch::engine::Failure) -> Option<uuid::U
     }
 }
 
+/// The endpoint of a POST to `path` that [`crate::app::Front`] gives to [`proxy`] without
+/// the router: the calls that carry nearly all of the gateway's traffic.
+pub(crate) fn hot(path: &str) -> Option<Endpoint> {
+    match path {
+        "/v1/chat/completions" => Some(Endpoint::ChatCompletions),
+        "/v1/messages" => Some(Endpoint::Messages),
+        "/v1/completions" => Some(Endpoint::Completions),
+        "/v1/embeddings" => Some(Endpoint::Embeddings),
+        _ => None,
+    }
+}
+
 /// An endpoint whose JSON body names the model (`model`, and `stream` for server-sent
 /// events): OpenAI's and Anthropic's.
-async fn proxy(state: AppState, req: Request, endpoint: Endpoint) -> Response {
+pub(crate) async fn proxy(state: AppState, req: Request, endpoint: Endpoint) -> Response {
     let started = Instant::now();
     answer(
         endpoint.family(),
