@@ -1,4 +1,5 @@
-//! The HTTP application: routes, OpenAPI document, Swagger UI and the middleware stack.
+//! The HTTP application: routes, OpenAPI document, Swagger UI, and the front every request
+//! enters by (the edge, then the gateway's hot endpoints or the router).
 
 use crate::edge::{Edge, EdgeFuture};
 use crate::error::{ApiError, ErrorBody};
