@@ -56,7 +56,10 @@ impl Counts {
     }
 }
 
-type Rows = HashMap<Key, Counts>;
+/// Server-made ids only (no client picks a key): the fast seeded hash is enough.
+type Fast = foldhash::fast::RandomState;
+
+type Rows = HashMap<Key, Counts, Fast>;
 
 /// What a key spent in one UTC month, for its budgets.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -111,7 +114,7 @@ pub fn month_start(month: i64) -> chrono::DateTime<chrono::Utc> {
 #[derive(Default)]
 struct Shard {
     rows: Rows,
-    spend: HashMap<Uuid, Spend>,
+    spend: HashMap<Uuid, Spend, Fast>,
 }
 
 /// The counters of this replica not yet written, and what each key spent this month.
@@ -129,7 +132,7 @@ impl Default for Ledger {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
-            pending: tokio::sync::Mutex::new(HashMap::new()),
+            pending: tokio::sync::Mutex::new(HashMap::default()),
             base: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
         }

@@ -2,7 +2,7 @@
 
 use crate::auth::{Jwt, Passwords};
 use crate::config::{Config, Deployment};
-use crate::gateway::cache::GatewayCache;
+use crate::gateway::cache::{GatewayCache, KeyInfo};
 use crate::license::LicenseState;
 use crate::throttle::LoginThrottle;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -13,9 +13,9 @@ use rotor_dispatch::state::AnyState;
 use rotor_storage::crypto::Keyring;
 use rotor_storage::Plan;
 use sqlx::PgPool;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// How often `last_used_at` of one API key is written at most.
@@ -57,7 +57,6 @@ struct Inner {
     parts: Parts,
     throttle: LoginThrottle,
     gateway: GatewayCache,
-    touched: Mutex<HashMap<Uuid, Instant>>,
     instance: Uuid,
     series: Registry,
 }
@@ -70,7 +69,6 @@ impl AppState {
                 parts,
                 throttle: LoginThrottle::default(),
                 gateway: GatewayCache::default(),
-                touched: Mutex::new(HashMap::new()),
                 instance: Uuid::new_v4(),
                 series: Registry::default(),
             }),
@@ -169,28 +167,30 @@ impl AppState {
     }
 
     /// Writes an API key's `last_used_at` in the background, at most once a minute per key.
-    pub fn touch_key(&self, id: Uuid) {
-        let due = match self.inner.touched.lock() {
-            Ok(mut t) => {
-                let now = Instant::now();
-                let due = t
-                    .get(&id)
-                    .is_none_or(|last| now.duration_since(*last) >= TOUCH_EVERY);
-                if due {
-                    t.insert(id, now);
-                }
-                due
-            }
-            Err(_) => false,
-        };
-        if due {
-            let db = self.db().clone();
-            tokio::spawn(async move {
-                if let Err(e) = rotor_storage::api_keys::touch(&db, id.into()).await {
-                    tracing::debug!(error = %e, "could not record API key use");
-                }
-            });
+    pub fn touch_key(&self, key: &KeyInfo) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = key.touched.0.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < TOUCH_EVERY.as_secs() {
+            return;
         }
+        // One request of the many arriving together writes it.
+        if key
+            .touched
+            .0
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let db = self.db().clone();
+        let id = key.id;
+        tokio::spawn(async move {
+            if let Err(e) = rotor_storage::api_keys::touch(&db, id.into()).await {
+                tracing::debug!(error = %e, "could not record API key use");
+            }
+        });
     }
 
     /// Reads the month's spend of the budgeted ones of `keys` before they are served, so a

@@ -5,7 +5,7 @@
 
 use crate::cooldown::{self, MAX_RESET};
 use crate::target::Family;
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName};
 use std::time::{Duration, SystemTime};
 
 /// The longest reset a 429 of `family` announces (headers, and Gemini's `RetryInfo` in the
@@ -35,17 +35,22 @@ pub fn reset_of(
 /// `-remaining` header of 0 — the time until the latest such limit refills, capped at
 /// [`MAX_RESET`]: Rotor cools the entry until then instead of finding out by a 429.
 pub fn spent_limit_reset(family: Family, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    // Each (remaining, reset) pair of OpenAI's limits.
+    const OPENAI: [(HeaderName, HeaderName); 2] = [
+        (
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ),
+    ];
     let reset = match family {
-        Family::OpenAi => ["requests", "tokens"]
-            .into_iter()
-            .filter(|limit| text(&format!("x-ratelimit-remaining-{limit}")) == Some("0"))
-            .filter_map(|limit| text(&format!("x-ratelimit-reset-{limit}")))
+        Family::OpenAi => OPENAI
+            .iter()
+            .filter(|(remaining, _)| text(headers, remaining) == Some("0"))
+            .filter_map(|(_, reset)| text(headers, reset))
             .filter_map(cooldown::parse_go_duration)
             .max(),
         Family::Anthropic => anthropic_reset(headers, now),
@@ -104,23 +109,41 @@ pub fn rejects_key(family: Family, status: u16, body: &[u8]) -> bool {
         || (family == Family::Gemini && status == 400 && gemini_reason(body, "API_KEY_INVALID"))
 }
 
+/// A header's trimmed text.
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
 /// The latest `anthropic-ratelimit-*-reset` (RFC 3339) among the limits whose `-remaining` is
 /// 0: the instant the exhausted limit refills.
 fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: String| {
-        headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .map(str::to_owned)
-    };
-    ["requests", "tokens", "input-tokens", "output-tokens"]
-        .into_iter()
-        .filter(|limit| {
-            text(format!("anthropic-ratelimit-{limit}-remaining")).as_deref() == Some("0")
-        })
-        .filter_map(|limit| text(format!("anthropic-ratelimit-{limit}-reset")))
-        .filter_map(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+    // Each (remaining, reset) pair of Anthropic's limits.
+    const ANTHROPIC: [(HeaderName, HeaderName); 4] = [
+        (
+            HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+        ),
+        (
+            HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+        ),
+        (
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
+        ),
+        (
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
+            HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
+        ),
+    ];
+    ANTHROPIC
+        .iter()
+        .filter(|(remaining, _)| text(headers, remaining) == Some("0"))
+        .filter_map(|(_, reset)| text(headers, reset))
+        .filter_map(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
         .filter_map(|at| SystemTime::from(at).duration_since(now).ok())
         .max()
 }

@@ -10,6 +10,7 @@ use rotor_dispatch::engine::{Price, Route};
 use rotor_storage::api_keys::LiveKey;
 use rotor_storage::{KeyLimits, Plan};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -26,6 +27,21 @@ pub struct KeyInfo {
     pub expires_at: Option<DateTime<Utc>>,
     /// Its limits and budgets.
     pub limits: KeyLimits,
+    /// When its `last_used_at` was last written (Unix seconds; 0: not since it was loaded).
+    pub touched: Touched,
+}
+
+/// [`KeyInfo::touched`]: an atomic, so a request's check takes no lock; a clone starts
+/// where the original is.
+#[derive(Debug, Default)]
+pub struct Touched(pub AtomicU64);
+
+impl Clone for Touched {
+    fn clone(&self) -> Self {
+        Self(AtomicU64::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
 }
 
 impl KeyInfo {
@@ -114,6 +130,7 @@ fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
         allowed_models: k.allowed_models.map(|m| m.into_iter().collect()),
         expires_at: k.expires_at,
         limits: k.limits,
+        touched: Touched::default(),
     };
     (k.key_hash, Arc::new(info))
 }

@@ -125,7 +125,7 @@ fn authenticate_token(state: &AppState, token: &str) -> Result<Arc<KeyInfo>, Gat
     if key.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
         return Err(GatewayError::invalid_key());
     }
-    state.touch_key(key.id);
+    state.touch_key(&key);
     Ok(key)
 }
 
@@ -459,8 +459,21 @@ async fn proxy_json(
     Ok(send(state, &cached, out, started).await)
 }
 
+/// `x-rotor-overhead-ms`: milliseconds with three decimals (whole microseconds), written
+/// without a formatter.
 fn set_overhead(r: &mut Response, overhead: Duration) {
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
+    let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
+    let mut buf = [0u8; 24];
+    let mut ms = itoa::Buffer::new();
+    let whole = ms.format(micros / 1000).as_bytes();
+    let frac = micros % 1000;
+    let n = whole.len();
+    buf[..n].copy_from_slice(whole);
+    buf[n] = b'.';
+    buf[n + 1] = b'0' + (frac / 100) as u8;
+    buf[n + 2] = b'0' + (frac / 10 % 10) as u8;
+    buf[n + 3] = b'0' + (frac % 10) as u8;
+    if let Ok(v) = HeaderValue::from_bytes(&buf[..n + 4]) {
         r.headers_mut().insert(OVERHEAD, v);
     }
 }
@@ -494,8 +507,27 @@ fn relayed(relay: Relay, stream: bool, family: Family) -> Response {
             HeaderValue::from_static("no"),
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&relay.credential_id.to_string()) {
+    let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    if let Ok(v) = HeaderValue::from_str(relay.credential_id.hyphenated().encode_lower(&mut id)) {
         h.insert(CREDENTIAL, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overhead_header_is_milliseconds_with_three_decimals() {
+        let header = |d: Duration| {
+            let mut r = Response::new(Body::empty());
+            set_overhead(&mut r, d);
+            r.headers()[OVERHEAD].to_str().unwrap().to_owned()
+        };
+        assert_eq!(header(Duration::from_micros(52)), "0.052");
+        assert_eq!(header(Duration::from_nanos(1_234_999)), "1.234");
+        assert_eq!(header(Duration::from_millis(120_000)), "120000.000");
+        assert_eq!(header(Duration::ZERO), "0.000");
+    }
 }
