@@ -1207,6 +1207,50 @@ async fn the_model_list_shows_the_workspaces_models_in_openais_shape() {
 // Timeouts, address policy, embeddings, Azure.
 // ---------------------------------------------------------------------------------------------
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_body_stalls_after_its_headers_is_cut_at_the_request_deadline() {
+    let fx = World::new(&[
+        ("ROTOR_UPSTREAM_TIMEOUT", "0.4"),
+        ("ROTOR_REQUEST_DEADLINE", "1.5"),
+    ])
+    .await;
+    let pausing = fx
+        .cred("pausing", &MockKey::new("sk_pause").gap_ms(700).to_string())
+        .await;
+    let stalling = fx
+        .cred(
+            "stalling",
+            &MockKey::new("sk_stall").gap_ms(3000).to_string(),
+        )
+        .await;
+    fx.model("pausing", "pausing", pausing).await;
+    fx.model("stalling", "stalling", stalling).await;
+
+    // The head within the upstream timeout, then a pause inside the body longer than that
+    // timeout but within the request's deadline: the whole answer, usage and all.
+    let a = fx.chat("pausing").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.body["choices"][0]["message"]["content"],
+        "Hello from the mock."
+    );
+    assert_eq!(a.body["usage"]["total_tokens"], 12);
+
+    let start = Instant::now();
+    let a = fx.chat("stalling").await;
+    let took = start.elapsed();
+    a.assert_openai_error(504, "upstream_timeout");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2900),
+        "the body's read was not bounded by the 1.5 s deadline: {took:?}"
+    );
+    assert!(
+        !a.text.contains("chatcmpl-mock"),
+        "half a provider answer reached the client: {}",
+        a.text
+    );
+}
+
 #[tokio::test]
 async fn a_provider_slower_than_the_upstream_timeout_is_a_504() {
     let fx = World::new(&[("ROTOR_UPSTREAM_TIMEOUT", "0.5")]).await;

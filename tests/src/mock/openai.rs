@@ -187,13 +187,21 @@ fn chat(req: &Incoming) -> Response {
     if req.stream() {
         return stream_response(&req.script, model, include_usage(req));
     }
-    respond(
-        StatusCode::OK,
-        "application/json",
-        format!(
-            r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
-        ),
-    )
+    let body = format!(
+        r#"{{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from the mock."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}}}"#
+    );
+    if req.script.gap_ms.is_some() {
+        // The head at once, the body in two halves `gap_ms` apart (a provider that stalls
+        // after its headers).
+        let (head, tail) = body.split_at(body.len() / 2);
+        let halves = vec![head.to_owned(), tail.to_owned()];
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            paced(halves, &req.script),
+        );
+    }
+    respond(StatusCode::OK, "application/json", body)
 }
 
 /// `stream_options.include_usage` of a streamed request.

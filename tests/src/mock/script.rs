@@ -34,7 +34,7 @@ pub(crate) struct Script {
     pub reset_tokens: Option<String>,
     /// Wait this long (ms) before the headers.
     pub delay_ms: Option<u64>,
-    /// Wait this long (ms) between stream events.
+    /// Wait this long (ms) between stream events (and the halves of a chat JSON answer).
     pub gap_ms: Option<u64>,
     /// Stream this many content chunks (3 when unset).
     pub chunks: Option<u64>,
@@ -382,7 +382,8 @@ impl MockKey {
         self.script.delay_ms = Some(ms);
         self
     }
-    /// Wait `ms` between stream events.
+    /// Wait `ms` between stream events (and between the two halves of a chat completion's
+    /// JSON answer).
     pub fn gap_ms(mut self, ms: u64) -> Self {
         self.script.gap_ms = Some(ms);
         self

@@ -14,7 +14,11 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::Uri;
 use http_body_util::Full;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 
 /// Largest error body kept from a failed attempt (to relay if it is the last).
 const MAX_ERROR_BODY: usize = 256 * 1024;
@@ -91,8 +95,12 @@ impl<S: StateBackend> Engine<S> {
         };
         tally.attempts += 1;
         let t0 = Instant::now();
-        let timeout = self.settings.upstream_timeout.min(remaining);
-        let sent = tokio::time::timeout(timeout, self.upstream.send(request)).await;
+        // One timer for the attempt: the answer's head by the attempt's timeout, then (reset)
+        // its body by the request's deadline.
+        let mut timer = pin!(tokio::time::sleep_until(
+            (t0 + self.settings.upstream_timeout.min(remaining)).into()
+        ));
+        let sent = within(timer.as_mut(), self.upstream.send(request)).await;
         let waited = t0.elapsed();
         tally.upstream_time += waited;
         entry.metrics.latency(waited);
@@ -100,13 +108,13 @@ impl<S: StateBackend> Engine<S> {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let verdict = Verdict::of(e);
-                let step = self.failed(call, entry, trial, verdict).await;
+                let step = Box::pin(self.failed(call, entry, trial, verdict)).await;
                 tracing::warn!(%credential_id, outcome = verdict.class.as_str(), "upstream call failed");
                 return step;
             }
-            Err(_) => return self.failed(call, entry, trial, Verdict::TIMEOUT).await,
+            Err(Elapsed) => return self.failed(call, entry, trial, Verdict::TIMEOUT).await,
         };
-        self.answered(call, entry, trial, response, deadline, tally)
+        self.answered(call, entry, trial, response, deadline, timer, tally)
             .await
     }
 
@@ -158,7 +166,9 @@ impl<S: StateBackend> Engine<S> {
     }
 
     /// What the provider's answer to one attempt means: relayed, kept in case no later
-    /// attempt does better (a trigger of §14), or refused as too large.
+    /// attempt does better (a trigger of §14), or refused as too large. `timer` is the
+    /// attempt's, reset for the body's read.
+    #[allow(clippy::too_many_arguments)]
     async fn answered(
         &self,
         call: &Call<'_>,
@@ -166,6 +176,7 @@ impl<S: StateBackend> Engine<S> {
         trial: bool,
         response: UpstreamResponse,
         deadline: Instant,
+        mut timer: Pin<&mut Sleep>,
         tally: &mut Tally,
     ) -> Step {
         let credential_id = entry.credential_id;
@@ -184,7 +195,7 @@ impl<S: StateBackend> Engine<S> {
         let mut answer = Answer::Open(response);
         if lifecycle::body_matters(family, status) {
             let t1 = Instant::now();
-            answer = answer.read(MAX_ERROR_BODY, deadline).await;
+            answer = Box::pin(answer.read(MAX_ERROR_BODY, deadline)).await;
             tally.upstream_time += t1.elapsed();
         }
         let now_ms = self.cooling.clock.now_ms();
@@ -195,7 +206,9 @@ impl<S: StateBackend> Engine<S> {
         let fails_over = !matches!(classified.trigger, Trigger::Success | Trigger::Other);
         if fails_over {
             let t1 = Instant::now();
-            let body = answer.read(MAX_ERROR_BODY, deadline).await.into_body();
+            let body = Box::pin(answer.read(MAX_ERROR_BODY, deadline))
+                .await
+                .into_body();
             tally.upstream_time += t1.elapsed();
             return Step::Next(match classified.trigger {
                 Trigger::Rejected => Err(Failure::CredentialRejected { credential_id }),
@@ -213,11 +226,11 @@ impl<S: StateBackend> Engine<S> {
             return Step::Done(Ok(relay(RelayBody::Stream(stream))));
         }
         let t1 = Instant::now();
-        let remaining = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
+        timer
+            .as_mut()
+            .reset(deadline.max(t1 + Duration::from_millis(1)).into());
         let read = read_bounded(response, self.settings.max_body);
-        let read = tokio::time::timeout(remaining, read).await;
+        let read = within(timer, read).await;
         tally.upstream_time += t1.elapsed();
         match read {
             Ok(Ok(body)) => {
@@ -269,6 +282,22 @@ impl<S: StateBackend> Engine<S> {
             .count_tokens(call.route.pool, entry.credential_id, tokens, now_ms)
             .await;
     }
+}
+
+/// `timer` went off before the future it bounds was done.
+struct Elapsed;
+
+/// `future`'s output, unless `timer` goes off first: [`tokio::time::timeout`] with a timer
+/// the caller keeps (and may reset for what comes next, with no new registration).
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = pin!(future);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
+    })
+    .await
 }
 
 /// Response headers the client gets from the provider: the type, `Retry-After`, request ids

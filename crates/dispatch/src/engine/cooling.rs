@@ -82,9 +82,15 @@ impl<S: StateBackend> Cooling<S> {
     /// outcome of a half-open trial (a plain success touches no state: the hot path).
     pub async fn report(&self, who: Cooled<'_>, answer: &Classified) {
         let matters = answer.trigger.is_error() || answer.reset.is_some() || who.trial;
-        if !matters {
-            return;
+        if matters {
+            // Boxed: the state call's future is not part of every request's future (moved
+            // at each `.await` above it) for the answers that record nothing.
+            Box::pin(self.record(who, answer)).await;
         }
+    }
+
+    /// [`Cooling::report`] of an answer that changes something.
+    async fn record(&self, who: Cooled<'_>, answer: &Classified) {
         let now_ms = self.clock.now_ms();
         let report = Report {
             answer,

@@ -206,7 +206,7 @@ impl<S: StateBackend> Engine<S> {
             }
         }
         let fixed = match (call.pin, call.balanced) {
-            (Some(credential), _) => Some(self.pinned(&call, credential).await),
+            (Some(credential), _) => Some(Box::pin(self.pinned(&call, credential)).await),
             (None, false) => Some(route.default.as_ref().ok_or(Failure::Unreadable)),
             (None, true) => None,
         };
@@ -224,10 +224,7 @@ impl<S: StateBackend> Engine<S> {
         if remaining.is_zero() {
             return tally.outcome(Err(Failure::Timeout));
         }
-        match self
-            .attempt(call, entry, false, deadline, remaining, &mut tally)
-            .await
-        {
+        match Box::pin(self.attempt(call, entry, false, deadline, remaining, &mut tally)).await {
             Step::Done(result) | Step::Next(result) => tally.outcome(result),
         }
     }
@@ -303,9 +300,11 @@ impl<S: StateBackend> Engine<S> {
                         last = Some(Err(Failure::Timeout));
                         break;
                     }
-                    let step = self
-                        .attempt(call, entry, served.trial, deadline, remaining, &mut tally)
-                        .await;
+                    // Boxed: an attempt's future is the largest part of a request's, and
+                    // every future above it would hold (and move) it inline.
+                    let attempt =
+                        self.attempt(call, entry, served.trial, deadline, remaining, &mut tally);
+                    let step = Box::pin(attempt).await;
                     match step {
                         Step::Done(result) => return tally.outcome(result),
                         Step::Next(result) => last = Some(result),

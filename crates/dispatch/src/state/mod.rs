@@ -197,31 +197,33 @@ pub enum AnyState {
     Redis(std::sync::Arc<redis::RedisState>),
 }
 
-/// Calls the same method on whichever backend is configured.
+/// Awaits the same method on whichever backend is configured. The Redis backend's futures
+/// hold a network call's state (over a kilobyte each): boxed, they do not grow the future of
+/// every request that an in-process backend serves, which is moved at each `.await` above it.
 macro_rules! either {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
-            AnyState::Memory($s) => $call,
-            AnyState::Redis($s) => $call,
+            AnyState::Memory($s) => $call.await,
+            AnyState::Redis($s) => Box::pin($call).await,
         }
     };
 }
 
 impl StateBackend for AnyState {
     async fn pick(&self, request: PickRequest<'_>) -> Choice {
-        either!(self, s => s.pick(request).await)
+        either!(self, s => s.pick(request))
     }
 
     async fn record(&self, pool: PoolKey, credential: Uuid, report: Report<'_>) -> Recorded {
-        either!(self, s => s.record(pool, credential, report).await)
+        either!(self, s => s.record(pool, credential, report))
     }
 
     async fn count_tokens(&self, pool: PoolKey, credential: Uuid, tokens: u64, now_ms: u64) {
-        either!(self, s => s.count_tokens(pool, credential, tokens, now_ms).await)
+        either!(self, s => s.count_tokens(pool, credential, tokens, now_ms))
     }
 
     async fn book(&self, pool: PoolKey) -> Book {
-        either!(self, s => s.book(pool).await)
+        either!(self, s => s.book(pool))
     }
 
     async fn credentials(
@@ -229,47 +231,47 @@ impl StateBackend for AnyState {
         workspace: Uuid,
         credentials: &[Uuid],
     ) -> Vec<(Uuid, CredentialRecord)> {
-        either!(self, s => s.credentials(workspace, credentials).await)
+        either!(self, s => s.credentials(workspace, credentials))
     }
 
     async fn reset(&self, pool: PoolKey, credentials: &[Uuid], now_ms: u64) -> Vec<Uuid> {
-        either!(self, s => s.reset(pool, credentials, now_ms).await)
+        either!(self, s => s.reset(pool, credentials, now_ms))
     }
 
     async fn recover(&self, workspace: Uuid, credential: Uuid, now_ms: u64) -> Option<Change> {
-        either!(self, s => s.recover(workspace, credential, now_ms).await)
+        either!(self, s => s.recover(workspace, credential, now_ms))
     }
 
     async fn flagged(&self) -> Vec<Flagged> {
-        either!(self, s => s.flagged().await)
+        either!(self, s => s.flagged())
     }
 
     async fn lead(&self, name: &str, ttl_ms: u64) -> bool {
-        either!(self, s => s.lead(name, ttl_ms).await)
+        either!(self, s => s.lead(name, ttl_ms))
     }
 }
 
 impl clients::ClientWindows for AnyState {
     async fn admit(&self, client: ClientAdmit, now_ms: u64) -> Result<(), u64> {
-        either!(self, s => s.admit(client, now_ms).await)
+        either!(self, s => s.admit(client, now_ms))
     }
 
     async fn count_client_tokens(&self, workspace: Uuid, client: Uuid, tokens: u64, now_ms: u64) {
-        either!(self, s => s.count_client_tokens(workspace, client, tokens, now_ms).await)
+        either!(self, s => s.count_client_tokens(workspace, client, tokens, now_ms))
     }
 }
 
 impl BindingStore for AnyState {
     async fn bind(&self, workspace: Uuid, response_id: &str, binding: Binding, now_ms: u64) {
-        either!(self, s => s.bind(workspace, response_id, binding, now_ms).await)
+        either!(self, s => s.bind(workspace, response_id, binding, now_ms))
     }
 
     async fn binding(&self, workspace: Uuid, response_id: &str, now_ms: u64) -> Option<Binding> {
-        either!(self, s => s.binding(workspace, response_id, now_ms).await)
+        either!(self, s => s.binding(workspace, response_id, now_ms))
     }
 
     async fn unbind(&self, workspace: Uuid, response_id: &str) {
-        either!(self, s => s.unbind(workspace, response_id).await)
+        either!(self, s => s.unbind(workspace, response_id))
     }
 }
 
