@@ -34,6 +34,15 @@ print(f"| limit-proxy: 2,000/s, p99 added | {added('limit-rate', 2):.3f} ms |")
 for mode in ("memory", "redis"):
     print(f"| {mode}: saturation / limit-proxy | {ratio(f'rotor-{mode}-sat', 'limit-sat')} |")
     print(f"| {mode}: streaming / limit-proxy | {ratio(f'rotor-{mode}-stream', 'limit-stream')} |")
+    for kind, label in (("sat", "saturation"), ("stream", "streaming")):
+        pairs = [(f"rotor-{mode}-pair{kind}-{i}", f"limit-{mode}-pair{kind}-{i}") for i in (1, 2, 3)]
+        if all(a in r and b in r and r[b][0] for a, b in pairs):
+            each = sorted(100 * r[a][0] / r[b][0] for a, b in pairs)
+            shown = ", ".join(f"{x:.1f}" for x in each)
+            print(
+                f"| {mode}: {label} / limit-proxy, paired (median of 3 back-to-back pairs) | "
+                f"**{each[1]:.1f} %** ({shown}) |"
+            )
     ab = [f"rotor-{mode}-ab-{k}-{i}" for k in ("plain", "limited") for i in (1, 2)]
     if all(x in r for x in ab):
         plain = r[ab[0]][0] + r[ab[1]][0]
