@@ -108,6 +108,22 @@ impl<'de> Deserialize<'de> for Fields<'de> {
     }
 }
 
+/// Runs `parse`, the read of a body of `len` bytes, off the async worker's core when the body is
+/// big: a 24 MiB body takes tens of milliseconds, during which the worker's other connections
+/// and the database pool's replies would wait. The usual few kilobytes are parsed inline.
+pub fn off_core<R>(len: usize, parse: impl FnOnce() -> R) -> R {
+    const BIG: usize = 256 * 1024;
+    let threaded = || {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    };
+    if len >= BIG && threaded() {
+        tokio::task::block_in_place(parse)
+    } else {
+        parse()
+    }
+}
+
 /// Scans `body`: a JSON object with one string `model` and at most one boolean `stream`.
 pub fn scan(body: &[u8]) -> Result<Scanned<'_>, BodyError> {
     let first = body

@@ -142,12 +142,15 @@ async fn front(
     let forward = forwarded(req.headers());
     let affinity = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
-    body::object(&raw).map_err(body_refused)?;
+    body::off_core(raw.len(), || body::object(&raw)).map_err(body_refused)?;
     let cached = routed(state, &key, Family::Gemini, model).await?;
     let route = &cached.route;
     let batch = endpoint == Endpoint::BatchEmbedContents;
     let body = if batch {
-        body::gemini_batch(&raw, &route.upstream_model).map_err(body_refused)?
+        body::off_core(raw.len(), || {
+            body::gemini_batch(&raw, &route.upstream_model)
+        })
+        .map_err(body_refused)?
     } else {
         raw.clone()
     };

@@ -422,7 +422,7 @@ async fn proxy_json(
     let forward = forwarded(req.headers());
     let named = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
-    let scanned = body::scan(&raw).map_err(body_refused)?;
+    let scanned = body::off_core(raw.len(), || body::scan(&raw)).map_err(body_refused)?;
     let cached = routed(state, &key, endpoint.family(), &scanned.model).await?;
     let route = &cached.route;
     let stream = scanned.stream;

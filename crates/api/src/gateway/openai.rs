@@ -126,7 +126,7 @@ async fn form_front(
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let form = multipart::scan(text, &raw).map_err(refused)?;
+    let form = super::body::off_core(raw.len(), || multipart::scan(text, &raw)).map_err(refused)?;
     if let Some(v) = content_type {
         // The boundary the body is delimited by goes with it.
         forward.insert(header::CONTENT_TYPE, v);

@@ -94,7 +94,7 @@ async fn create_front(
     let forward = forwarded(req.headers());
     let named = affinity_header(req.headers());
     let raw = read_body(state, req).await?;
-    let scanned = body::scan(&raw).map_err(body_refused)?;
+    let scanned = body::off_core(raw.len(), || body::scan(&raw)).map_err(body_refused)?;
     let cached = routed(state, &key, Family::OpenAi, &scanned.model).await?;
     let route = &cached.route;
     let affinity = match route.affinity_ttl_ms {
