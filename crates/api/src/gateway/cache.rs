@@ -121,6 +121,7 @@ pub enum KeyLookup {
 #[derive(Default)]
 pub struct GatewayCache {
     tables: RwLock<Tables>,
+    flights: crate::gateway::flight::Flights,
 }
 
 fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
@@ -136,6 +137,11 @@ fn key_info(k: LiveKey) -> (Vec<u8>, Arc<KeyInfo>) {
 }
 
 impl GatewayCache {
+    /// The route resolves in flight (one per model at a time).
+    pub fn flights(&self) -> &crate::gateway::flight::Flights {
+        &self.flights
+    }
+
     /// Replaces every key (startup, or a reload after reconnecting); nothing is stale after.
     pub fn load_keys(&self, keys: Vec<LiveKey>) {
         if let Ok(mut t) = self.tables.write() {

@@ -7,6 +7,7 @@ pub mod body;
 pub mod cache;
 pub mod docs;
 pub mod error;
+pub mod flight;
 pub mod gemini;
 pub mod limits;
 pub mod listing;
@@ -149,18 +150,32 @@ async fn route_for(
     if let Some(r) = state.gateway().route(key.workspace_id, model) {
         return Ok(r);
     }
-    let generation = state.gateway().generation(key.workspace_id);
-    let resolved = resolve::resolve(state, key.workspace_id, model)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "route resolution failed");
-            GatewayError::database_unavailable("the model configuration")
-        })?;
-    let route = Arc::new(resolved.ok_or_else(|| GatewayError::model_not_found(model))?);
-    state
+    let workspace = key.workspace_id;
+    let generation = state.gateway().generation(workspace);
+    let resolve = || async {
+        match resolve::resolve(state, workspace, model).await {
+            Ok(resolved) => {
+                let route = resolved.map(Arc::new);
+                if let Some(r) = &route {
+                    let gateway = state.gateway();
+                    gateway.store_route(workspace, model, generation, r.clone());
+                }
+                Ok(route)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "route resolution failed");
+                Err(())
+            }
+        }
+    };
+    let outcome = state
         .gateway()
-        .store_route(key.workspace_id, model, generation, route.clone());
-    Ok(route)
+        .flights()
+        .run(workspace, model, generation, resolve)
+        .await;
+    outcome
+        .map_err(|()| GatewayError::database_unavailable("the model configuration"))?
+        .ok_or_else(|| GatewayError::model_not_found(model))
 }
 
 /// The client's request headers that go to the provider (never its key or cookies). A JSON
