@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod cooldown;
 pub mod engine;
+pub mod json_top;
 pub mod lifecycle;
 pub mod pick;
 pub mod policy;

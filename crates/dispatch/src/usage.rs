@@ -63,18 +63,6 @@ struct Inner {
     usage: Option<Counts>,
 }
 
-/// Where each family puts its counts in an answer or an event.
-#[derive(Debug, Default, serde::Deserialize)]
-struct Envelope {
-    usage: Option<Counts>,
-    /// Anthropic's `message_start`.
-    message: Option<Inner>,
-    /// OpenAI's `response.completed` (Responses API).
-    response: Option<Inner>,
-    #[serde(rename = "usageMetadata")]
-    usage_metadata: Option<GeminiCounts>,
-}
-
 /// The fields one answer or event reports (`None`: not reported there).
 #[derive(Debug, Default, Clone, Copy)]
 struct Partial {
@@ -85,10 +73,13 @@ struct Partial {
 }
 
 impl Partial {
+    /// The counts of an answer or event: only the top-level members where a family puts
+    /// them are parsed (`usage`, Anthropic's `message_start` `message`, the Responses API's
+    /// `response`, Gemini's `usageMetadata`); the rest is only delimited.
     fn of(family: Family, text: &[u8]) -> Option<Partial> {
-        let e: Envelope = serde_json::from_slice(text).ok()?;
         if family == Family::Gemini {
-            let g = e.usage_metadata?;
+            let [g] = crate::json_top::members(text, ["usageMetadata"])?;
+            let g: GeminiCounts = serde_json::from_slice(g?).ok()?;
             let output = match (g.candidates_token_count, g.thoughts_token_count) {
                 (None, None) => None,
                 (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
@@ -100,10 +91,20 @@ impl Partial {
                 cache_write: None,
             });
         }
-        let c = e
-            .usage
-            .or(e.message.and_then(|m| m.usage))
-            .or(e.response.and_then(|r| r.usage))?;
+        let [usage, message, response] =
+            crate::json_top::members(text, ["usage", "message", "response"])?;
+        let c = match usage {
+            Some(raw) => serde_json::from_slice::<Option<Counts>>(raw).ok()?,
+            None => None,
+        };
+        // Where a member is not the object it should be (an error event's `message` string),
+        // it holds no counts.
+        let inner = |raw: Option<&[u8]>| {
+            serde_json::from_slice::<Inner>(raw?)
+                .ok()
+                .and_then(|i| i.usage)
+        };
+        let c = c.or_else(|| inner(message)).or_else(|| inner(response))?;
         let cached = c
             .prompt_tokens_details
             .or(c.input_tokens_details)
@@ -272,6 +273,24 @@ mod tests {
         let gemini = br#"{"candidates": [], "usageMetadata": {"promptTokenCount": 11,
             "candidatesTokenCount": 6, "thoughtsTokenCount": 4, "cachedContentTokenCount": 5}}"#;
         assert_eq!(of_body(Family::Gemini, gemini), usage(11, 10, 5, 0));
+    }
+
+    #[test]
+    fn only_top_level_counts_are_read() {
+        // A tool call whose arguments hold a `usage` object is not the answer's usage.
+        let nested = br#"{"type": "message", "content": [{"type": "tool_use", "input":
+            {"usage": {"input_tokens": 999, "output_tokens": 999}}}],
+            "usage": {"input_tokens": 1, "output_tokens": 2}}"#;
+        assert_eq!(of_body(Family::Anthropic, nested), usage(1, 2, 0, 0));
+        let only_nested = br#"{"content": [{"input": {"usage": {"input_tokens": 5}}}]}"#;
+        assert_eq!(of_body(Family::Anthropic, only_nested), None);
+        // Text that merely contains the key, and a truncated answer, report nothing.
+        let quoted = br#"{"text": "\"usage\": {\"prompt_tokens\": 3}"}"#;
+        assert_eq!(of_body(Family::OpenAi, quoted), None);
+        assert_eq!(
+            of_body(Family::OpenAi, br#"{"usage": {"prompt_tokens": 3}"#),
+            None
+        );
     }
 
     #[test]
