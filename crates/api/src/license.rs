@@ -229,8 +229,11 @@ impl LicenseState {
 
     /// Whether a valid license grants `feature` at `now`.
     pub fn grants(&self, feature: &str, now: DateTime<Utc>) -> bool {
-        self.valid_claims(now)
-            .is_some_and(|c| c.features.iter().any(|f| f == feature))
+        // Read in place: this is asked on every gateway request (no clone of the claims).
+        self.active.read().is_ok_and(|a| {
+            a.as_ref()
+                .is_some_and(|c| c.exp > now.timestamp() && c.features.iter().any(|f| f == feature))
+        })
     }
 
     /// The workspace cap of a valid license.

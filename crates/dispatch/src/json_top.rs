@@ -69,9 +69,19 @@ fn space(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index just past the string whose opening quote is at `i`.
+/// The index just past the string whose opening quote is at `i`: a short string is walked
+/// byte by byte (a `memchr` call costs more than a few bytes), a long one jumped with `memchr2`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    const WALKED: usize = 24;
     let mut j = i + 1;
+    let walked = b.len().min(j + WALKED);
+    while j < walked {
+        match b[j] {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
     loop {
         let k = j + memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
         if b[k] == b'"' {
@@ -81,43 +91,22 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// The bytes a container's walk stops at: quotes and brackets.
+const STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// The index just past the value that starts at `i`.
 fn value_end(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            // One bit per open bracket (1: an object), as deep as serde_json reads (128).
-            let mut open = 0u128;
-            let mut depth = 0u32;
-            let mut j = i;
-            loop {
-                match *b.get(j)? {
-                    b'"' => {
-                        j = string_end(b, j)?;
-                        continue;
-                    }
-                    c @ (b'{' | b'[') => {
-                        if depth == 128 {
-                            return None;
-                        }
-                        open = open << 1 | u128::from(c == b'{');
-                        depth += 1;
-                    }
-                    c @ (b'}' | b']') => {
-                        if (open & 1 == 1) != (c == b'}') {
-                            return None;
-                        }
-                        open >>= 1;
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
+        b'{' | b'[' => container_end(b, i),
         _ => {
             let mut j = i;
             while let Some(c) = b.get(j) {
@@ -129,6 +118,46 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
             (j > i).then_some(j)
         }
     }
+}
+
+/// The index just past the object or array that opens at `i`, its brackets matched.
+fn container_end(b: &[u8], i: usize) -> Option<usize> {
+    // One bit per open bracket (1: an object), as deep as serde_json reads (128).
+    let mut open = 0u128;
+    let mut depth = 0u32;
+    let mut j = i;
+    while j < b.len() {
+        let c = b[j];
+        if !STOPS[usize::from(c)] {
+            j += 1;
+            continue;
+        }
+        match c {
+            b'"' => {
+                j = string_end(b, j)?;
+                continue;
+            }
+            b'{' | b'[' => {
+                if depth == 128 {
+                    return None;
+                }
+                open = open << 1 | u128::from(c == b'{');
+                depth += 1;
+            }
+            _ => {
+                if (open & 1 == 1) != (c == b'}') {
+                    return None;
+                }
+                open >>= 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j + 1);
+                }
+            }
+        }
+        j += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -156,6 +185,21 @@ mod tests {
         assert_eq!(get(r#"{"s": "\"usage\": 1"}"#, "usage"), Some(None));
         assert_eq!(get(r#"{"s\"usage": 1}"#, "usage"), Some(None));
         assert_eq!(get(r#"{"us\u0061ge": 2}"#, "usage"), Some(Some("2")));
+    }
+
+    #[test]
+    fn escapes_are_honoured_in_short_and_long_strings_alike() {
+        // The walk changes method after a few bytes: an escape on either side of that point,
+        // or across it, must not end the string.
+        for n in 0..80 {
+            for at in 0..=n {
+                let text = format!("{}\\\"{}", "a".repeat(at), "b".repeat(n - at));
+                let top = format!(r#"{{"s": "{text}", "usage": 1}}"#);
+                assert_eq!(get(&top, "usage"), Some(Some("1")), "{top}");
+                let nested = format!(r#"{{"a": ["{text}", {{"usage": 2}}], "usage": 3}}"#);
+                assert_eq!(get(&nested, "usage"), Some(Some("3")), "{nested}");
+            }
+        }
     }
 
     #[test]

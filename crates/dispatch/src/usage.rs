@@ -4,6 +4,7 @@
 //! `message_delta`, Gemini's `usageMetadata`. Read from a JSON answer, or found in the `data:`
 //! lines of a stream as they are relayed.
 
+use crate::json_top::members;
 use crate::target::Family;
 
 /// What one answer used.
@@ -31,38 +32,6 @@ impl Usage {
     }
 }
 
-/// Every field a family may report; an event carries some of them.
-#[derive(Debug, Default, serde::Deserialize)]
-struct Counts {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_read_input_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-    prompt_tokens_details: Option<Cached>,
-    input_tokens_details: Option<Cached>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct Cached {
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GeminiCounts {
-    prompt_token_count: Option<u64>,
-    candidates_token_count: Option<u64>,
-    thoughts_token_count: Option<u64>,
-    cached_content_token_count: Option<u64>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct Inner {
-    usage: Option<Counts>,
-}
-
 /// The fields one answer or event reports (`None`: not reported there).
 #[derive(Debug, Default, Clone, Copy)]
 struct Partial {
@@ -78,42 +47,45 @@ impl Partial {
     /// `response`, Gemini's `usageMetadata`); the rest is only delimited.
     fn of(family: Family, text: &[u8]) -> Option<Partial> {
         if family == Family::Gemini {
-            let [g] = crate::json_top::members(text, ["usageMetadata"])?;
-            let g: GeminiCounts = serde_json::from_slice(g?).ok()?;
-            let output = match (g.candidates_token_count, g.thoughts_token_count) {
+            let [g] = members(text, ["usageMetadata"])?;
+            let [input, candidates, thoughts, cached] = object(g?, GEMINI_FIELDS)??.map(count);
+            let output = match (candidates?, thoughts?) {
                 (None, None) => None,
                 (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
             };
             return Some(Partial {
-                input: g.prompt_token_count,
+                input: input?,
                 output,
-                cache_read: g.cached_content_token_count,
+                cache_read: cached?,
                 cache_write: None,
             });
         }
-        let [usage, message, response] =
-            crate::json_top::members(text, ["usage", "message", "response"])?;
-        let c = match usage {
-            Some(raw) => serde_json::from_slice::<Option<Counts>>(raw).ok()?,
+        let [usage, message, response] = members(text, ["usage", "message", "response"])?;
+        let top = match usage {
+            Some(raw) => object(raw, FIELDS)?,
             None => None,
         };
         // Where a member is not the object it should be (an error event's `message` string),
         // it holds no counts.
-        let inner = |raw: Option<&[u8]>| {
-            serde_json::from_slice::<Inner>(raw?)
-                .ok()
-                .and_then(|i| i.usage)
+        fn inner(raw: Option<&[u8]>) -> Option<[Option<&[u8]>; 8]> {
+            let [usage] = members(raw?, ["usage"])?;
+            object(usage?, FIELDS).flatten()
+        }
+        let fields = match top {
+            Some(fields) => fields,
+            None => inner(message).or_else(|| inner(response))?,
         };
-        let c = c.or_else(|| inner(message)).or_else(|| inner(response))?;
-        let cached = c
-            .prompt_tokens_details
-            .or(c.input_tokens_details)
-            .and_then(|d| d.cached_tokens);
+        let [prompt, completion, input, output, cache_read, cache_write, details, input_details] =
+            fields;
+        let cached = match present(details).or(present(input_details)) {
+            Some(d) => object(d, ["cached_tokens"])?.map_or(Some(None), |[c]| count(c))?,
+            None => None,
+        };
         Some(Partial {
-            input: c.prompt_tokens.or(c.input_tokens),
-            output: c.completion_tokens.or(c.output_tokens),
-            cache_read: c.cache_read_input_tokens.or(cached),
-            cache_write: c.cache_creation_input_tokens,
+            input: count(prompt)?.or(count(input)?),
+            output: count(completion)?.or(count(output)?),
+            cache_read: count(cache_read)?.or(cached),
+            cache_write: count(cache_write)?,
         })
     }
 
@@ -213,6 +185,56 @@ impl UsageScanner {
     }
 }
 
+/// OpenAI's and Anthropic's count fields, then the two objects that hold cached counts.
+const FIELDS: [&str; 8] = [
+    "prompt_tokens",
+    "completion_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "prompt_tokens_details",
+    "input_tokens_details",
+];
+
+/// Gemini's `usageMetadata` fields: prompt, candidates, thoughts, cached.
+const GEMINI_FIELDS: [&str; 4] = [
+    "promptTokenCount",
+    "candidatesTokenCount",
+    "thoughtsTokenCount",
+    "cachedContentTokenCount",
+];
+
+/// The members `keys` of the object `raw`: `Some(None)` for `null` (no counts there),
+/// `None` when it is neither.
+fn object<'a, const N: usize>(
+    raw: &'a [u8],
+    keys: [&str; N],
+) -> Option<Option<[Option<&'a [u8]>; N]>> {
+    match present(Some(raw)) {
+        Some(raw) => members(raw, keys).map(Some),
+        None => Some(None),
+    }
+}
+
+/// A raw member unless it is absent or `null`.
+fn present(raw: Option<&[u8]>) -> Option<&[u8]> {
+    raw.filter(|r| *r != b"null")
+}
+
+/// A count: `Some(None)` when absent or `null`, `None` when it is not a whole number of
+/// tokens (the report is then not trusted at all, as a parse would refuse it).
+fn count(raw: Option<&[u8]>) -> Option<Option<u64>> {
+    let Some(raw) = present(raw) else {
+        return Some(None);
+    };
+    let digits = raw.iter().all(u8::is_ascii_digit) && !(raw.len() > 1 && raw[0] == b'0');
+    if !digits {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok().map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +313,44 @@ mod tests {
             of_body(Family::OpenAi, br#"{"usage": {"prompt_tokens": 3}"#),
             None
         );
+    }
+
+    #[test]
+    fn a_count_is_a_whole_number_or_null_else_the_report_is_not_trusted() {
+        let of = |usage: &str| {
+            of_body(
+                Family::OpenAi,
+                format!(r#"{{"usage": {usage}}}"#).as_bytes(),
+            )
+        };
+        assert_eq!(
+            of(r#"{"prompt_tokens": 0, "completion_tokens": 18446744073709551615}"#),
+            usage(0, u64::MAX, 0, 0)
+        );
+        assert_eq!(
+            of(r#"{"prompt_tokens": null, "completion_tokens": 4}"#),
+            usage(0, 4, 0, 0)
+        );
+        assert_eq!(
+            of(
+                r#"{"input_tokens": 9, "prompt_tokens_details": null, "input_tokens_details": {"cached_tokens": 3}}"#
+            ),
+            usage(9, 0, 3, 0)
+        );
+        for bad in [
+            r#"{"prompt_tokens": 5.0}"#,
+            r#"{"prompt_tokens": -5}"#,
+            r#"{"prompt_tokens": "5"}"#,
+            r#"{"prompt_tokens": 05}"#,
+            r#"{"prompt_tokens": 18446744073709551616}"#,
+            r#"{"prompt_tokens": 1, "prompt_tokens_details": {"cached_tokens": true}}"#,
+            r#"[1, 2]"#,
+        ] {
+            assert_eq!(of(bad), None, "{bad}");
+        }
+        assert_eq!(of("null"), None);
+        let gemini = br#"{"usageMetadata": {"promptTokenCount": 2.5}}"#;
+        assert_eq!(of_body(Family::Gemini, gemini), None);
     }
 
     #[test]

@@ -181,16 +181,17 @@ async fn route_for(
 /// The client's request headers that go to the provider (never its key or cookies). A JSON
 /// body goes as `application/json` whatever the client called it (it was parsed as JSON).
 fn forwarded(client: &HeaderMap) -> HeaderMap {
-    const PASSED: [HeaderName; 5] = [
-        header::ACCEPT,
-        HeaderName::from_static("openai-beta"),
-        HeaderName::from_static("anthropic-version"),
-        HeaderName::from_static("anthropic-beta"),
-        HeaderName::from_static("idempotency-key"),
-    ];
+    // One pass over the client's few headers, by name (no lookup per passed name).
+    let passed = |name: &HeaderName| {
+        *name == header::ACCEPT
+            || matches!(
+                name.as_str(),
+                "openai-beta" | "anthropic-version" | "anthropic-beta" | "idempotency-key"
+            )
+    };
     let mut out = HeaderMap::new();
-    for name in PASSED {
-        for value in client.get_all(&name) {
+    for (name, value) in client {
+        if passed(name) {
             out.append(name.clone(), value.clone());
         }
     }
@@ -509,12 +510,11 @@ fn relayed(relay: Relay, stream: bool, family: Family) -> Response {
             Body::from_stream(s.into_bytes(event))
         }
     };
-    let mut r = Response::builder()
-        .status(status)
-        .body(body)
-        .unwrap_or_default();
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    // The relayed headers become the answer's (made with room for the ones added here).
+    *r.headers_mut() = relay.headers;
     let h = r.headers_mut();
-    h.extend(relay.headers);
     if stream && status.is_success() {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert(

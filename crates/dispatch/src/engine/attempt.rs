@@ -312,7 +312,9 @@ fn relayed_headers(upstream: &HeaderMap) -> HeaderMap {
         "request-id",
     ];
     const PREFIXES: [&str; 2] = ["x-ratelimit-", "anthropic-ratelimit-"];
-    let mut out = HeaderMap::new();
+    // Room for what the gateway adds to the answer (attempts, credential, overhead, the
+    // stream's cache headers), so those inserts do not grow the map.
+    let mut out = HeaderMap::with_capacity(16);
     for (name, value) in upstream {
         let n = name.as_str();
         if EXACT.contains(&n) || PREFIXES.iter().any(|p| n.starts_with(p)) {
