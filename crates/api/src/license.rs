@@ -223,22 +223,25 @@ impl LicenseState {
         self.active.read().ok().and_then(|a| a.clone())
     }
 
-    fn valid_claims(&self, now: DateTime<Utc>) -> Option<Claims> {
-        self.active().filter(|c| c.exp > now.timestamp())
+    /// `read` of the claims of a license valid at `now`, read in place (the gateway asks on
+    /// every request: no clone of the claims).
+    fn valid_claims<R>(&self, now: DateTime<Utc>, read: impl FnOnce(&Claims) -> R) -> Option<R> {
+        let active = self.active.read().ok()?;
+        active
+            .as_ref()
+            .filter(|c| c.exp > now.timestamp())
+            .map(read)
     }
 
     /// Whether a valid license grants `feature` at `now`.
     pub fn grants(&self, feature: &str, now: DateTime<Utc>) -> bool {
-        // Read in place: this is asked on every gateway request (no clone of the claims).
-        self.active.read().is_ok_and(|a| {
-            a.as_ref()
-                .is_some_and(|c| c.exp > now.timestamp() && c.features.iter().any(|f| f == feature))
-        })
+        self.valid_claims(now, |c| c.features.iter().any(|f| f == feature))
+            .unwrap_or(false)
     }
 
     /// The workspace cap of a valid license.
     pub fn max_workspaces(&self, now: DateTime<Utc>) -> Option<u64> {
-        self.valid_claims(now).and_then(|c| c.max_workspaces)
+        self.valid_claims(now, |c| c.max_workspaces).flatten()
     }
 
     /// The status at `now` on an instance of kind `deployment`.

@@ -157,8 +157,9 @@ async fn route_for(
             Ok(resolved) => {
                 let route = resolved.map(Arc::new);
                 if let Some(r) = &route {
-                    let gateway = state.gateway();
-                    gateway.store_route(workspace, model, generation, r.clone());
+                    state
+                        .gateway()
+                        .store_route(workspace, model, generation, r.clone());
                 }
                 Ok(route)
             }
